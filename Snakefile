@@ -1,0 +1,28 @@
+# mgenet: MGENet video anomaly detection as a Snakemake DAG. Each stage is one rules file; every artifact lands
+# under results/{dataset}/. See README.md for what each stage produces, and config.yaml for the settings.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    video=r"[^/]+",
+    split=r"train|test",
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/pose.smk"
+include: "workflow/rules/flow.smk"
+include: "workflow/rules/score.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

@@ -1,0 +1,128 @@
+"""Dataset adapters: find a dataset's videos, pose files and ground truth, and write the manifest.
+
+Layouts:
+    ``stgnf`` — ShanghaiTech as STG-NF ships it (and the demo dataset)::
+
+        root/pose/{train,test}/{video}_alphapose_tracked_person.json
+        root/gt/test_frame_mask/{video}.npy                  1 = anomalous frame
+        videos (optional): root/videos/{train,test}/{video}.mp4|.avi, root/{training,testing}/videos/{video}.avi,
+                           or frame folders root/{training,testing}/frames/{video}/*.jpg
+        root/scenes.csv (optional: video,split,scene; else the scene is the name's prefix before '_')
+
+    ``ubnormal`` — UBnormal with STG-NF's pose files::
+
+        root/pose/{train,test}/{video}_alphapose_tracked_person.json
+        root/gt/{video}_tracks.txt                           UBnormal's per-object intervals: id,start,end
+        videos (optional): root/**/{video}.mp4               (UBnormal ships Scene{N}/{video}.mp4)
+        scene = the N of ``scene_N`` in the name; ``normal_*`` test videos have no tracks file (all frames normal)
+
+Without videos the frame size comes from ``dataset.resolution`` and the frame count from the ground truth (test) or
+the last posed frame (train).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from mgenet import MgenetError
+from mgenet.io import ALPHAPOSE_SUFFIX, load_gt_mask, read_alphapose
+from mgenet.video import VIDEO_EXTS, probe
+
+SPLITS = ("train", "test")
+LAYOUTS = ("stgnf", "ubnormal")
+
+
+def _pose_files(root: Path, split: str) -> dict[str, Path]:
+    folder = root / "pose" / split
+    if not folder.is_dir():
+        return {}
+    return {p.name[: -len(ALPHAPOSE_SUFFIX)]: p for p in sorted(folder.glob(f"*{ALPHAPOSE_SUFFIX}"))}
+
+
+def _find_video_stgnf(root: Path, video: str, split: str) -> Path | None:
+    long = {"train": "training", "test": "testing"}[split]
+    for folder in (root / "videos" / split, root / long / "videos"):
+        for ext in VIDEO_EXTS:
+            if (p := folder / f"{video}{ext}").exists():
+                return p
+    for folder in (root / "videos" / split / video, root / long / "frames" / video):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def _find_video_ubnormal(root: Path, video: str, index: dict[str, Path]) -> Path | None:
+    return index.get(video)
+
+
+def _scene_stgnf(root: Path) -> dict[str, str]:
+    table = root / "scenes.csv"
+    if not table.exists():
+        return {}
+    df = pd.read_csv(table, dtype=str, keep_default_na=False)
+    return dict(zip(df["video"], df["scene"]))
+
+
+def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = None) -> pd.DataFrame:
+    """Build the manifest: one row per video with its split, scene, size, frame count and file paths.
+
+    Raises:
+        MgenetError: unknown layout, no pose file at all, a test video without ground truth, a ground truth whose
+            length differs from the video's frame count, a missing resolution for a dataset without videos.
+    """
+    root = Path(root)
+    if layout not in LAYOUTS:
+        raise MgenetError(f"dataset.layout {layout!r} is not a known layout; use one of {list(LAYOUTS)}.")
+    if not root.is_dir():
+        raise MgenetError(f"{root}: dataset root not found. Set dataset.root in config.yaml "
+                          f"(or keep dataset.generate: true for the synthetic demo).")
+    scenes = _scene_stgnf(root) if layout == "stgnf" else {}
+    ub_videos = ({p.stem: p for ext in VIDEO_EXTS for p in root.rglob(f"*{ext}")} if layout == "ubnormal" else {})
+    rows = []
+    for split in SPLITS:
+        for video, pose_path in _pose_files(root, split).items():
+            if layout == "stgnf":
+                video_path = _find_video_stgnf(root, video, split)
+                scene = scenes.get(video, video.split("_")[0])
+                gt_path = root / "gt" / "test_frame_mask" / f"{video}.npy"
+                if split == "test" and not gt_path.exists():
+                    raise MgenetError(f"{gt_path}: ground truth missing for test video {video} "
+                                      f"(pose file {pose_path}). Add the mask or move the pose file out of pose/test.")
+            else:
+                video_path = _find_video_ubnormal(root, video, ub_videos)
+                m = re.search(r"scene_(\d+)", video)
+                scene = m.group(1) if m else "0"
+                gt_path = root / "gt" / f"{video}_tracks.txt"
+            if split == "train" or not gt_path.exists():
+                gt_path = None
+            if video_path is not None:
+                info = probe(video_path)
+                frames, fps, height, width = info.frames, info.fps, info.height, info.width
+            else:
+                if not resolution:
+                    raise MgenetError(f"{root}: no video found for {video} and dataset.resolution is not set. "
+                                      f"Put the videos under {root}/videos/{split}/ or set dataset.resolution: "
+                                      f"[width, height] in config.yaml.")
+                width, height = resolution
+                fps = 25.0
+                if split == "test" and gt_path is not None and gt_path.suffix == ".npy":
+                    frames = len(load_gt_mask(gt_path))
+                else:
+                    poses = read_alphapose(pose_path)
+                    last = max((f for p in poses.values() for f in p), default=-1)
+                    frames = last + 1
+            if split == "test":
+                load_gt_mask(gt_path, frames)  # fails on a length mismatch, naming the file
+            rows.append({"video": video, "split": split, "scene": str(scene), "frames": int(frames),
+                         "fps": float(fps), "height": int(height), "width": int(width),
+                         "video_path": str(video_path) if video_path else "", "pose_path": str(pose_path),
+                         "gt_path": str(gt_path) if gt_path else ""})
+    if not rows:
+        raise MgenetError(f"{root}: no pose file found under pose/train or pose/test "
+                          f"(expected <video>{ALPHAPOSE_SUFFIX}); is dataset.layout ({layout}) right?")
+    if not any(r["split"] == "train" for r in rows) or not any(r["split"] == "test" for r in rows):
+        raise MgenetError(f"{root}: need both training and test videos (pose/train and pose/test).")
+    return pd.DataFrame(rows)

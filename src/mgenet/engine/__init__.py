@@ -1,0 +1,1 @@
+"""Training and inference loops; they take configs and paths, never parse arguments."""

@@ -1,0 +1,339 @@
+"""Stage 1 loops: train the flow on training segments, save/load it, and encode segments to latents and NLLs.
+
+Training streams segments from many per-video HDF5 files with flat memory: the files are indexed into blocks of rows,
+the blocks are shuffled per epoch by a seeded generator, and a bounded buffer of blocks is read, flipped (STG-NF's
+augmentation doubles the set) and shuffled before it is cut into batches.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from mgenet import MgenetError
+from mgenet.io import FLOW_DIMS, atomic_path, provenance
+from mgenet.models.flow import STGNF, FlowConfig
+from mgenet.models.graph import FLIP_PERMUTATION
+
+PathLike = str | os.PathLike
+
+
+@dataclass
+class FlowTrainConfig:
+    """Optimisation of stage 1; defaults are STG-NF's (ShanghaiTech).
+
+    Attributes:
+        epochs: passes over the (flip-doubled) training set.
+        batch_size: segments per optimiser step.
+        lr: Adamax learning rate.
+        lr_decay: multiplicative learning-rate decay per epoch.
+        weight_decay: Adamax weight decay (STG-NF: 5e-5).
+        grad_clip: max global gradient norm.
+        flip_augment: add every segment's horizontal mirror to the training set.
+        seed: seeds torch, numpy, random and the data order.
+        device: ``auto`` (cuda if available), ``cpu``, ``cuda`` or ``cuda:N``.
+        num_workers: DataLoader processes reading HDF5 (0 reads in the training process).
+        block_rows: rows read per HDF5 slice; matches the segments files' chunking.
+        buffer_blocks: blocks shuffled together; peak memory is about buffer_blocks * block_rows * 2 segments.
+    """
+
+    epochs: int = 8
+    batch_size: int = 256
+    lr: float = 5e-4
+    lr_decay: float = 0.99
+    weight_decay: float = 5e-5
+    grad_clip: float = 100.0
+    flip_augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    block_rows: int = 256
+    buffer_blocks: int = 16
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FlowTrainConfig:
+        """Build from a config mapping; an unknown key is an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown flow training settings {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; an explicit cuda device without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MgenetError(f"device {name!r} requested but CUDA is not available in this environment "
+                          f"(torch {torch.__version__}); set device: auto or cpu.")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (all devices), numpy and ``random``."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def flip_pose(pose: np.ndarray) -> np.ndarray:
+    """Horizontal mirror of normalised segments (N, 2, T, 18): negate x and swap left and right joints, so the
+    mirrored body is a plausible body with correct joint labels."""
+    out = pose[..., list(FLIP_PERMUTATION)].copy()
+    out[:, 0] *= -1
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- streaming data
+
+
+class SegmentStream(IterableDataset):
+    """Shuffled training segments from many files, read a bounded buffer at a time.
+
+    Each epoch, every row of every file is yielded exactly once (twice with ``flip``: as is and mirrored). The order
+    depends only on (seed, epoch), not on the number of workers. Iterating yields whole shuffled buffers
+    (rows, 2, T, 18); :meth:`batches` cuts them into batches.
+    """
+
+    def __init__(self, paths: Sequence[PathLike], flip: bool, seed: int, block_rows: int = 256,
+                 buffer_blocks: int = 16) -> None:
+        self.paths = [str(p) for p in paths]
+        self.flip = flip
+        self.seed = seed
+        self.buffer_blocks = buffer_blocks
+        self.epoch = 0
+        self.blocks: list[tuple[int, int, int]] = []  # (file index, start row, stop row)
+        self.shape: tuple[int, ...] | None = None
+        for i, path in enumerate(self.paths):
+            with h5py.File(path, "r") as f:
+                n = f["pose"].shape[0]
+                if self.shape is None and n:
+                    self.shape = tuple(f["pose"].shape[1:])
+            self.blocks += [(i, s, min(s + block_rows, n)) for s in range(0, n, block_rows)]
+        self.n_rows = sum(stop - start for _, start, stop in self.blocks)
+
+    def __len__(self) -> int:
+        """Segments per epoch, flip included."""
+        return self.n_rows * (2 if self.flip else 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _buffer(self, blocks: list[tuple[int, int, int]], rng: np.random.Generator) -> np.ndarray:
+        parts = []
+        for i, start, stop in sorted(blocks):  # file order for the reads; the rows are shuffled below
+            with h5py.File(self.paths[i], "r") as f:
+                parts.append(f["pose"][start:stop])
+        pose = np.concatenate(parts).astype(np.float32, copy=False)
+        if self.flip:
+            pose = np.concatenate([pose, flip_pose(pose)])
+        return pose[rng.permutation(len(pose))]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.blocks))
+        groups = [order[i:i + self.buffer_blocks] for i in range(0, len(order), self.buffer_blocks)]
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        for g, group in enumerate(groups):
+            if g % n_workers == worker:  # the DataLoader interleaves workers round-robin, so order is kept
+                rng = np.random.default_rng([self.seed, self.epoch, g])
+                yield self._buffer([self.blocks[j] for j in group], rng)
+
+    def batches(self, batch_size: int, num_workers: int = 0) -> Iterator[torch.Tensor]:
+        """One epoch of batches (B, 2, T, 18); rows left over from a buffer start the next batch, so only the
+        epoch's last batch is short."""
+        buffers: Iterator = iter(self) if num_workers == 0 else iter(DataLoader(
+            self, batch_size=None, num_workers=num_workers, worker_init_fn=_seed_worker,
+            generator=torch.Generator().manual_seed(self.seed)))
+        carry: torch.Tensor | None = None
+        for buf in buffers:
+            buf = torch.as_tensor(buf)
+            if carry is not None:
+                buf = torch.cat([carry, buf])
+            n_full = len(buf) // batch_size * batch_size
+            yield from buf[:n_full].split(batch_size)
+            carry = buf[n_full:] if n_full < len(buf) else None
+        if carry is not None:
+            yield carry
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+# ------------------------------------------------------------------------------------------------------ training
+
+
+def _check_shape(stream: SegmentStream, cfg: FlowConfig) -> None:
+    want = (cfg.in_channels, cfg.seg_len, cfg.n_joints)
+    if stream.shape != want:
+        raise MgenetError(f"segments hold poses of shape (N, {', '.join(map(str, stream.shape or ()))}) but the flow "
+                          f"expects (N, {', '.join(map(str, want))}); make flow.seg_len match segments.seg_len.")
+
+
+def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_cfg: FlowTrainConfig,
+               log: Callable[[str], None] = print) -> tuple[STGNF, list[dict[str, float]]]:
+    """Fit the flow by maximum likelihood on training segments.
+
+    Args:
+        segment_paths: per-video segments files (``mgenet.io`` layout); files without segments are skipped.
+        model_cfg: architecture.
+        train_cfg: optimisation.
+        log: receives one line per epoch.
+
+    Returns:
+        The trained model (eval mode) and one dict per epoch: epoch, nll (mean bits/dim), lr, seconds,
+        segments_per_s.
+
+    Raises:
+        MgenetError: no training segment at all, or segments of the wrong shape.
+    """
+    seed_everything(train_cfg.seed)
+    device = resolve_device(train_cfg.device)
+    paths = [p for p in segment_paths if _count(p) > 0]
+    if not paths:
+        raise MgenetError(f"no training segments in the {len(segment_paths)} segments file(s) given; the training "
+                          f"videos yielded no person track of seg_len={model_cfg.seg_len} frames. Check the pose "
+                          f"files, or lower segments.seg_len.")
+    stream = SegmentStream(paths, train_cfg.flip_augment, train_cfg.seed, train_cfg.block_rows,
+                           train_cfg.buffer_blocks)
+    _check_shape(stream, model_cfg)
+    model = STGNF(model_cfg).to(device)
+    opt = torch.optim.Adamax(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=train_cfg.lr_decay)
+    history: list[dict[str, float]] = []
+    for epoch in range(train_cfg.epochs):
+        model.train()
+        stream.set_epoch(epoch)
+        lr = opt.param_groups[0]["lr"]
+        t0, total, n = time.perf_counter(), 0.0, 0
+        for x in stream.batches(train_cfg.batch_size, train_cfg.num_workers):
+            x = x.to(device, non_blocking=True)  # (B, C, T, V)
+            _, nll = model.nll(x)
+            loss = nll.mean()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise MgenetError(f"flow training diverged (NLL {value}) in epoch {epoch + 1}; "
+                                  f"lower flow_train.lr or check the segments for extreme values.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+            opt.step()
+            total += value * len(x)
+            n += len(x)
+        sched.step()
+        seconds = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "nll": total / n, "lr": lr, "seconds": seconds, "segments_per_s": n / seconds}
+        history.append(row)
+        log(f"epoch {epoch + 1}/{train_cfg.epochs}: nll {row['nll']:.4f} bits/dim, lr {lr:.3g}, "
+            f"{n} segments in {seconds:.1f} s ({row['segments_per_s']:.0f}/s)")
+    return model.eval(), history
+
+
+def _count(path: PathLike) -> int:
+    if not Path(path).exists():
+        raise MgenetError(f"{path}: segments file not found; it is made by rule build_segments.")
+    with h5py.File(path, "r") as f:
+        return int(f["pose"].shape[0])
+
+
+# --------------------------------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: PathLike, model: STGNF, model_cfg: FlowConfig, train_cfg: FlowTrainConfig,
+                    history: list[dict[str, float]], extra: Mapping[str, Any] | None = None) -> None:
+    """Write ``{"model_config", "train_config", "state_dict", "history", **extra}`` atomically.
+
+    ``extra`` must hold only plain types (str, numbers, lists, dicts) so ``weights_only`` loading accepts it.
+    """
+    ckpt = {"model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "history": history, **(extra or {})}
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple[STGNF, dict[str, Any]]:
+    """Rebuild the flow from a checkpoint, in eval mode on ``device``; returns it and the checkpoint dict."""
+    path = Path(path)
+    if not path.exists():
+        raise MgenetError(f"{path}: flow checkpoint not found; it is made by rule train_flow (`snakemake {path}`).")
+    device = resolve_device(device) if isinstance(device, str) else device
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    model = STGNF(FlowConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), ckpt
+
+
+# ------------------------------------------------------------------------------------------------------ encoding
+
+
+@torch.no_grad()
+def encode_flow(model: STGNF, segment_paths: Sequence[PathLike], out_path: PathLike, batch_size: int = 1024,
+                device: str | torch.device = "cpu", attrs: Mapping[str, Any] | None = None) -> None:
+    """Write latents f_sk and NLLs (bits/dim) of every segment, one group per video (``mgenet.io.FLOW_DIMS``).
+
+    Reads and writes ``batch_size`` rows at a time, so memory does not grow with the videos' length or number.
+
+    Args:
+        model: the trained flow.
+        segment_paths: per-video segments files; a file with no segments gives empty datasets.
+        out_path: the flow HDF5 to write (atomically).
+        batch_size: segments per forward pass.
+        device: where to run the model.
+        attrs: provenance added to the file's attrs (config hash, checkpoint sha256, ...).
+    """
+    device = resolve_device(device) if isinstance(device, str) else device
+    model = model.to(device).eval()
+    cfg = model.cfg
+    file_attrs = provenance(**{"stage": "encode_flow", "nll_units": "bits/dim", "seg_len": cfg.seg_len,
+                               "n_flows": cfg.n_flows, "n_videos": len(segment_paths), **(attrs or {})})
+    seen: set[str] = set()
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
+        out.attrs.update(file_attrs)
+        for path in segment_paths:
+            if not Path(path).exists():
+                raise MgenetError(f"{path}: segments file not found; it is made by rule build_segments.")
+            with h5py.File(path, "r") as src:
+                video = str(src.attrs.get("video", Path(path).stem))
+                if video in seen or "/" in video:
+                    raise MgenetError(f"{path}: video name {video!r} is repeated or contains '/'; "
+                                      f"each video needs a unique name for its group in {out_path}.")
+                seen.add(video)
+                n, *shape = src["pose"].shape
+                if tuple(shape) != (cfg.in_channels, cfg.seg_len, cfg.n_joints):
+                    raise MgenetError(f"{path}: poses of shape {tuple(shape)} but the flow was trained on "
+                                      f"{(cfg.in_channels, cfg.seg_len, cfg.n_joints)}; rebuild segments or "
+                                      f"retrain the flow with the same seg_len.")
+                g = out.create_group(video)
+                g.attrs["segments_file"] = str(path)
+                chunks = (min(max(n, 1), 256),)
+                latent = g.create_dataset("latent", shape=(n, *shape), dtype=np.float32,
+                                          chunks=(chunks[0], *shape) if n else None)
+                nll = g.create_dataset("nll", shape=(n,), dtype=np.float32, chunks=chunks if n else None)
+                for name in ("person_id", "start_frame", "mid_frame"):
+                    g.create_dataset(name, data=src[name][()].astype(np.int32))
+                for start in range(0, n, batch_size):
+                    x = torch.from_numpy(src["pose"][start:start + batch_size].astype(np.float32)).to(device)
+                    z, s = model.nll(x)  # (B, C, T, V), (B,)
+                    latent[start:start + len(x)] = z.cpu().numpy()
+                    nll[start:start + len(x)] = s.cpu().numpy()
+                for name, labels in FLOW_DIMS.items():
+                    for i, label in enumerate(labels):
+                        g[name].dims[i].label = label
+

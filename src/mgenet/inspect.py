@@ -1,0 +1,51 @@
+"""Human-readable description of any mgenet HDF5 artifact (segments, flow, features)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from mgenet import MgenetError
+
+
+def _fmt_attrs(attrs: h5py.AttributeManager, indent: str) -> list[str]:
+    return [f"{indent}@{k} = {attrs[k]!r}" for k in sorted(attrs)]
+
+
+def describe(path: str | os.PathLike, clip: int | None = None) -> str:
+    """Layout, shapes, dtypes, chunking, dimension labels, provenance and size of an HDF5 file.
+
+    Args:
+        clip: also print per-dataset statistics of this row of the clip axis.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MgenetError(f"{path}: file not found.")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise MgenetError(f"{path}: not an HDF5 file ({e}).") from e
+    lines = [f"{path}  ({path.stat().st_size / 1e6:.2f} MB on disk)"]
+    with f:
+        lines += _fmt_attrs(f.attrs, "  ")
+
+        def visit(name: str, obj: h5py.HLObject) -> None:
+            depth = name.count("/") + 1
+            pad = "  " * depth
+            if isinstance(obj, h5py.Group):
+                lines.append(f"{pad}{name}/")
+                lines.extend(_fmt_attrs(obj.attrs, pad + "  "))
+                return
+            labels = [d.label or "?" for d in obj.dims]
+            lines.append(f"{pad}{name.split('/')[-1]}: shape {obj.shape} [{', '.join(labels)}] {obj.dtype} "
+                         f"chunks={obj.chunks} compression={obj.compression}")
+            if clip is not None and obj.ndim and obj.shape[0] > clip:
+                row = np.asarray(obj[clip], dtype=np.float64)
+                lines.append(f"{pad}  clip {clip}: min {row.min():.4g} max {row.max():.4g} "
+                             f"mean {row.mean():.4g} std {row.std():.4g}")
+
+        f.visititems(visit)
+    return "\n".join(lines)

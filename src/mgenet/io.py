@@ -1,0 +1,308 @@
+"""Every file layout of the pipeline, in one place.
+
+Writers go through :func:`atomic_path`: they write to a temporary name beside the target and rename on success, so a
+failed or killed job never leaves a half-written artifact that a rerun would take for finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from mgenet import MgenetError, __version__
+
+N_COCO = 17
+ALPHAPOSE_SUFFIX = "_alphapose_tracked_person.json"
+
+# ----------------------------------------------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def provenance(config_hash: str = "", **extra: Any) -> dict[str, Any]:
+    """Attributes every artifact carries: package version, config hash and stage-specific settings."""
+    attrs: dict[str, Any] = {"mgenet_version": __version__, "config_hash": config_hash}
+    attrs.update(extra)
+    return attrs
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------- AlphaPose JSON
+# Tracked-person format (AlphaPose --pose_track, as STG-NF consumes it):
+#   {"<person id>": {"<frame index, zero-padded>": {"keypoints": [x, y, score] * 17, "scores": float}}}
+# Frame keys index the frames of the video (and the ground-truth mask).
+
+PoseDict = dict[int, dict[int, np.ndarray]]  # person id -> frame -> (17, 3) float32 [x, y, score]
+
+
+def read_alphapose(path: str | os.PathLike) -> PoseDict:
+    """Read and validate an AlphaPose tracked-person JSON file.
+
+    Raises:
+        MgenetError: naming the file (and the person and frame) for every structural problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MgenetError(f"{path}: pose file not found. Import or extract pose for this video first "
+                          f"(rule import_pose / extract_pose), or fix dataset.root in config.yaml.")
+    text = path.read_text()
+    if not text.strip():
+        raise MgenetError(f"{path}: pose file is empty. Re-export it; a video with no person is written as {{}}.")
+    try:
+        raw = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MgenetError(f"{path}: not valid JSON ({e}). Re-export the pose file.") from e
+    if not isinstance(raw, dict):
+        raise MgenetError(f"{path}: expected an object {{person id: {{frame: {{keypoints, scores}}}}}}, "
+                          f"got {type(raw).__name__}.")
+    poses: PoseDict = {}
+    for pid_key, frames in raw.items():
+        try:
+            pid = int(pid_key)
+        except ValueError:
+            raise MgenetError(f"{path}: person id {pid_key!r} is not an integer.") from None
+        if not isinstance(frames, dict):
+            raise MgenetError(f"{path}: person {pid_key}: expected an object of frames.")
+        person: dict[int, np.ndarray] = {}
+        for frame_key, entry in frames.items():
+            where = f"{path}: person {pid_key}, frame {frame_key}"
+            try:
+                frame = int(frame_key)
+            except ValueError:
+                raise MgenetError(f"{where}: frame key is not an integer index.") from None
+            if frame < 0:
+                raise MgenetError(f"{where}: negative frame index.")
+            if not isinstance(entry, dict) or "keypoints" not in entry:
+                raise MgenetError(f"{where}: entry has no 'keypoints'.")
+            kp = entry["keypoints"]
+            if not isinstance(kp, list) or len(kp) != 3 * N_COCO:
+                n = len(kp) if isinstance(kp, list) else type(kp).__name__
+                raise MgenetError(f"{where}: 'keypoints' must hold {3 * N_COCO} numbers "
+                                  f"(17 COCO joints × x, y, score), got {n}.")
+            try:
+                arr = np.asarray(kp, dtype=np.float32).reshape(N_COCO, 3)
+            except (TypeError, ValueError):
+                raise MgenetError(f"{where}: 'keypoints' holds non-numeric values.") from None
+            if not np.isfinite(arr).all():
+                raise MgenetError(f"{where}: keypoints contain NaN or infinite values. "
+                                  f"Drop the detection or mark missing joints with score 0 instead.")
+            person[frame] = arr
+        if person:
+            poses[pid] = person
+    return poses
+
+
+def write_alphapose(poses: PoseDict, path: str | os.PathLike) -> None:
+    """Write poses in the tracked-person format, persons and frames sorted, frame keys zero-padded."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for pid in sorted(poses):
+        frames = poses[pid]
+        out[str(pid)] = {
+            f"{f:04d}": {
+                "keypoints": [round(float(v), 3) for v in np.asarray(frames[f], dtype=np.float64).reshape(-1)],
+                "scores": round(float(np.asarray(frames[f])[:, 2].mean()), 4),
+            }
+            for f in sorted(frames)
+        }
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(out, separators=(",", ":")))
+
+
+def pose_summary(poses: PoseDict) -> dict[str, Any]:
+    frames = {f for person in poses.values() for f in person}
+    n_dets = sum(len(p) for p in poses.values())
+    mean_score = (float(np.mean([kp[:, 2].mean() for p in poses.values() for kp in p.values()]))
+                  if n_dets else math.nan)
+    return {"tracks": len(poses), "detections": n_dets, "frames_with_person": len(frames),
+            "mean_keypoint_score": mean_score}
+
+
+# ------------------------------------------------------------------------------------------------------- manifest
+
+MANIFEST_COLUMNS = ["video", "split", "scene", "frames", "fps", "height", "width", "video_path", "pose_path",
+                    "gt_path"]
+
+
+def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"manifest lacks columns {missing}")
+    with atomic_path(path) as tmp:
+        df[MANIFEST_COLUMNS].to_csv(tmp, index=False)
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise MgenetError(f"{path}: manifest not found; it is made by rule index_dataset (`snakemake {path}`).")
+    df = pd.read_csv(path, dtype={"video": str, "split": str, "scene": str}, keep_default_na=False)
+    return df
+
+
+def load_gt_mask(path: str | os.PathLike | None, n_frames: int | None = None) -> np.ndarray:
+    """Per-frame ground truth (1 = anomalous), checked against the video's frame count.
+
+    Reads a ``.npy`` mask (ShanghaiTech / STG-NF), a UBnormal ``*_tracks.txt`` (one ``id,start,end`` line per
+    anomalous object, end inclusive), or ``None``/"" for a test video without anomalies (all zeros).
+    """
+    if path is None or str(path) == "":
+        if n_frames is None:
+            raise ValueError("n_frames is needed for a video without a ground-truth file")
+        return np.zeros(n_frames, np.uint8)
+    path = Path(path)
+    if not path.exists():
+        raise MgenetError(f"{path}: ground-truth file not found (expected gt/test_frame_mask/<video>.npy).")
+    if path.suffix == ".txt":
+        if n_frames is None:
+            raise ValueError("n_frames is needed to expand a tracks file")
+        gt = np.zeros(n_frames, np.uint8)
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                _, start, end = (int(float(v)) for v in line.replace(",", " ").split()[:3])
+            except ValueError:
+                raise MgenetError(f"{path}:{i}: expected 'track_id,start_frame,end_frame', got {line!r}.") from None
+            if not 0 <= start <= end < n_frames:
+                raise MgenetError(f"{path}:{i}: interval {start}-{end} lies outside the video's {n_frames} frames.")
+            gt[start:end + 1] = 1
+        return gt
+    try:
+        gt = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise MgenetError(f"{path}: not a readable .npy array ({e}).") from e
+    gt = np.asarray(gt).reshape(-1)
+    if not np.isin(gt, (0, 1)).all():
+        raise MgenetError(f"{path}: ground truth must hold only 0 (normal) and 1 (anomalous).")
+    if n_frames is not None and len(gt) != n_frames:
+        raise MgenetError(f"{path}: ground truth has {len(gt)} frames but the video has {n_frames}. "
+                          f"Regenerate the mask for this video or fix the video/pose pairing.")
+    return gt.astype(np.uint8)
+
+
+INTERVAL_COLUMNS = ["video", "start", "end", "type", "subtype"]
+
+
+def read_intervals(path: str | os.PathLike | None) -> pd.DataFrame:
+    """Table of anomalous intervals with their type; ``end`` is inclusive. Empty when the dataset has none."""
+    if not path or not Path(path).exists():
+        return pd.DataFrame(columns=INTERVAL_COLUMNS)
+    df = pd.read_csv(path, dtype={"video": str, "type": str, "subtype": str}, keep_default_na=False)
+    missing = [c for c in INTERVAL_COLUMNS if c not in df.columns]
+    if missing:
+        raise MgenetError(f"{path}: interval table lacks columns {missing} (need {INTERVAL_COLUMNS}).")
+    return df[INTERVAL_COLUMNS]
+
+
+# ------------------------------------------------------------------------------------------------ segments HDF5
+# results/{ds}/segments/{video}.h5 — one row per person window:
+#   pose       (N, 2, T, 18) float32  normalised x, y (STG-NF)       dims: clip, coord, time, joint
+#   confidence (N, T, 18)    float32  keypoint scores                dims: clip, time, joint
+#   keypoints  (N, T, 18, 2) float32  pixel x, y                      dims: clip, time, joint, coord
+#   boxes      (N, T, 4)     float32  x1, y1, x2, y2 pixels           dims: clip, time, box
+#   frames     (N, T)        int32    frame index of each step        dims: clip, time
+#   person_id, start_frame, mid_frame (N,) int32                      dims: clip
+
+SEGMENT_DIMS = {
+    "pose": ("clip", "coord", "time", "joint"),
+    "confidence": ("clip", "time", "joint"),
+    "keypoints": ("clip", "time", "joint", "coord"),
+    "boxes": ("clip", "time", "box"),
+    "frames": ("clip", "time"),
+    "person_id": ("clip",),
+    "start_frame": ("clip",),
+    "mid_frame": ("clip",),
+}
+SEGMENT_DTYPES = {"pose": np.float32, "confidence": np.float32, "keypoints": np.float32, "boxes": np.float32,
+                  "frames": np.int32, "person_id": np.int32, "start_frame": np.int32, "mid_frame": np.int32}
+
+
+def write_arrays_h5(path: str | os.PathLike, arrays: dict[str, np.ndarray], dims: dict[str, tuple[str, ...]],
+                    attrs: dict[str, Any], chunk_rows: int = 256, compression: str | None = None) -> None:
+    """Write named arrays sharing a leading clip axis, chunked along it, with dimension labels and attrs."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        for name, arr in arrays.items():
+            chunks = None
+            if arr.ndim and arr.shape[0] > 0:
+                chunks = (min(chunk_rows, arr.shape[0]),) + arr.shape[1:]
+            ds = f.create_dataset(name, data=arr, chunks=chunks, compression=compression)
+            for i, label in enumerate(dims.get(name, ())):
+                ds.dims[i].label = label
+
+
+def write_segments(path: str | os.PathLike, arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+    arrays = {k: np.asarray(arrays[k], dtype=SEGMENT_DTYPES[k]) for k in SEGMENT_DTYPES}
+    write_arrays_h5(path, arrays, SEGMENT_DIMS, attrs)
+
+
+def read_segments(path: str | os.PathLike, fields: tuple[str, ...] = tuple(SEGMENT_DTYPES)) -> tuple[
+        dict[str, np.ndarray], dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        raise MgenetError(f"{path}: segments file not found; it is made by rule build_segments.")
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in fields}, dict(f.attrs)
+
+
+def segment_count(path: str | os.PathLike) -> int:
+    with h5py.File(path, "r") as f:
+        return int(f["person_id"].shape[0])
+
+
+# ---------------------------------------------------------------------------------------------------- flow HDF5
+# results/{ds}/flow/{split}.h5 — one group per video:
+#   /{video}/latent (N, 2, T, 18) float32, /{video}/nll (N,) float32, plus person_id, start_frame, mid_frame (N,)
+
+FLOW_DIMS = {"latent": ("clip", "coord", "time", "joint"), "nll": ("clip",), "person_id": ("clip",),
+             "start_frame": ("clip",), "mid_frame": ("clip",)}
+
+
+# ------------------------------------------------------------------------------------------------- score tables
+
+
+def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise MgenetError(f"{path}: score table not found; run the scoring rules first.")
+    return pd.read_parquet(path)

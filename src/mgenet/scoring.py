@@ -1,0 +1,227 @@
+"""From per-segment component scores to smoothed per-frame scores (paper §3.5, STG-NF evaluation protocol).
+
+Two steps, each a pure function on pandas tables:
+
+1. :func:`fuse_segments` — min-max scale every component over all test segments and add the weighted sum ``fused``
+   (S = S_mo + λ_app S_app + λ_mm S_mm with the paper's weights; ``{"nf": 1.0}`` for stage 1 alone).
+2. :func:`frame_scores` — give each segment's score to its middle frame, take the max over persons, fill frames that no
+   segment covers with the most normal score of the test set, smooth per video. This reproduces STG-NF's
+   ``get_dataset_scores`` / ``smooth_scores`` with the sign flipped: STG-NF scores normality (log-likelihood, min over
+   persons, uncovered frames = max), here higher means more anomalous (max over persons, uncovered frames = min).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import gaussian_filter1d
+
+from mgenet import MgenetError
+
+COMPONENTS = ("nf", "mo", "app", "mm")
+FUSED = "fused"
+SCORE_ORDER = (*COMPONENTS, FUSED)
+SEGMENT_KEYS = ("video", "person_id", "start_frame", "mid_frame")
+FRAME_KEYS = ("video", "frame", "gt", "type", "subtype")
+DEFAULT_SIGMAS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)  # STG-NF smooth_scores: sigma in range(1, 7), applied in turn
+
+
+def score_columns(df: pd.DataFrame) -> list[str]:
+    """Score columns present in ``df``, in the canonical order nf, mo, app, mm, fused."""
+    return [c for c in SCORE_ORDER if c in df.columns]
+
+
+def finite_scores(values: np.ndarray, name: str = "score") -> np.ndarray:
+    """Replace +inf by the largest finite value and -inf by the smallest (STG-NF does the same before its AUC).
+
+    Raises:
+        MgenetError: on NaN (a scorer bug, not a property of the video) or when no value is finite.
+    """
+    x = np.asarray(values, dtype=np.float64).copy()
+    if x.size == 0:
+        return x
+    if np.isnan(x).any():
+        raise MgenetError(f"score column {name!r} holds {int(np.isnan(x).sum())} NaN value(s); "
+                          f"check the model that produced it (rule score_components) and rerun it.")
+    finite = np.isfinite(x)
+    if not finite.all():
+        if not finite.any():
+            raise MgenetError(f"score column {name!r} has no finite value; the model that produced it diverged.")
+        x[x == np.inf] = x[finite].max()
+        x[x == -np.inf] = x[finite].min()
+    return x
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = (x.min(), x.max()) if x.size else (0.0, 0.0)
+    # A constant component carries no ranking information: it contributes 0 rather than a division by zero.
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFrame:
+    """Add the fused score: ``fused = Σ_c w_c · minmax(S_c)``, min-max taken over all test segments.
+
+    Args:
+        seg: segment score table (one row per person-window of the test videos) with one float column per component
+            that ran, among ``nf``, ``mo``, ``app``, ``mm``; higher = more anomalous.
+        weights: component -> weight, e.g. ``{"mo": 1.0, "app": 0.1, "mm": 0.1}``. Components of the table that have
+            no weight are not fused (weight 0) but keep their own column.
+
+    Returns:
+        A copy of ``seg`` with ±inf replaced (see :func:`finite_scores`) and a float64 ``fused`` column.
+
+    Raises:
+        MgenetError: a weight names a component absent from the table or unknown, a weight is not finite, or no
+            weight is given.
+    """
+    if not weights:
+        raise MgenetError("no fusion weights given (config scoring.weights); give at least one, e.g. {nf: 1.0}.")
+    unknown = [c for c in weights if c not in COMPONENTS]
+    if unknown:
+        raise MgenetError(f"fusion weight(s) for unknown component(s) {unknown}; components are {list(COMPONENTS)}.")
+    absent = [c for c in weights if c not in seg.columns]
+    if absent:
+        raise MgenetError(f"fusion weight(s) given for component(s) {absent} that are not in the segment score table "
+                          f"(it has {score_columns(seg) or 'none'}); enable that component or drop its weight.")
+    bad = {c: w for c, w in weights.items() if not np.isfinite(float(w))}
+    if bad:
+        raise MgenetError(f"fusion weights must be finite numbers, got {bad}.")
+    out = seg.copy()
+    fused = np.zeros(len(out), dtype=np.float64)
+    for c in score_columns(out):
+        if c == FUSED:
+            continue
+        out[c] = finite_scores(out[c].to_numpy(), c)
+        if c in weights:
+            fused += float(weights[c]) * _minmax(out[c].to_numpy())
+    out[FUSED] = fused
+    return out
+
+
+def smooth(x: np.ndarray, sigmas: Sequence[float]) -> np.ndarray:
+    """Apply ``gaussian_filter1d`` with each sigma in turn (STG-NF's smooth_scores); empty ``sigmas`` = identity."""
+    y = np.asarray(x, dtype=np.float64)
+    for s in sigmas:
+        y = gaussian_filter1d(y, sigma=float(s))
+    return y
+
+
+def _check_inputs(seg: pd.DataFrame, videos: pd.DataFrame, gts: Mapping[str, np.ndarray],
+                  sigmas: Sequence[float]) -> None:
+    missing = [c for c in ("video", "mid_frame") if c not in seg.columns]
+    if missing:
+        raise MgenetError(f"segment score table lacks column(s) {missing}.")
+    if not score_columns(seg):
+        raise MgenetError(f"segment score table has no score column (expected some of {list(SCORE_ORDER)}).")
+    if not {"video", "frames"} <= set(videos.columns):
+        raise MgenetError("video table needs columns 'video' and 'frames'.")
+    if videos["video"].duplicated().any():
+        dup = sorted(videos.loc[videos["video"].duplicated(), "video"].astype(str).unique())
+        raise MgenetError(f"video table lists video(s) {dup} more than once.")
+    known = set(videos["video"].astype(str))
+    stray = sorted(set(seg["video"].astype(str)) - known)
+    if stray:
+        raise MgenetError(f"segment scores for video(s) {stray[:5]} that are not test videos of the manifest; "
+                          f"rerun score_components after changing the dataset.")
+    for v, n in zip(videos["video"].astype(str), videos["frames"].astype(int)):
+        if v not in gts:
+            raise MgenetError(f"no ground-truth mask for test video {v!r}.")
+        if len(gts[v]) != n:
+            raise MgenetError(f"ground truth of video {v!r} has {len(gts[v])} frames, the manifest says {n}.")
+    if any(not (np.isfinite(float(s)) and float(s) > 0) for s in sigmas):
+        raise MgenetError(f"smoothing sigmas must be positive numbers, got {list(sigmas)}; use [] for no smoothing.")
+
+
+def _frame_types(video: str, gt: np.ndarray, intervals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame type/subtype of one video; "" where the frame is normal or no interval covers it."""
+    n = len(gt)
+    types = np.full(n, "", dtype=object)
+    subtypes = np.full(n, "", dtype=object)
+    for row in intervals.itertuples(index=False):
+        start, end = int(row.start), int(row.end)
+        if not 0 <= start <= end < n:
+            raise MgenetError(f"anomaly interval {start}..{end} (end inclusive) of video {video!r} lies outside its "
+                              f"{n} frames; fix the interval table.")
+        # Table order decides overlaps: a later row overwrites. Normal frames stay untyped whatever the table says,
+        # so the per-type AUCs never count a GT-normal frame as anomalous.
+        idx = np.arange(start, end + 1)
+        idx = idx[gt[idx] == 1]
+        types[idx] = str(row.type)
+        subtypes[idx] = str(row.subtype)
+    return types, subtypes
+
+
+def frame_scores(seg: pd.DataFrame, videos: pd.DataFrame, gts: Mapping[str, np.ndarray], intervals: pd.DataFrame,
+                 sigmas: Sequence[float] = DEFAULT_SIGMAS) -> pd.DataFrame:
+    """Per-frame scores of every test video, for every score column of ``seg`` (components and ``fused``).
+
+    Each segment's score goes to its ``mid_frame``; a frame takes the max over the segments (persons) landing on it.
+    Frames no segment covers get the lowest frame score of that column over the whole test set: after the max over
+    persons, over all videos, as STG-NF fills its uncovered frames with the most normal frame score. A video with no
+    person at all therefore gets that score everywhere (and a column with no segment at all is 0 everywhere). Each
+    video is then smoothed on its own (:func:`smooth`).
+
+    Args:
+        seg: segment score table (see :func:`fuse_segments`); needs ``video``, ``mid_frame`` and score columns.
+        videos: every test video with its frame count: columns ``video``, ``frames``.
+        gts: video -> uint8 mask (1 = anomalous) of length ``frames``.
+        intervals: anomalous intervals (``mgenet.io.INTERVAL_COLUMNS``, ``end`` inclusive); may be empty. Rows for
+            videos outside ``videos`` (e.g. training videos) are ignored.
+        sigmas: gaussian sigmas applied in turn; ``[]`` for no smoothing.
+
+    Returns:
+        The frame table, videos sorted by name: ``video, frame, gt, type, subtype`` then one float64 column per score
+        column in the order nf, mo, app, mm, fused.
+
+    Raises:
+        MgenetError: unknown videos, mismatched GT lengths, a ``mid_frame`` outside its video, bad intervals or sigmas.
+    """
+    _check_inputs(seg, videos, gts, sigmas)
+    cols = score_columns(seg)
+    rows_of = seg["video"].astype(str).groupby(seg["video"].astype(str).to_numpy(), sort=False).indices
+    mids = seg["mid_frame"].to_numpy().astype(np.int64)
+    raw = {c: finite_scores(seg[c].to_numpy(), c) for c in cols}
+    n_frames = dict(zip(videos["video"].astype(str), videos["frames"].astype(int)))
+    order = sorted(n_frames)
+
+    # Pass 1: max over persons at each covered frame; uncovered frames stay NaN until the global fill is known.
+    per_video: dict[str, dict[str, np.ndarray]] = {}
+    for v in order:
+        n = n_frames[v]
+        rows = rows_of.get(v, np.empty(0, dtype=np.int64))
+        m = mids[rows]
+        if ((m < 0) | (m >= n)).any():
+            bad = int(m[(m < 0) | (m >= n)][0])
+            raise MgenetError(f"video {v!r}: a segment's mid_frame {bad} is outside its {n} frames; "
+                              f"the segments were built from another version of the video (rerun build_segments).")
+        per_video[v] = {}
+        for c in cols:
+            arr = np.full(n, -np.inf)
+            np.maximum.at(arr, m, raw[c][rows])
+            arr[np.isneginf(arr)] = np.nan
+            per_video[v][c] = arr
+    fill = {}
+    for c in cols:
+        covered = [a[~np.isnan(a)] for a in (per_video[v][c] for v in order)]
+        values = np.concatenate(covered) if covered else np.empty(0)
+        fill[c] = float(values.min()) if values.size else 0.0
+
+    # Pass 2: fill, smooth, assemble.
+    parts = []
+    iv = intervals.assign(video=intervals["video"].astype(str)) if len(intervals) else intervals
+    for v in order:
+        gt = np.asarray(gts[v]).astype(np.uint8).reshape(-1)
+        types, subtypes = _frame_types(v, gt, iv[iv["video"] == v] if len(iv) else iv)
+        part = {"video": np.full(len(gt), v, dtype=object), "frame": np.arange(len(gt), dtype=np.int64), "gt": gt,
+                "type": types, "subtype": subtypes}
+        for c in cols:
+            arr = per_video[v][c]
+            arr[np.isnan(arr)] = fill[c]
+            part[c] = smooth(arr, sigmas)
+        parts.append(pd.DataFrame(part))
+    if not parts:
+        raise MgenetError("no test video to score (the manifest has no video with split 'test').")
+    out = pd.concat(parts, ignore_index=True)
+    return out[[*FRAME_KEYS, *cols]]

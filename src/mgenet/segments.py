@@ -1,0 +1,99 @@
+"""Per-person pose windows (segments), as STG-NF cuts them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from mgenet.io import PoseDict
+from mgenet.pose.skeleton import boxes_from_keypoints, coco17_to_openpose18, normalize_segments
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    seg_len: int = 24
+    train_stride: int = 6
+    test_stride: int = 1
+    max_missing: int = 2
+    keep_last_window: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SegmentConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown segments settings {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+    def stride(self, split: str) -> int:
+        return self.train_stride if split == "train" else self.test_stride
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def window_starts(frames: list[int], seg_len: int, stride: int, max_missing: int,
+                  keep_last: bool = False) -> list[int]:
+    """Indices into a person's sorted frame list where a valid window starts.
+
+    STG-NF makes ``ceil((n - seg_len) / stride)`` windows, which drops the last possible one (and every window of a
+    person seen for exactly ``seg_len`` frames); ``keep_last`` makes ``floor((n - seg_len) / stride) + 1`` instead.
+    A window is kept if at least ``seg_len - max_missing`` of the frame numbers ``start .. start + seg_len - 1``
+    are among its ``seg_len`` frames (short tracking gaps are bridged, long ones are not).
+    """
+    n = len(frames)
+    if n < seg_len:
+        return []
+    count = (n - seg_len) // stride + 1 if keep_last else math.ceil((n - seg_len) / stride)
+    starts = []
+    for i in range(count):
+        start = i * stride
+        window = frames[start:start + seg_len]
+        expected = range(window[0], window[0] + seg_len)
+        if len(set(window).intersection(expected)) >= seg_len - max_missing:
+            starts.append(start)
+    return starts
+
+
+def build_segments(poses: PoseDict, width: int, height: int, split: str, cfg: SegmentConfig) -> dict[str, np.ndarray]:
+    """Cut every person's track into windows and normalise them.
+
+    Returns:
+        The arrays of the segments file (see ``mgenet.io.SEGMENT_DIMS``); zero rows when nobody qualifies.
+    """
+    T = cfg.seg_len
+    stride = cfg.stride(split)
+    kps, pids, frame_rows = [], [], []
+    for pid in sorted(poses):
+        track = poses[pid]
+        frames = sorted(track)
+        starts = window_starts(frames, T, stride, cfg.max_missing, cfg.keep_last_window)
+        if not starts:
+            continue
+        person = np.stack([track[f] for f in frames])  # (n, 17, 3)
+        for s in starts:
+            kps.append(person[s:s + T])
+            pids.append(pid)
+            frame_rows.append(frames[s:s + T])
+    if not kps:
+        return {
+            "pose": np.zeros((0, 2, T, 18), np.float32), "confidence": np.zeros((0, T, 18), np.float32),
+            "keypoints": np.zeros((0, T, 18, 2), np.float32), "boxes": np.zeros((0, T, 4), np.float32),
+            "frames": np.zeros((0, T), np.int32), "person_id": np.zeros(0, np.int32),
+            "start_frame": np.zeros(0, np.int32), "mid_frame": np.zeros(0, np.int32),
+        }
+    kp18 = coco17_to_openpose18(np.stack(kps))  # (N, T, 18, 3)
+    frames_arr = np.asarray(frame_rows, dtype=np.int32)  # (N, T)
+    pose = normalize_segments(kp18[..., :2], width, height)  # (N, T, 18, 2)
+    return {
+        "pose": pose.transpose(0, 3, 1, 2),  # (N, 2, T, 18)
+        "confidence": kp18[..., 2],
+        "keypoints": kp18[..., :2],
+        "boxes": boxes_from_keypoints(kp18),
+        "frames": frames_arr,
+        "person_id": np.asarray(pids, dtype=np.int32),
+        "start_frame": frames_arr[:, 0],
+        "mid_frame": frames_arr[:, 0] + T // 2,  # STG-NF: start key + seg_len / 2
+    }

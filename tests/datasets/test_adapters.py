@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+from helpers import make_stgnf_dataset, make_ubnormal_dataset
+
+from mgenet import MgenetError
+from mgenet.datasets.adapters import index_dataset
+from mgenet.io import load_gt_mask
+
+
+def test_stgnf_layout_without_videos(tmp_path):
+    root = make_stgnf_dataset(tmp_path / "sh", n_frames=60)
+    df = index_dataset(root, "stgnf", resolution=[856, 480])
+    assert sorted(df["video"]) == ["01_001", "01_0014", "02_0003", "02_001"]
+    test = df[df["split"] == "test"].set_index("video")
+    assert test.loc["01_0014", "frames"] == 60 and test.loc["01_0014", "scene"] == "01"
+    assert test.loc["02_0003", "width"] == 856 and test.loc["02_0003", "height"] == 480
+    assert test.loc["01_0014", "gt_path"].endswith("gt/test_frame_mask/01_0014.npy")
+    train = df[df["split"] == "train"].set_index("video")
+    assert train.loc["01_001", "frames"] == 60 and train.loc["01_001", "gt_path"] == ""
+
+
+def test_stgnf_needs_resolution_without_videos(tmp_path):
+    root = make_stgnf_dataset(tmp_path / "sh")
+    with pytest.raises(MgenetError, match="dataset.resolution"):
+        index_dataset(root, "stgnf")
+
+
+def test_stgnf_missing_gt_names_file(tmp_path):
+    root = make_stgnf_dataset(tmp_path / "sh")
+    (root / "gt" / "test_frame_mask" / "02_0003.npy").unlink()
+    with pytest.raises(MgenetError, match=r"02_0003\.npy: ground truth missing"):
+        index_dataset(root, "stgnf", resolution=[856, 480])
+
+
+def test_gt_of_wrong_length_against_video(tmp_path):
+    import cv2
+
+    root = make_stgnf_dataset(tmp_path / "sh", n_frames=60)
+    for split, names in (("train", ["01_001", "02_001"]), ("test", ["01_0014", "02_0003"])):
+        (root / "videos" / split).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            w = cv2.VideoWriter(str(root / "videos" / split / f"{name}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                                (64, 48))
+            for _ in range(60 if name != "02_0003" else 50):
+                w.write(np.zeros((48, 64, 3), np.uint8))
+            w.release()
+    with pytest.raises(MgenetError, match=r"02_0003\.npy: ground truth has 60 frames but the video has 50"):
+        index_dataset(root, "stgnf")
+
+
+def test_unknown_layout_and_empty_root(tmp_path):
+    with pytest.raises(MgenetError, match="not a known layout"):
+        index_dataset(tmp_path, "avenue")
+    with pytest.raises(MgenetError, match="no pose file found"):
+        index_dataset(tmp_path, "stgnf", resolution=[10, 10])
+    with pytest.raises(MgenetError, match="dataset root not found"):
+        index_dataset(tmp_path / "missing", "stgnf")
+
+
+def test_ubnormal_layout(tmp_path):
+    root = make_ubnormal_dataset(tmp_path / "ub", n_frames=50)
+    df = index_dataset(root, "ubnormal", resolution=[1080, 720]).set_index("video")
+    assert df.loc["abnormal_scene_1_scenario_2", "scene"] == "1"
+    assert df.loc["normal_scene_2_scenario_3", "split"] == "train"
+    row = df.loc["abnormal_scene_1_scenario_2"]
+    gt = load_gt_mask(row["gt_path"], int(row["frames"]))
+    assert gt.sum() == 15 and gt[10] == 1 and gt[44] == 1 and gt[45] == 0
+    normal = df.loc["normal_scene_2_scenario_1"]
+    assert normal["gt_path"] == "" and load_gt_mask("", int(normal["frames"])).sum() == 0

@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+from helpers import standing_pose
+
+from mgenet import MgenetError
+from mgenet.io import atomic_path, load_gt_mask, read_alphapose, write_alphapose
+
+
+def test_alphapose_round_trip(tmp_path):
+    poses = {3: {0: standing_pose(10, 50), 7: standing_pose(12, 50)}, 1: {2: standing_pose(40, 60)}}
+    path = tmp_path / "p.json"
+    write_alphapose(poses, path)
+    raw = json.loads(path.read_text())
+    assert list(raw) == ["1", "3"] and list(raw["3"]) == ["0000", "0007"]
+    assert len(raw["3"]["0007"]["keypoints"]) == 51
+    back = read_alphapose(path)
+    assert sorted(back) == [1, 3] and sorted(back[3]) == [0, 7]
+    np.testing.assert_allclose(back[3][7], poses[3][7], atol=1e-3)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "empty"),
+    ("[1, 2]", "expected an object"),
+    ('{"x": {}}', "not an integer"),
+    ('{"1": {"0": {"keypoints": [1, 2, 3]}}}', "must hold 51"),
+    ('{"1": {"0": {"scores": 1}}}', "no 'keypoints'"),
+    ('{"1": {"zero": {"keypoints": []}}}', "frame key"),
+    ("{not json", "not valid JSON"),
+])
+def test_alphapose_bad_input_names_file(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(MgenetError, match=message) as e:
+        read_alphapose(path)
+    assert str(path) in str(e.value)
+
+
+def test_alphapose_nan_names_person_and_frame(tmp_path):
+    kp = standing_pose(10, 50).reshape(-1).tolist()
+    kp[4] = float("nan")
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps({"5": {"0012": {"keypoints": kp, "scores": 1.0}}}).replace("NaN", "NaN"))
+    with pytest.raises(MgenetError, match=r"person 5, frame 0012: keypoints contain NaN"):
+        read_alphapose(path)
+
+
+def test_missing_pose_file(tmp_path):
+    with pytest.raises(MgenetError, match="pose file not found"):
+        read_alphapose(tmp_path / "nope.json")
+
+
+def test_empty_object_means_no_person(tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_text("{}")
+    assert read_alphapose(path) == {}
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gt_mask_formats_and_length_check(tmp_path):
+    np.save(tmp_path / "v.npy", np.array([0, 1, 1, 0], np.uint8))
+    assert load_gt_mask(tmp_path / "v.npy", 4).tolist() == [0, 1, 1, 0]
+    with pytest.raises(MgenetError, match="has 4 frames but the video has 5"):
+        load_gt_mask(tmp_path / "v.npy", 5)
+    (tmp_path / "t_tracks.txt").write_text("0,1,2\n\n4,5,5\n")
+    assert load_gt_mask(tmp_path / "t_tracks.txt", 7).tolist() == [0, 1, 1, 0, 0, 1, 0]
+    with pytest.raises(MgenetError, match="outside the video"):
+        load_gt_mask(tmp_path / "t_tracks.txt", 5)
+    assert load_gt_mask("", 3).tolist() == [0, 0, 0]

@@ -1,0 +1,34 @@
+# The dataset: the synthetic demo (when dataset.generate is set) and the manifest of every video.
+
+
+# Defined only for the synthetic dataset, so that a missing real dataset is reported, never overwritten.
+if config["dataset"]["generate"]:
+
+    rule make_demo_dataset:
+        output:
+            directory(DATA_ROOT),
+        params:
+            demo=params_json("demo"),
+        log:
+            f"{R}/logs/data/make_demo_dataset.log",
+        benchmark:
+            f"{R}/benchmarks/make_demo_dataset.tsv"
+        conda:
+            "../../envs/mgenet.yaml"
+        shell:
+            "mgenet make-demo --params {params.demo:q} --out {output} > {log} 2>&1"
+
+
+checkpoint index_dataset:
+    input:
+        get_dataset_root,
+    output:
+        f"{R}/manifest.csv",
+    params:
+        dataset=params_json("dataset"),
+    log:
+        f"{R}/logs/data/index_dataset.log",
+    conda:
+        "../../envs/mgenet.yaml"
+    shell:
+        "mgenet index --params {params.dataset:q} --out {output} > {log} 2>&1"

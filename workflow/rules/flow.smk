@@ -1,0 +1,40 @@
+# Stage 1: the spatio-temporal normalizing flow (STG-NF) on normal training poses.
+
+
+rule train_flow:
+    input:
+        get_train_segments,
+    output:
+        f"{R}/models/flow.pt",
+    params:
+        flow=params_json("flow", "seed", "device", seg_len=config["segments"]["seg_len"]),
+    threads: 2
+    log:
+        f"{R}/logs/flow/train_flow.log",
+    benchmark:
+        f"{R}/benchmarks/train_flow.tsv"
+    conda:
+        "../../envs/mgenet.yaml"
+    shell:
+        "mgenet --threads {threads} train-flow --segments {input} --params {params.flow:q} --out {output}"
+        " > {log} 2>&1"
+
+
+rule encode_flow:
+    input:
+        model=f"{R}/models/flow.pt",
+        segments=get_segments,
+    output:
+        f"{R}/flow/{{split}}.h5",
+    params:
+        encode=json.dumps({"batch_size": config["flow"]["encode_batch_size"], "device": config["device"]}),
+    threads: 2
+    log:
+        f"{R}/logs/flow/encode_flow_{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/encode_flow_{{split}}.tsv"
+    conda:
+        "../../envs/mgenet.yaml"
+    shell:
+        "mgenet --threads {threads} encode-flow --model {input.model} --segments {input.segments}"
+        " --params {params.encode:q} --out {output} > {log} 2>&1"
