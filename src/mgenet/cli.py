@@ -144,7 +144,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_fuse(args: argparse.Namespace) -> None:
     from mgenet.io import load_gt_mask, read_intervals, read_manifest, read_parquet, write_parquet
-    from mgenet.scoring import frame_scores, fuse_segments
+    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_segments
 
     p = _params(args)
     seg = fuse_segments(read_parquet(args.scores), p["weights"])
@@ -152,7 +152,7 @@ def cmd_fuse(args: argparse.Namespace) -> None:
     test = man[man["split"] == "test"]
     gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in test.itertuples()}
     frames = frame_scores(seg, test[["video", "frames"]], gts, read_intervals(args.intervals),
-                          list(p.get("smoothing_sigmas", [])))
+                          list(p.get("smoothing_sigmas", DEFAULT_SIGMAS)))
     write_parquet(frames, args.out)
     log.info("%d frames of %d test videos -> %s", len(frames), len(test), args.out)
 
@@ -168,8 +168,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     write_json(metrics, args.out)
     for name, m in metrics["scores"].items():
         types = " ".join(f"{t}={v:.3f}" for t, v in m["by_type"].items() if v is not None)
-        log.info("%-6s micro AUC %.4f  macro AUC %s  %s", name, m["micro_auc"],
-                 "n/a" if m["macro_auc"] is None else f"{m['macro_auc']:.4f}", types)
+        micro, macro = (("n/a" if v is None else f"{v:.4f}") for v in (m["micro_auc"], m["macro_auc"]))
+        log.info("%-6s micro AUC %s  macro AUC %s  %s", name, micro, macro, types)
     if args.report:
         write_report(frames, metrics, Path(args.report), Path(args.plots or Path(args.report).parent / "plots"),
                      config=p.get("config"), provenance={"mgenet_version": __version__})

@@ -1,4 +1,4 @@
-"""From per-segment component scores to smoothed per-frame scores (paper §3.5, STG-NF evaluation protocol).
+"""From per-segment component scores to smoothed per-frame scores (DESIGN §4, STG-NF protocol).
 
 Two steps, each a pure function on pandas tables:
 
