@@ -42,6 +42,19 @@ def _pose_files(root: Path, split: str) -> dict[str, Path]:
     return {p.name[: -len(ALPHAPOSE_SUFFIX)]: p for p in sorted(folder.glob(f"*{ALPHAPOSE_SUFFIX}"))}
 
 
+def _video_files(root: Path, split: str) -> dict[str, Path]:
+    """Videos (files or frame folders) of a split, for datasets whose pose is extracted from the videos."""
+    long = {"train": "training", "test": "testing"}[split]
+    found: dict[str, Path] = {}
+    for folder in (root / "videos" / split, root / long / "videos", root / long / "frames"):
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir()):
+            if (p.is_file() and p.suffix.lower() in VIDEO_EXTS) or p.is_dir():
+                found.setdefault(p.stem if p.is_file() else p.name, p)
+    return found
+
+
 def _find_video_stgnf(root: Path, video: str, split: str) -> Path | None:
     long = {"train": "training", "test": "testing"}[split]
     for folder in (root / "videos" / split, root / long / "videos"):
@@ -66,8 +79,13 @@ def _scene_stgnf(root: Path) -> dict[str, str]:
     return dict(zip(df["video"], df["scene"]))
 
 
-def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = None) -> pd.DataFrame:
+def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = None,
+                  pose_source: str = "import") -> pd.DataFrame:
     """Build the manifest: one row per video with its split, scene, size, frame count and file paths.
+
+    With ``pose_source="extract"`` the videos are listed from ``root/videos/{train,test}/`` (files or frame folders;
+    ShanghaiTech's ``{training,testing}/videos|frames`` too) instead of from the pose files, which do not exist yet
+    (rule extract_pose makes them); ``pose_path`` is then empty.
 
     Raises:
         MgenetError: unknown layout, no pose file at all, a test video without ground truth, a ground truth whose
@@ -81,18 +99,24 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
                           f"(or keep dataset.generate: true for the synthetic demo).")
     scenes = _scene_stgnf(root) if layout == "stgnf" else {}
     ub_videos = ({p.stem: p for ext in VIDEO_EXTS for p in root.rglob(f"*{ext}")} if layout == "ubnormal" else {})
+    if pose_source not in ("import", "extract"):
+        raise MgenetError(f"pose.source {pose_source!r}: use import or extract.")
+    extract = pose_source == "extract"
     rows = []
     for split in SPLITS:
-        for video, pose_path in _pose_files(root, split).items():
+        sources = _video_files(root, split) if extract else _pose_files(root, split)
+        for video, source in sources.items():
+            pose_path = None if extract else source
             if layout == "stgnf":
-                video_path = _find_video_stgnf(root, video, split)
+                video_path = source if extract else _find_video_stgnf(root, video, split)
                 scene = scenes.get(video, video.split("_")[0])
                 gt_path = root / "gt" / "test_frame_mask" / f"{video}.npy"
                 if split == "test" and not gt_path.exists():
                     raise MgenetError(f"{gt_path}: ground truth missing for test video {video} "
-                                      f"(pose file {pose_path}). Add the mask or move the pose file out of pose/test.")
+                                      f"({f'video {video_path}' if extract else f'pose file {pose_path}'}). Add the "
+                                      f"mask or move the {'video' if extract else 'pose file'} out of the test split.")
             else:
-                video_path = _find_video_ubnormal(root, video, ub_videos)
+                video_path = source if extract else _find_video_ubnormal(root, video, ub_videos)
                 m = re.search(r"scene_(\d+)", video)
                 scene = m.group(1) if m else "0"
                 gt_path = root / "gt" / f"{video}_tracks.txt"
@@ -118,8 +142,12 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
                 load_gt_mask(gt_path, frames)  # fails on a length mismatch, naming the file
             rows.append({"video": video, "split": split, "scene": str(scene), "frames": int(frames),
                          "fps": float(fps), "height": int(height), "width": int(width),
-                         "video_path": str(video_path) if video_path else "", "pose_path": str(pose_path),
+                         "video_path": str(video_path) if video_path else "",
+                         "pose_path": str(pose_path) if pose_path else "",
                          "gt_path": str(gt_path) if gt_path else ""})
+    if not rows and extract:
+        raise MgenetError(f"{root}: no video found under videos/train or videos/test (pose.source: extract looks "
+                          f"for <video>.mp4|.avi files or frame folders there).")
     if not rows:
         raise MgenetError(f"{root}: no pose file found under pose/train or pose/test "
                           f"(expected <video>{ALPHAPOSE_SUFFIX}); is dataset.layout ({layout}) right?")
