@@ -96,7 +96,7 @@ def test_actnorm_init_standardises_the_first_batch() -> None:
     with torch.no_grad():
         y, _ = model.steps[0].actnorm(x)
     torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(2), atol=1e-4, rtol=0)
-    torch.testing.assert_close(y.std(dim=(0, 2, 3), unbiased=False), torch.ones(2), atol=1e-4, rtol=0)
+    torch.testing.assert_close(y.std(dim=(0, 2, 3), correction=0), torch.ones(2), atol=1e-4, rtol=0)
     assert bool(model.steps[0].actnorm.initialized)
     with torch.no_grad():  # initialised once: a later batch does not move it
         bias = model.steps[0].actnorm.bias.clone()

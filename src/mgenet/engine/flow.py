@@ -7,6 +7,7 @@ augmentation doubles the set) and shuffled before it is cut into batches.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
@@ -110,19 +111,27 @@ class SegmentStream(IterableDataset):
 
     def __init__(self, paths: Sequence[PathLike], flip: bool, seed: int, block_rows: int = 256,
                  buffer_blocks: int = 16) -> None:
-        self.paths = [str(p) for p in paths]
         self.flip = flip
         self.seed = seed
         self.buffer_blocks = buffer_blocks
         self.epoch = 0
-        self.blocks: list[tuple[int, int, int]] = []  # (file index, start row, stop row)
-        self.shape: tuple[int, ...] | None = None
-        for i, path in enumerate(self.paths):
+        self.paths: list[str] = []  # files with at least one segment
+        self.blocks: list[tuple[int, int, int]] = []  # (index into paths, start row, stop row)
+        self.shape: tuple[int, ...] | None = None  # (C, T, V), shared by every file
+        for path in paths:
+            if not Path(path).exists():
+                raise MgenetError(f"{path}: segments file not found; it is made by rule build_segments.")
             with h5py.File(path, "r") as f:
-                n = f["pose"].shape[0]
-                if self.shape is None and n:
-                    self.shape = tuple(f["pose"].shape[1:])
-            self.blocks += [(i, s, min(s + block_rows, n)) for s in range(0, n, block_rows)]
+                n, *shape = f["pose"].shape
+            if n == 0:
+                continue
+            if self.shape is None:
+                self.shape = tuple(shape)
+            elif tuple(shape) != self.shape:
+                raise MgenetError(f"{path}: poses of shape {tuple(shape)}, but {self.paths[0]} has {self.shape}; "
+                                  f"all segments must be built with the same seg_len.")
+            self.blocks += [(len(self.paths), s, min(s + block_rows, n)) for s in range(0, n, block_rows)]
+            self.paths.append(str(path))
         self.n_rows = sum(stop - start for _, start, stop in self.blocks)
 
     def __len__(self) -> int:
@@ -134,13 +143,13 @@ class SegmentStream(IterableDataset):
 
     def _buffer(self, blocks: list[tuple[int, int, int]], rng: np.random.Generator) -> np.ndarray:
         parts = []
-        for i, start, stop in sorted(blocks):  # file order for the reads; the rows are shuffled below
+        for i, file_blocks in itertools.groupby(sorted(blocks), key=lambda b: b[0]):  # one open per file
             with h5py.File(self.paths[i], "r") as f:
-                parts.append(f["pose"][start:stop])
+                parts += [f["pose"][start:stop] for _, start, stop in file_blocks]
         pose = np.concatenate(parts).astype(np.float32, copy=False)
         if self.flip:
             pose = np.concatenate([pose, flip_pose(pose)])
-        return pose[rng.permutation(len(pose))]
+        return pose[rng.permutation(len(pose))]  # shuffled within the buffer
 
     def __iter__(self) -> Iterator[np.ndarray]:
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.blocks))
@@ -205,13 +214,12 @@ def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_c
     """
     seed_everything(train_cfg.seed)
     device = resolve_device(train_cfg.device)
-    paths = [p for p in segment_paths if _count(p) > 0]
-    if not paths:
+    stream = SegmentStream(segment_paths, train_cfg.flip_augment, train_cfg.seed, train_cfg.block_rows,
+                           train_cfg.buffer_blocks)
+    if stream.n_rows == 0:
         raise MgenetError(f"no training segments in the {len(segment_paths)} segments file(s) given; the training "
                           f"videos yielded no person track of seg_len={model_cfg.seg_len} frames. Check the pose "
                           f"files, or lower segments.seg_len.")
-    stream = SegmentStream(paths, train_cfg.flip_augment, train_cfg.seed, train_cfg.block_rows,
-                           train_cfg.buffer_blocks)
     _check_shape(stream, model_cfg)
     model = STGNF(model_cfg).to(device)
     opt = torch.optim.Adamax(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
@@ -229,7 +237,7 @@ def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_c
             value = loss.item()
             if not math.isfinite(value):
                 raise MgenetError(f"flow training diverged (NLL {value}) in epoch {epoch + 1}; "
-                                  f"lower flow_train.lr or check the segments for extreme values.")
+                                  f"lower the flow learning rate or check the segments for extreme values.")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
@@ -243,13 +251,6 @@ def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_c
         log(f"epoch {epoch + 1}/{train_cfg.epochs}: nll {row['nll']:.4f} bits/dim, lr {lr:.3g}, "
             f"{n} segments in {seconds:.1f} s ({row['segments_per_s']:.0f}/s)")
     return model.eval(), history
-
-
-def _count(path: PathLike) -> int:
-    if not Path(path).exists():
-        raise MgenetError(f"{path}: segments file not found; it is made by rule build_segments.")
-    with h5py.File(path, "r") as f:
-        return int(f["pose"].shape[0])
 
 
 # --------------------------------------------------------------------------------------------------- checkpoints
@@ -283,7 +284,7 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple
 # ------------------------------------------------------------------------------------------------------ encoding
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def encode_flow(model: STGNF, segment_paths: Sequence[PathLike], out_path: PathLike, batch_size: int = 1024,
                 device: str | torch.device = "cpu", attrs: Mapping[str, Any] | None = None) -> None:
     """Write latents f_sk and NLLs (bits/dim) of every segment, one group per video (``mgenet.io.FLOW_DIMS``).
@@ -329,7 +330,7 @@ def encode_flow(model: STGNF, segment_paths: Sequence[PathLike], out_path: PathL
                 for name in ("person_id", "start_frame", "mid_frame"):
                     g.create_dataset(name, data=src[name][()].astype(np.int32))
                 for start in range(0, n, batch_size):
-                    x = torch.from_numpy(src["pose"][start:start + batch_size].astype(np.float32)).to(device)
+                    x = torch.from_numpy(src["pose"][start:start + batch_size]).to(device, torch.float32)
                     z, s = model.nll(x)  # (B, C, T, V), (B,)
                     latent[start:start + len(x)] = z.cpu().numpy()
                     nll[start:start + len(x)] = s.cpu().numpy()

@@ -91,7 +91,7 @@ class ActNorm(nn.Module):
     @torch.no_grad()
     def _init(self, x: torch.Tensor) -> None:
         mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        std = x.std(dim=(0, 2, 3), keepdim=True, unbiased=False)
+        std = x.std(dim=(0, 2, 3), keepdim=True, correction=0)
         self.bias.copy_(-mean)
         self.logs.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(True)
