@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+from onnx_models import heatmap_model, simcc_model
+from photos import astronaut_bgr
+
+from mgenet import MgenetError
+from mgenet.pose import runtimes
+from mgenet.pose.backends import PoseConfig, backend_class, make_backend
+from mgenet.pose.onnx_backend import OnnxTopDownBackend, decode_heatmaps, decode_simcc
+from mgenet.pose.regions import Region
+
+
+def test_config_rejects_unknown_keys_and_ignores_source():
+    cfg = PoseConfig.from_dict({"source": "extract", "every_n": 3, "tiles": [2, 1], "tracking": {"max_age": 4}})
+    assert cfg.every_n == 3 and cfg.tiles == (2, 1) and cfg.tracking.max_age == 4
+    with pytest.raises(MgenetError, match="unknown pose settings"):
+        PoseConfig.from_dict({"evry_n": 2})
+    with pytest.raises(MgenetError, match="pose.tracking"):
+        PoseConfig.from_dict({"tracking": {"maxage": 2}})
+    with pytest.raises(MgenetError, match="every_n"):
+        PoseConfig(every_n=0)
+
+
+def test_backend_registry_and_plugins():
+    from scripted_backend import ScriptedBackend
+
+    assert backend_class("mediapipe").__name__ == "MediaPipeBackend"
+    assert backend_class("onnx") is OnnxTopDownBackend
+    assert backend_class("scripted_backend:ScriptedBackend") is ScriptedBackend  # your own, by config
+    assert isinstance(make_backend(PoseConfig(backend="scripted_backend:ScriptedBackend")), ScriptedBackend)
+    with pytest.raises(MgenetError, match="unknown"):
+        backend_class("openpose")
+    with pytest.raises(MgenetError, match="cannot import"):
+        backend_class("no_such_module:Backend")
+    with pytest.raises(MgenetError, match="not a subclass"):
+        backend_class("scripted_backend:NotABackend")
+
+
+def test_mediapipe_models_are_found_in_the_installed_package_not_downloaded():
+    p = runtimes.find_mediapipe_model("pose_landmark_full")
+    assert p.is_file() and "mediapipe" in str(p) and p.stat().st_size > 1_000_000
+
+
+def test_missing_mediapipe_models_name_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setattr(runtimes.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MgenetError, match=r"pip install --no-deps mediapipe==0\.10\.14"):
+        runtimes.find_mediapipe_model("pose_detection")
+    # a copy in pose.model_dir is used instead
+    (tmp_path / "pose_detection.tflite").write_bytes(b"x")
+    assert runtimes.find_mediapipe_model("pose_detection", (tmp_path,)) == tmp_path / "pose_detection.tflite"
+
+
+def test_decode_heatmaps_and_simcc_known_peaks():
+    hm = np.zeros((1, 17, 16, 12), np.float32)
+    hm[0, :, 5, 7] = 0.8
+    hm[0, 3, 5, 8] = 0.5  # a higher right neighbour moves joint 3 a quarter cell right
+    kp = decode_heatmaps(hm, 48, 64)
+    np.testing.assert_allclose(kp[0, 0], [(7 + 0.5) * 4, (5 + 0.5) * 4, 0.8])
+    np.testing.assert_allclose(kp[0, 3, :2], [(7.25 + 0.5) * 4, (5 + 0.5) * 4])
+    sx, sy = np.zeros((1, 17, 96)), np.zeros((1, 17, 128))
+    sx[0, :, 41] = 0.9
+    sy[0, :, 10] = 0.7
+    kp = decode_simcc(sx, sy, 48, 64)
+    np.testing.assert_allclose(kp[0, 0], [20.75, 5.25, 0.7])
+
+
+@pytest.mark.parametrize("kind", ["heatmap", "simcc", "batch1"])
+def test_onnx_backend_runs_user_weights(tmp_path, kind):
+    path = tmp_path / "pose.onnx"
+    if kind == "simcc":
+        simcc_model(path)
+    else:
+        heatmap_model(path, batch=1 if kind == "batch1" else "n")
+    cfg = PoseConfig(backend="onnx", weights=str(path), detector="blazepose", min_pose_score=0.0,
+                     min_person_height=0)
+    be = make_backend(cfg)
+    assert be.kind == ("simcc" if kind == "simcc" else "heatmap") and (be.in_h, be.in_w) == (64, 48)
+    img = astronaut_bgr()
+    regions = [Region(220, 250, 300), Region(100, 100, 120, 0.5)]
+    kp = be.keypoints(img[..., ::-1].copy(), regions)
+    assert kp.shape == (2, 17, 3) and kp.dtype == np.float32
+    for r, k in zip(regions, kp):  # every keypoint lies inside its region's crop
+        inside = np.abs(k[:, :2] - [r.cx, r.cy]).max()
+        assert inside <= r.size / np.sqrt(2) + 1
+        assert ((k[:, 2] >= 0) & (k[:, 2] <= 1)).all()
+    found = be(img)  # BlazePose finds the astronaut; the random model poses her
+    assert len(found) == 1 and found.keypoints.shape == (1, 17, 3)
+
+
+def test_onnx_backend_errors(tmp_path):
+    with pytest.raises(MgenetError, match="pose.weights is empty"):
+        make_backend(PoseConfig(backend="onnx"))
+    with pytest.raises(MgenetError, match=r"missing\.onnx: weights file not found.*resources/weights"):
+        make_backend(PoseConfig(backend="onnx", weights=str(tmp_path / "missing.onnx")))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(MgenetError, match="not a loadable ONNX model"):
+        make_backend(PoseConfig(backend="onnx", weights=str(bad)))
