@@ -1,0 +1,519 @@
+"""Stage 2 loops: stream (features, flow latent) pairs, train MGENet level by level, and score test segments.
+
+Training runs three phases in order (arXiv 2312.04119 §3.5):
+    level1    the RGB encoder and H_B learn f_sk from appearance (L_mo), the behaviour and scene memories are written
+    level2    the RGB encoder and memories are frozen; the mask encoder learns f_u from visible tokens (L_app)
+    matching  one pass (the paper's "final epoch") writes the behaviour-scene matching memory, all else frozen
+After every epoch a checkpoint with the model, optimiser, RNG states and position goes to ``<out>.partial``
+(atomically); a restarted run continues from it and ends with the same weights as an uninterrupted one. Data order and
+masks are drawn from generators seeded by (seed, phase, epoch, batch), never from a global RNG, so resuming needs no
+replay.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from mgenet import MgenetError
+from mgenet.components import KEY_COLUMNS
+from mgenet.engine.flow import _seed_worker, resolve_device, seed_everything
+from mgenet.io import atomic_path, provenance
+from mgenet.models.masking import clip_mask_pairs, keep_indices, random_masks
+from mgenet.models.mgenet import LEVEL1_VARIANTS, SHAPE_FIELDS, MGENet, MGENetConfig
+from mgenet.models.vit import FromDict
+
+PathLike = str | os.PathLike
+Pair = tuple[PathLike, PathLike]  # (features/{video}.h5, flow/{split}.h5)
+PHASES = ("level1", "level2", "matching")
+SCORE_COLUMNS = KEY_COLUMNS + ["mo", "app", "mm"] + [c for c in LEVEL1_VARIANTS if c != "mo"]
+OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclass
+class Stage2TrainConfig(FromDict):
+    """Optimisation of stage 2.
+
+    Attributes:
+        level1_epochs: epochs of level 1 (RGB encoder + H_B).
+        level2_epochs: epochs of level 2 (mask encoder).
+        matching_epochs: passes that write the matching memory (the paper: the final epoch, 1).
+        batch_size: clips per step.
+        optimizer: ``adamw`` (default) or ``sgd`` (the paper's, with ``momentum``).
+        lr: learning rate of both levels.
+        momentum: SGD momentum (the paper: 0.5).
+        weight_decay: decoupled weight decay (AdamW) / L2 (SGD).
+        grad_clip: max global gradient norm; 0 disables.
+        seed: seeds the model's initialisation, the data order and the masks.
+        device: ``auto`` (cuda if available), ``cpu``, ``cuda`` or ``cuda:N``.
+        amp: mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling); ignored on CPU.
+        num_workers: DataLoader processes reading HDF5 (0 reads in the training process).
+        block_rows: rows per HDF5 read.
+        buffer_blocks: blocks shuffled together; a buffer holds block_rows * buffer_blocks clips (float16 tokens).
+    """
+
+    level1_epochs: int = 10
+    level2_epochs: int = 10
+    matching_epochs: int = 1
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    momentum: float = 0.5
+    weight_decay: float = 0.05
+    grad_clip: float = 5.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    num_workers: int = 0
+    block_rows: int = 64
+    buffer_blocks: int = 8
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if min(self.level1_epochs, self.level2_epochs, self.matching_epochs) < 0 or self.batch_size < 1:
+            raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got {self}")
+
+
+@dataclass
+class Stage2Config:
+    """Everything ``train_stage2`` needs: ``{"model": MGENetConfig fields, "train": Stage2TrainConfig fields}``."""
+
+    model: MGENetConfig = field(default_factory=MGENetConfig)
+    train: Stage2TrainConfig = field(default_factory=Stage2TrainConfig)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Stage2Config:
+        unknown = sorted(set(d) - {"model", "train"})
+        if unknown:
+            raise ValueError(f"unknown stage-2 sections {unknown}; known: ['model', 'train']")
+        return cls(MGENetConfig.from_dict(dict(d.get("model") or {})),
+                   Stage2TrainConfig.from_dict(dict(d.get("train") or {})))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": asdict(self.model), "train": asdict(self.train)}
+
+
+# ----------------------------------------------------------------------------------------------- streaming data
+
+
+@dataclass
+class Batch:
+    """A batch of clips and their keys (row = index of the clip in its video's files)."""
+
+    tokens: torch.Tensor  # (B, t, h, w, C_b) float32
+    f_sk: torch.Tensor  # (B, 2, T, V) float32
+    scene: torch.Tensor  # (B, C_s) float32
+    video: np.ndarray  # (B,) index into ClipSource.videos
+    row: np.ndarray
+    person_id: np.ndarray
+    start_frame: np.ndarray
+    mid_frame: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def to(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(tokens, f_sk, scene) on ``device``."""
+        return (self.tokens.to(device, non_blocking=True), self.f_sk.to(device, non_blocking=True),
+                self.scene.to(device, non_blocking=True))
+
+
+@dataclass
+class VideoEntry:
+    name: str
+    features: str
+    flow: str
+    n: int
+    scene: np.ndarray  # (C_s,) float32
+
+
+class ClipSource(IterableDataset):
+    """Clips from (features file, flow file) pairs, read a bounded buffer at a time.
+
+    Opening the source checks every pair: the flow file has the video's group, and its rows are the features rows
+    (same person_id and start_frame, row by row). Iterating yields buffers (dicts of arrays) in an order fixed by
+    ``set_order``: a key shuffles blocks and rows (training), ``None`` keeps file order (scoring).
+    """
+
+    def __init__(self, pairs: Sequence[Pair], block_rows: int = 64, buffer_blocks: int = 8) -> None:
+        self.buffer_blocks = buffer_blocks
+        self.videos: list[VideoEntry] = []
+        self.blocks: list[tuple[int, int, int]] = []  # (video index, start row, stop row)
+        self.shape: dict[str, int] = {}
+        self.order_key: tuple[int, ...] | None = None
+        for features, flow in pairs:
+            entry, shape = _index_pair(str(features), str(flow))
+            if self.shape and shape != self.shape:
+                raise MgenetError(f"{features}: clips of shape {shape} differ from the other videos' {self.shape}; "
+                                  f"extract every video's features with the same crop size and seg_len.")
+            self.shape = shape
+            self.blocks += [(len(self.videos), s, min(s + block_rows, entry.n)) for s in range(0, entry.n, block_rows)]
+            self.videos.append(entry)
+
+    def __len__(self) -> int:
+        return sum(v.n for v in self.videos)
+
+    def set_order(self, key: tuple[int, ...] | None) -> None:
+        """Shuffle with generators seeded by ``key`` (e.g. (seed, phase, epoch)); ``None``: file order."""
+        self.order_key = key
+
+    def _buffer(self, blocks: list[tuple[int, int, int]], rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("tokens", "f_sk", "scene", "video", "row", "person_id",
+                                                               "start_frame", "mid_frame")}
+        for vi, start, stop in sorted(blocks):  # reads in file order; rows are shuffled below
+            v = self.videos[vi]
+            with h5py.File(v.features, "r") as f, h5py.File(v.flow, "r") as g:
+                parts["tokens"].append(f["tokens"][start:stop].astype(np.float16, copy=False))
+                parts["f_sk"].append(g[v.name]["latent"][start:stop].astype(np.float32, copy=False))
+                for k in ("person_id", "start_frame", "mid_frame"):
+                    parts[k].append(f[k][start:stop].astype(np.int64))
+            parts["scene"].append(np.broadcast_to(v.scene, (stop - start, len(v.scene))))
+            parts["video"].append(np.full(stop - start, vi, dtype=np.int64))
+            parts["row"].append(np.arange(start, stop, dtype=np.int64))
+        buf = {k: np.concatenate(p) for k, p in parts.items()}
+        if rng is not None:
+            perm = rng.permutation(len(buf["row"]))
+            buf = {k: a[perm] for k, a in buf.items()}
+        return buf
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        key = self.order_key
+        order = (np.random.default_rng(list(key)).permutation(len(self.blocks)) if key is not None
+                 else np.arange(len(self.blocks)))
+        groups = [order[i:i + self.buffer_blocks] for i in range(0, len(order), self.buffer_blocks)]
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        for gi, group in enumerate(groups):
+            if gi % n_workers == worker:  # the DataLoader interleaves workers round-robin, so the order is kept
+                rng = np.random.default_rng([*key, gi]) if key is not None else None
+                yield self._buffer([self.blocks[j] for j in group], rng)
+
+    def batches(self, batch_size: int, key: tuple[int, ...] | None = None, num_workers: int = 0) -> Iterator[Batch]:
+        """One pass as batches; rows left over from a buffer start the next batch, so only the last is short."""
+        self.set_order(key)
+        buffers: Iterator = iter(self) if num_workers == 0 else iter(DataLoader(
+            self, batch_size=None, num_workers=num_workers, worker_init_fn=_seed_worker))
+        carry: dict[str, np.ndarray] | None = None
+        for buf in buffers:
+            buf = {k: np.asarray(a) for k, a in buf.items()}
+            if carry is not None:
+                buf = {k: np.concatenate([carry[k], a]) for k, a in buf.items()}
+            n = len(buf["row"])
+            for s in range(0, n - batch_size + 1, batch_size):
+                yield _to_batch({k: a[s:s + batch_size] for k, a in buf.items()})
+            n_full = n // batch_size * batch_size
+            carry = {k: a[n_full:] for k, a in buf.items()} if n_full < n else None
+        if carry is not None:
+            yield _to_batch(carry)
+
+
+def _to_batch(d: dict[str, np.ndarray]) -> Batch:
+    return Batch(tokens=torch.from_numpy(np.ascontiguousarray(d["tokens"])).float(),
+                 f_sk=torch.from_numpy(np.ascontiguousarray(d["f_sk"])),
+                 scene=torch.from_numpy(np.ascontiguousarray(d["scene"], dtype=np.float32)),
+                 video=d["video"], row=d["row"], person_id=d["person_id"], start_frame=d["start_frame"],
+                 mid_frame=d["mid_frame"])
+
+
+def _index_pair(features: str, flow: str) -> tuple[VideoEntry, dict[str, int]]:
+    """Open one pair, check it, and return its entry and clip shape (the model's data-shape fields)."""
+    if not Path(features).exists():
+        raise MgenetError(f"{features}: features file not found; it is made by rule extract_features.")
+    if not Path(flow).exists():
+        raise MgenetError(f"{flow}: flow latents not found; they are made by rule encode_flow.")
+    with h5py.File(features, "r") as f:
+        video = str(f.attrs.get("video", Path(features).stem))
+        for k in ("tokens", "person_id", "start_frame", "mid_frame", "scene"):
+            if k not in f:
+                raise MgenetError(f"{features}: no dataset {k!r}; re-run extract_features for this video.")
+        tokens_shape = f["tokens"].shape
+        scene = f["scene"][()].astype(np.float32).reshape(-1)
+        keys = (f["person_id"][()], f["start_frame"][()])
+    with h5py.File(flow, "r") as g:
+        if video not in g:
+            raise MgenetError(f"{flow} has no group for video {video!r} of {features}; re-run encode_flow with the "
+                              f"segments of this video (features and flow latents must come from the same segments).")
+        latent_shape = g[video]["latent"].shape
+        flow_keys = (g[video]["person_id"][()], g[video]["start_frame"][()])
+    n = tokens_shape[0]
+    if (latent_shape[0] != n or not np.array_equal(keys[0], flow_keys[0])
+            or not np.array_equal(keys[1], flow_keys[1])):
+        raise MgenetError(f"{features} and {flow}[{video}] are not aligned: {n} vs {latent_shape[0]} clips, or their "
+                          f"person_id/start_frame differ row by row. Both must come from the same segments file; "
+                          f"re-run extract_features and encode_flow after build_segments.")
+    if len(tokens_shape) != 5 or len(latent_shape) != 4:
+        raise MgenetError(f"{features}: tokens {tokens_shape} / latents {latent_shape} are not (N, t, h, w, C) / "
+                          f"(N, 2, T, V).")
+    _, t, h, w, c = tokens_shape
+    _, coords, seg_len, joints = latent_shape
+    shape = {"t": t, "h": h, "w": w, "in_dim": c, "seg_len": seg_len, "c_mo": coords * joints,
+             "scene_dim": len(scene)}
+    return VideoEntry(video, features, flow, n, scene), shape
+
+
+def resolve_model_config(cfg: MGENetConfig, shape: Mapping[str, int], where: str) -> MGENetConfig:
+    """Fill the data-shape fields left at 0 from ``shape``; a set field that disagrees is an error."""
+    if shape["seg_len"] % shape["t"]:
+        raise MgenetError(f"{where}: flow latents of {shape['seg_len']} frames do not split into the features' "
+                          f"{shape['t']} token steps; features and flow must use the same segments.seg_len.")
+    for k in SHAPE_FIELDS:
+        given = getattr(cfg, k)
+        if given and given != shape[k]:
+            raise MgenetError(f"{where}: the data have {k}={shape[k]} but the stage-2 model config sets {k}={given}; "
+                              f"remove the setting (0 = from the data) or rebuild the features.")
+    return replace(cfg, **{k: shape[k] for k in SHAPE_FIELDS})
+
+
+# ------------------------------------------------------------------------------------------------------ training
+
+
+def _amp(device: torch.device, enabled: bool) -> tuple[Any, torch.amp.GradScaler | None]:
+    """Autocast context factory and loss scaler: bfloat16 on GPUs that have it, float16 + scaling otherwise."""
+    if device.type != "cuda" or not enabled:
+        return nullcontext, None
+    if torch.cuda.is_bf16_supported():
+        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
+    return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
+
+
+def _set_phase(model: MGENet, phase: str) -> list[torch.nn.Parameter]:
+    """Freeze everything but the phase's modules (dropping gradients left by the previous phase); return their
+    parameters."""
+    model.requires_grad_(False).eval()
+    for p in model.parameters():
+        p.grad = None
+    modules = {"level1": model.level1_modules(), "level2": model.level2_modules(), "matching": []}[phase]
+    for m in modules:
+        m.requires_grad_(True).train()
+    return [p for m in modules for p in m.parameters()]
+
+
+def _optimizer(params: list[torch.nn.Parameter], tc: Stage2TrainConfig) -> torch.optim.Optimizer:
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    return torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]], "random": random.getstate()}
+
+
+def _set_rng_state(s: Mapping[str, Any]) -> None:
+    torch.set_rng_state(s["torch"])
+    if s["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+    np.random.set_state((s["numpy"][0], np.array(s["numpy"][1], dtype=np.uint32), *s["numpy"][2:]))
+    random.setstate(s["random"])
+
+
+def _run_epoch(model: MGENet, source: ClipSource, phase: str, key: tuple[int, ...], tc: Stage2TrainConfig,
+               device: torch.device, opt: torch.optim.Optimizer | None, autocast: Any,
+               scaler: torch.amp.GradScaler | None, params: list[torch.nn.Parameter]) -> dict[str, float]:
+    """One epoch of one phase; returns the clip-weighted mean of each loss term."""
+    cfg = model.cfg
+    frozen = [p for m in model.level1_modules() for p in m.parameters()]
+    sums: dict[str, float] = {}
+    n = 0
+    for bi, batch in enumerate(source.batches(tc.batch_size, key, tc.num_workers)):
+        tokens, f_sk, scene = batch.to(device)
+        if phase == "matching":
+            with autocast():
+                terms = {"l_sep_r": model.matching_step(tokens, scene)}
+        else:
+            with autocast():
+                if phase == "level1":
+                    terms = model.level1_losses(tokens, f_sk, scene)
+                else:
+                    masks = random_masks(len(batch), cfg.h, cfg.w, cfg.mask, np.random.default_rng([*key, bi]))
+                    terms = model.level2_losses(tokens, keep_indices(masks, cfg.t).to(device))
+            loss = terms["loss"]
+            if not math.isfinite(loss.detach().item()):
+                raise MgenetError(f"stage-2 {phase} diverged (loss {loss.item()}) in batch {bi + 1}; lower "
+                                  f"stage2.train.lr or check the features and flow latents for extreme values.")
+            assert opt is not None
+            opt.zero_grad(set_to_none=True)
+            (scaler.scale(loss) if scaler else loss).backward()
+            if phase == "level2" and any(p.grad is not None for p in frozen):
+                raise RuntimeError("a gradient reached the frozen RGB encoder in level 2")
+            if scaler:
+                scaler.unscale_(opt)
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+            if scaler:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            if phase == "level1":  # MNAD's write, after the step, with the step's queries
+                model.behaviour_memory.update(terms["e_b"].detach().flatten(0, 1))
+                model.scene_memory.update(scene)
+        for k, v in terms.items():
+            if k != "e_b":
+                sums[k] = sums.get(k, 0.0) + v.detach().item() * len(batch)
+        n += len(batch)
+    return {k: v / max(n, 1) for k, v in sums.items()} | {"clips": float(n)}
+
+
+def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathLike,
+                 log: Callable[[str], None] = print, stop_after: int | None = None,
+                 attrs: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Train stage 2 on training clips and write its checkpoint.
+
+    Args:
+        train_pairs: (features file, flow file) per training video; videos without clips are skipped.
+        cfg: model and optimisation settings; the model's data shapes left at 0 are taken from the files.
+        out_ckpt: the final checkpoint; ``<out_ckpt>.partial`` holds the progress, and a run that finds it resumes.
+        log: receives one line per epoch.
+        stop_after: stop after this many epochs of this call (leaving the partial checkpoint), as a kill would.
+        attrs: provenance stored in the checkpoint (config hash, input hashes, ...).
+
+    Returns:
+        One dict per epoch run so far (resumed epochs included): phase, epoch, the loss terms, seconds, clips_per_s.
+
+    Raises:
+        MgenetError: no training clip, misaligned or inconsistent inputs, a partial checkpoint of another config,
+            or divergence.
+    """
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    source = ClipSource(train_pairs, tc.block_rows, tc.buffer_blocks)
+    if not len(source):
+        raise MgenetError(f"no training clips in the {len(train_pairs)} features file(s) given; the training videos "
+                          f"yielded no person segment. Check the pose and segments stages.")
+    resolved = Stage2Config(resolve_model_config(cfg.model, source.shape, str(train_pairs[0][0])), tc)
+    config = resolved.to_dict()
+    seed_everything(tc.seed)
+    model = MGENet(resolved.model).to(device)
+    autocast, scaler = _amp(device, tc.amp)
+    partial = Path(f"{out_ckpt}.partial")
+    phase_i, epoch0, history, opt_state = 0, 0, [], None
+    if partial.exists():
+        ck = torch.load(partial, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
+        if ck["config"] != config:
+            raise MgenetError(f"{partial} was written with another stage-2 config; delete it to start over, or "
+                              f"restore the settings it was made with.")
+        model.load_state_dict(ck["state_dict"])
+        phase_i, epoch0, history, opt_state = ck["phase"], ck["epoch"], ck["history"], ck["optimizer"]
+        if scaler and ck["scaler"]:
+            scaler.load_state_dict(ck["scaler"])
+        _set_rng_state(ck["rng"])
+        log(f"resuming from {partial}: {PHASES[phase_i]} after epoch {epoch0}")
+    n_epochs = {"level1": tc.level1_epochs, "level2": tc.level2_epochs, "matching": tc.matching_epochs}
+    total = sum(n_epochs.values())
+    ran = 0
+    for pi in range(phase_i, len(PHASES)):
+        phase = PHASES[pi]
+        start = epoch0 if pi == phase_i else 0
+        if start >= n_epochs[phase]:
+            continue
+        params = _set_phase(model, phase)
+        opt = _optimizer(params, tc) if params else None
+        if opt is not None and pi == phase_i and start > 0 and opt_state is not None:
+            opt.load_state_dict(opt_state)
+        for epoch in range(start, n_epochs[phase]):
+            t0 = time.perf_counter()
+            row = _run_epoch(model, source, phase, (tc.seed, pi, epoch), tc, device, opt, autocast, scaler, params)
+            seconds = time.perf_counter() - t0
+            clips = row.pop("clips")
+            row = {"phase": phase, "epoch": epoch + 1, **row, "seconds": seconds, "clips_per_s": clips / seconds}
+            history.append(row)
+            terms = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith("l"))
+            log(f"{phase} epoch {epoch + 1}/{n_epochs[phase]}: {terms}; {int(clips)} clips in {seconds:.1f} s "
+                f"({row['clips_per_s']:.0f}/s)")
+            ckpt = {"config": config, "state_dict": _cpu_state(model), "history": history, "phase": pi,
+                    "epoch": epoch + 1, "optimizer": opt.state_dict() if opt else None,
+                    "scaler": scaler.state_dict() if scaler else None, "rng": _rng_state()}
+            with atomic_path(partial) as tmp:
+                torch.save(ckpt, tmp)
+            ran += 1
+            if stop_after is not None and ran >= stop_after and len(history) < total:
+                log(f"stopping after {ran} epoch(s) as asked; rerun to resume from {partial}")
+                return history
+    final = {"config": config, "state_dict": _cpu_state(model), "history": history,
+             "provenance": provenance(stage="train_stage2", n_videos=len(source.videos), n_clips=len(source),
+                                      **(attrs or {}))}
+    with atomic_path(out_ckpt) as tmp:
+        torch.save(final, tmp)
+    partial.unlink(missing_ok=True)
+    return history
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def load_stage2(path: PathLike, device: str | torch.device = "cpu") -> tuple[MGENet, dict[str, Any]]:
+    """Rebuild the model from a final checkpoint, in eval mode on ``device``; returns it and the checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        raise MgenetError(f"{path}: stage-2 checkpoint not found; it is made by rule train_stage2.")
+    device = resolve_device(device) if isinstance(device, str) else device
+    ck = torch.load(path, map_location=device, weights_only=True)
+    model = MGENet(MGENetConfig.from_dict(ck["config"]["model"]))
+    model.load_state_dict(ck["state_dict"])
+    return model.to(device).eval(), ck
+
+
+# ------------------------------------------------------------------------------------------------------- scoring
+
+
+@torch.no_grad()
+def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 256,
+                 device: str | torch.device = "auto") -> pd.DataFrame:
+    """Score every test segment with the stage-2 model.
+
+    S_app's two complementary masks of a clip are seeded by (training seed, video, row), so a clip's scores do not
+    depend on the batch size or on the other videos.
+
+    Args:
+        ckpt: the checkpoint of ``train_stage2``.
+        test_pairs: (features file, flow file) per test video.
+        batch_size: clips per forward pass (also rows per HDF5 read).
+        device: where to run the model.
+
+    Returns:
+        One row per segment, in file order: video, person_id, start_frame, mid_frame, ``mo``, ``app``, ``mm``
+        (Eq. 13-15, higher = more anomalous) and Table 3's level-1 measurements ``mo_fsk``, ``mo_frgb``,
+        ``mo_sum``, ``mo_sim`` (see ``mgenet.models.mgenet.LEVEL1_VARIANTS``; ``mo`` is f_sk - f_rgb).
+    """
+    device = resolve_device(device) if isinstance(device, str) else device
+    model, ck = load_stage2(ckpt, device)
+    cfg = model.cfg
+    source = ClipSource(test_pairs, block_rows=batch_size, buffer_blocks=1)
+    if len(source):
+        resolve_model_config(cfg, source.shape, str(test_pairs[0][0]))  # the test clips must fit the model
+    autocast, _ = _amp(device, bool(ck["config"]["train"]["amp"]))
+    seed = int(ck["config"]["train"]["seed"])
+    names = [v.name for v in source.videos]
+    parts: list[pd.DataFrame] = []
+    for batch in source.batches(batch_size):
+        tokens, f_sk, scene = batch.to(device)
+        videos = [names[i] for i in batch.video]
+        m1, m2 = clip_mask_pairs(seed, videos, batch.row, cfg.h, cfg.w, cfg.mask)
+        with autocast():
+            s = model.scores(tokens, f_sk, scene, keep_indices(m1, cfg.t).to(device),
+                             keep_indices(m2, cfg.t).to(device))
+        parts.append(pd.DataFrame({"video": np.array(videos, dtype=object), "person_id": batch.person_id,
+                                   "start_frame": batch.start_frame, "mid_frame": batch.mid_frame,
+                                   **{k: s[k].double().cpu().numpy() for k in SCORE_COLUMNS[4:]}}))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object if c == "video" else np.int64 if c in KEY_COLUMNS
+                                          else np.float64) for c in SCORE_COLUMNS})
+    return pd.concat(parts, ignore_index=True)[SCORE_COLUMNS]

@@ -1,0 +1,195 @@
+"""Memories of MGENet (arXiv 2312.04119 §3.3-3.4), read and written as in MNAD (Park et al., CVPR 2020).
+
+A memory holds N unit-norm items. A query q is addressed by W = softmax_i cos(q, m_i) and reads sum_i W_i m_i. Items
+are not trained by gradients; after a training step each item moves towards the queries whose nearest item it is:
+m_i <- l2norm(m_i + sum_{p in U_i} v'_{p,i} q_p), with v_{p,i} the softmax over the step's queries of cos(q_p, m_i)
+and v' = v / max_{p in U_i} v_{p,i} (MNAD's Eq. 5). The separateness loss (MNAD's feature separateness, a triplet
+margin between a query's nearest and second-nearest items) pulls queries towards one item and away from the rest.
+
+The behaviour-scene matching memory M^r stores, per item, a behaviour part of length L_b = P * N_b and a scene part
+of length N_s. Its query is W^r = [flatten(W^b), W^s], the addressing weights of a clip's tokens in the behaviour
+memory and of its scene in the scene memory, so each item learns which behaviours co-occur with which scenes. S_mm
+compares how well the clip's behaviour and its scene match the K items its behaviour matches best (Eq. 15).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mgenet.models.vit import FromDict
+
+
+@dataclass
+class MemoryConfig(FromDict):
+    """One MNAD memory.
+
+    Attributes:
+        n_items: N (behaviour: N_b = 128, scene: N_s = 32).
+        dim: length of items and queries.
+        margin: separateness margin epsilon (MNAD: 1.0; distances of unit vectors lie in [0, 2]).
+        temperature: addressing is softmax_i(cos / temperature). The paper's 1.0 gives nearly uniform weights over
+            many items (the best item outweighs the worst by at most e^2); lower values sharpen the read.
+    """
+
+    n_items: int = 128
+    dim: int = 256
+    margin: float = 1.0
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.n_items < 2 or self.dim < 1 or self.temperature <= 0:
+            raise ValueError(f"a memory needs >= 2 items (the separateness loss uses the second nearest), dim >= 1 "
+                             f"and temperature > 0, got {self}")
+
+
+@dataclass
+class MatchingConfig(FromDict):
+    """The behaviour-scene matching memory M^r.
+
+    Attributes:
+        n_items: N_r.
+        behaviour_len: L_b = P * N_b, the flattened behaviour addressing weights.
+        scene_len: N_s, the scene addressing weights.
+        top_k: K items kept by c^b for S_mm.
+        margin: separateness margin.
+        temperature: of the softmaxes c^b and c^s, as in ``MemoryConfig``.
+    """
+
+    n_items: int = 64
+    behaviour_len: int = 1536 * 128
+    scene_len: int = 32
+    top_k: int = 4
+    margin: float = 1.0
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.n_items < 2 or not 1 <= self.top_k <= self.n_items or self.temperature <= 0:
+            raise ValueError(f"matching memory needs >= 2 items, 1 <= top_k <= n_items and temperature > 0, "
+                             f"got {self}")
+
+
+# -------------------------------------------------------------------------------------------------- functions
+
+
+def fp32(x: torch.Tensor) -> torch.autocast:
+    """A region where autocast is off: addressing and writing stay in float32 under AMP (softmax over near-equal
+    cosines, and items that accumulate small updates, lose too much in 16 bits)."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def address(queries: torch.Tensor, items: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """W = softmax over items of cos(q, m_i) / temperature: (..., C) x (N, C) -> (..., N); rows sum to 1."""
+    with fp32(queries):
+        cos = F.normalize(queries.float(), dim=-1) @ F.normalize(items.float(), dim=-1).T
+        return (cos / temperature).softmax(-1)
+
+
+def separateness_loss(queries: torch.Tensor, items: torch.Tensor, margin: float) -> torch.Tensor:
+    """mean_p [ ||q_p - m_1st|| - ||q_p - m_2nd|| + margin ]_+ on unit-normalised queries and items.
+
+    The mean (not the paper's sum) keeps beta's meaning independent of the batch size and token count. Items are
+    treated as constants: only the queries receive gradients.
+
+    Args:
+        queries: (n, C).
+        items: (N, C), N >= 2.
+
+    Returns:
+        A scalar; 0 when every query is nearer its nearest item than its second by at least ``margin``.
+    """
+    with fp32(queries):
+        q = F.normalize(queries.float(), dim=-1)
+        m = F.normalize(items.detach().float(), dim=-1)
+        d2 = (2.0 - 2.0 * q @ m.T).clamp_min(1e-12)  # squared distance of unit vectors; the floor keeps sqrt finite
+        nearest = d2.topk(2, dim=-1, largest=False).values.sqrt()  # (n, 2)
+        return F.relu(nearest[:, 0] - nearest[:, 1] + margin).mean()
+
+
+@torch.no_grad()
+def mnad_update(items: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """MNAD's memory write (Eq. 5 of Park et al.), all items at once.
+
+    Args:
+        items: (N, C) unit-norm items.
+        queries: (n, C) queries of one step.
+
+    Returns:
+        (N, C) updated unit-norm items; an item no query chose is unchanged.
+    """
+    with fp32(queries):
+        q = F.normalize(queries.float(), dim=-1)
+        sim = q @ items.T  # (n, N)
+        nearest = sim.argmax(1)  # (n,)
+        v = sim.softmax(0).gather(1, nearest[:, None]).squeeze(1)  # (n,) softmax over queries, at each query's item
+        vmax = torch.zeros(items.shape[0], device=items.device).scatter_reduce(0, nearest, v, "amax")
+        delta = torch.zeros_like(items).index_add_(0, nearest, (v / vmax[nearest])[:, None] * q)
+        return F.normalize(items + delta, dim=-1)
+
+
+# ----------------------------------------------------------------------------------------------------- modules
+
+
+class Memory(nn.Module):
+    """An MNAD memory of ``n_items`` unit vectors (a buffer: saved in checkpoints, never in an optimiser)."""
+
+    def __init__(self, cfg: MemoryConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("items", F.normalize(torch.randn(cfg.n_items, cfg.dim), dim=-1))
+
+    def address(self, queries: torch.Tensor) -> torch.Tensor:
+        """(..., C) -> (..., N) addressing weights."""
+        return address(queries, self.items, self.cfg.temperature)
+
+    def read(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., C) -> read-out (..., C) = W @ M, and W (..., N)."""
+        w = self.address(queries)
+        return w @ self.items, w
+
+    def separateness(self, queries: torch.Tensor) -> torch.Tensor:
+        """Separateness loss of (n, C) queries."""
+        return separateness_loss(queries, self.items, self.cfg.margin)
+
+    @torch.no_grad()
+    def update(self, queries: torch.Tensor) -> None:
+        """Write (n, C) queries of one step into the memory."""
+        self.items.copy_(mnad_update(self.items, queries))
+
+
+class MatchingMemory(nn.Module):
+    """Behaviour-scene matching memory M^r (N_r items of length L_b + N_s)."""
+
+    def __init__(self, cfg: MatchingConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("items", F.normalize(torch.randn(cfg.n_items, cfg.behaviour_len + cfg.scene_len), dim=-1))
+
+    @staticmethod
+    def query(w_b: torch.Tensor, w_s: torch.Tensor) -> torch.Tensor:
+        """W^r = [flatten(W^b), W^s]: (B, P, N_b), (B, N_s) -> (B, P * N_b + N_s)."""
+        return torch.cat([w_b.flatten(1).float(), w_s.float()], dim=1)
+
+    def read(self, w_b: torch.Tensor, w_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """c^b = softmax_i cos(flatten(W^b), m_{i,:L_b}) and c^s = softmax_i cos(W^s, m_{i,L_b:}), each (B, N_r)."""
+        lb = self.cfg.behaviour_len
+        c_b = address(w_b.flatten(1), self.items[:, :lb], self.cfg.temperature)
+        c_s = address(w_s, self.items[:, lb:], self.cfg.temperature)
+        return c_b, c_s
+
+    def score(self, w_b: torch.Tensor, w_s: torch.Tensor) -> torch.Tensor:
+        """S_mm = ||c^b_topK - c^s_topK|| over the K items with the largest c^b (Eq. 15): (B,)."""
+        c_b, c_s = self.read(w_b, w_s)
+        top_b, idx = c_b.topk(self.cfg.top_k, dim=1)
+        return (top_b - c_s.gather(1, idx)).norm(dim=1)
+
+    def separateness(self, w_r: torch.Tensor) -> torch.Tensor:
+        return separateness_loss(w_r, self.items, self.cfg.margin)
+
+    @torch.no_grad()
+    def update(self, w_r: torch.Tensor) -> None:
+        """Write (B, L_b + N_s) queries W^r (the final, matching pass only)."""
+        self.items.copy_(mnad_update(self.items, w_r))
