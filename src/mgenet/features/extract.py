@@ -1,0 +1,475 @@
+"""``extract_features``: the tokens of every person-segment's crop clip and the video's scene feature, streamed.
+
+One pass over the video in frame order: decode batches of frames, cut every crop the segments need from them (a
+(frame, box) crop shared by overlapping windows is cut once), assemble clips as soon as their last frame is decoded,
+run the backbone on batches of clips and write their tokens. On a GPU the decoding runs in a background thread,
+overlapping the backbone. A crop is dropped once every clip using it is assembled, so memory holds a decode batch,
+the crops of the windows still open (about seg_len frames per person) and a clip batch or two: it does not grow with
+the video.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from mgenet import MgenetError, __version__
+from mgenet.features.crops import bad_boxes, crop_resize, normalise_clips, widen_boxes
+from mgenet.features.decode import FrameReader, even_frames, median_image, open_frames
+from mgenet.features.swin import BACKBONE_NAME, CHECKPOINT_NAME, SwinConfig, SwinStages12
+from mgenet.io import feature_writer, provenance, read_segments
+
+log = logging.getLogger(__name__)
+
+COMPRESSIONS = ("none", "lzf", "gzip")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Settings of ``extract_features`` (config.yaml ``features`` plus the global ``seed`` and ``device``)."""
+
+    weights: str = f"resources/weights/{CHECKPOINT_NAME}"
+    crop: tuple[int, int] = (128, 64)  # [choice] H x W; DESIGN §4
+    widen: float = 0.2
+    batch_size: int = 32
+    decode_chunk: int = 64
+    compression: str = "none"
+    compression_level: int = 4
+    scene_frames: int = 32
+    scene_size: tuple[int, int] = (224, 224)
+    amp: str = "auto"
+    prefetch: str | bool = "auto"
+    seed: int = 0
+    device: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("crop", "scene_size"):
+            if k in kw:
+                kw[k] = tuple(int(v) for v in kw[k])
+        cfg = cls(**kw, extra={k: v for k, v in d.items() if k not in known})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        for name in ("crop", "scene_size"):
+            h, w = getattr(self, name)
+            if h <= 0 or w <= 0 or h % 8 or w % 8:
+                raise MgenetError(f"features.{name} {[h, w]}: height and width must be positive multiples of 8 "
+                                  f"(patch 4 x 4, then one 2 x 2 patch merging: tokens are H/8 x W/8).")
+        if self.compression not in COMPRESSIONS:
+            raise MgenetError(f"features.compression {self.compression!r}: use one of {list(COMPRESSIONS)}.")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise MgenetError(f"features.amp {self.amp!r}: use auto, bf16, fp16 or off.")
+        if self.prefetch not in ("auto", True, False):
+            raise MgenetError(f"features.prefetch {self.prefetch!r}: use auto, true or false.")
+
+    def use_prefetch(self, device: torch.device) -> bool:
+        """Decode in a background thread? auto: on a GPU only. With the backbone on the CPU the overlap gains ~1%,
+        and a decoder thread beside torch's CPU forward made glibc's heap grow with the video (0.7 GB flat without
+        it, 3.4 GB and rising after 20,000 frames with it; cause not pinned down)."""
+        return self.prefetch is True or (self.prefetch == "auto" and device.type == "cuda")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("extra")
+        return d
+
+    def h5_compression(self) -> tuple[str | None, int | None]:
+        if self.compression == "none":
+            return None, None
+        return self.compression, (self.compression_level if self.compression == "gzip" else None)
+
+
+# ----------------------------------------------------------------------------------------------------- planning
+
+
+@dataclass
+class CropPlan:
+    """Which crops to cut from which frame, and which crops make each clip."""
+
+    crop_frame: np.ndarray  # (K,) frame of each unique crop, sorted
+    crop_box: np.ndarray  # (K, 4) its whole-pixel box
+    clip_crops: np.ndarray  # (N, T) index of the crop of each clip step
+    clip_last: np.ndarray  # (N,) last frame a clip needs
+    frames: np.ndarray  # sorted unique frames to decode
+
+
+def plan_crops(frames: np.ndarray, crop_boxes: np.ndarray) -> CropPlan:
+    """Deduplicate the (frame, box) crops of all clips: with test stride 1 a crop is shared by up to T windows."""
+    n, t = frames.shape
+    keys = np.concatenate([frames.reshape(-1, 1).astype(np.int64),
+                           crop_boxes.reshape(-1, 4).astype(np.int64)], axis=1)  # (N*T, 5)
+    if len(keys):
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)  # sorted by frame first
+    else:
+        uniq, inverse = np.zeros((0, 5), np.int64), np.zeros(0, np.int64)
+    return CropPlan(crop_frame=uniq[:, 0], crop_box=uniq[:, 1:], clip_crops=inverse.reshape(n, t),
+                    clip_last=frames.max(axis=1) if n else np.zeros(0, np.int64),
+                    frames=np.unique(uniq[:, 0]))
+
+
+def check_segments(segments_path: Path, source: Path, n_frames: int, width: int, height: int,
+                   seg: dict[str, np.ndarray], crop_boxes: np.ndarray) -> None:
+    """Fail before any work on frames the video does not have or boxes that cannot be cropped."""
+    frames = seg["frames"]
+    if frames.size and (frames.max() >= n_frames or frames.min() < 0):
+        row, step = np.unravel_index(int(np.argmax(frames)), frames.shape)
+        raise MgenetError(f"{source}: the video has {n_frames} frames but {segments_path} (cut from the pose file) "
+                          f"needs frame {int(frames.max())} (person {int(seg['person_id'][row])}). The video is "
+                          f"truncated or the pose file belongs to another video.")
+    bad = bad_boxes(seg["boxes"], crop_boxes)
+    if bad.any():
+        row, step = (int(v) for v in np.argwhere(bad)[0])
+        raise MgenetError(f"{segments_path}: person {int(seg['person_id'][row])}, frame {int(frames[row, step])}: box "
+                          f"{np.round(seg['boxes'][row, step], 1).tolist()} is empty, not finite or entirely outside "
+                          f"the {width}x{height} frame ({int(bad.sum())} such boxes in all). Fix or drop these "
+                          f"detections in the pose file.")
+
+
+# ---------------------------------------------------------------------------------------------------- streaming
+
+
+class CropSlab:
+    """Crops live in slots of one preallocated array (grown by doubling), not in an array each.
+
+    Each crop lives for about T frames while decode batches and backbone temporaries come and go around it; one slab
+    with reused slots keeps these long-lived small pieces from scattering over the allocator's heap.
+    """
+
+    def __init__(self, n_keys: int, size: tuple[int, int], capacity: int = 256) -> None:
+        self.data = np.empty((capacity, *size, 3), np.uint8)
+        self.free_slots = list(range(capacity - 1, -1, -1))
+        self.slot_of = np.full(n_keys, -1, np.int64)
+        self.held = 0
+
+    def __len__(self) -> int:
+        return self.held
+
+    def new(self, key: int) -> np.ndarray:
+        """The slot of crop ``key``, to be written in place."""
+        if not self.free_slots:
+            n = len(self.data)
+            self.data = np.concatenate([self.data, np.empty_like(self.data)])
+            self.free_slots = list(range(2 * n - 1, n - 1, -1))
+        self.slot_of[key] = self.free_slots.pop()
+        self.held += 1
+        return self.data[self.slot_of[key]]
+
+    def gather(self, keys: np.ndarray) -> np.ndarray:
+        """The crops of ``keys`` (...,) copied into one array (..., h, w, 3)."""
+        return self.data[self.slot_of[keys]]
+
+    def free(self, key: int) -> None:
+        self.free_slots.append(int(self.slot_of[key]))
+        self.slot_of[key] = -1
+        self.held -= 1
+
+
+class ClipStream:
+    """Decodes frames in order, cuts the crops and yields clip batches as soon as they are complete.
+
+    Iterating yields ``("scene", background image)`` first, then ``(rows, clips)``: segment rows (B,) and their uint8
+    RGB crop clips (B, T, h, w, 3). A crop is dropped as soon as every clip using it has been assembled.
+    """
+
+    def __init__(self, reader: FrameReader, plan: CropPlan, cfg: FeatureConfig, scene_idx: np.ndarray) -> None:
+        self.reader, self.plan, self.cfg, self.scene_idx = reader, plan, cfg, scene_idx
+        self.decode_s = 0.0
+        self.crop_s = 0.0
+        self.peak_crops = 0
+
+    def __iter__(self) -> Iterator[tuple[Any, np.ndarray]]:
+        p, cfg = self.plan, self.cfg
+        t0 = time.perf_counter()
+        scene = self.reader.get(self.scene_idx)
+        self.decode_s += time.perf_counter() - t0
+        yield "scene", median_image(scene)
+        del scene
+        refs = np.bincount(p.clip_crops.reshape(-1), minlength=len(p.crop_frame))
+        crops = CropSlab(len(p.crop_frame), cfg.crop)
+        order = np.argsort(p.clip_last, kind="stable")  # clips in the order they become complete
+        next_clip, ready = 0, []
+        crop_lo = 0
+        n_chunks = max(-(-len(p.frames) // cfg.decode_chunk), 1)
+        for c in range(n_chunks):
+            idx = p.frames[c * cfg.decode_chunk:(c + 1) * cfg.decode_chunk]
+            t0 = time.perf_counter()
+            batch = self.reader.get(idx) if len(idx) else None
+            t1 = time.perf_counter()
+            self.decode_s += t1 - t0
+            last = int(idx[-1]) if len(idx) else -1
+            crop_hi = int(np.searchsorted(p.crop_frame, last, side="right"))
+            pos = np.searchsorted(idx, p.crop_frame[crop_lo:crop_hi])
+            for k, i in zip(range(crop_lo, crop_hi), pos):
+                crop_resize(batch[i], p.crop_box[k], cfg.crop, out=crops.new(k))  # (h, w, 3)
+            crop_lo = crop_hi
+            del batch
+            self.crop_s += time.perf_counter() - t1
+            self.peak_crops = max(self.peak_crops, len(crops))
+            while next_clip < len(order) and p.clip_last[order[next_clip]] <= last:
+                ready.append(order[next_clip])
+                next_clip += 1
+            final = c == n_chunks - 1
+            while len(ready) >= cfg.batch_size or (final and ready):
+                rows = np.asarray(ready[:cfg.batch_size])
+                ready = ready[cfg.batch_size:]
+                ids = p.clip_crops[rows]  # (B, T)
+                clips = crops.gather(ids)  # (B, T, h, w, 3) uint8
+                np.subtract.at(refs, ids.reshape(-1), 1)
+                for k in np.unique(ids):
+                    if refs[k] == 0:
+                        crops.free(k)
+                yield rows, clips
+
+
+_DONE = object()
+
+
+def in_background(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """Iterate ``items`` in a background thread, ``depth`` items ahead; its exceptions surface here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def work() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                put(item)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put(e)
+        else:
+            put(_DONE)
+
+    thread = threading.Thread(target=work, daemon=True, name="mgenet-decode")
+    thread.start()
+    try:
+        while (item := q.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _autocast(device: torch.device, amp: str) -> torch.autocast | None:
+    """fp16 / bf16 autocast on CUDA (``auto``: bf16 where the GPU supports it); CPU runs in float32."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "auto":
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+@torch.inference_mode()
+def run_backbone(model: SwinStages12, clips: np.ndarray | torch.Tensor, device: torch.device,
+                 amp: str = "auto") -> torch.Tensor:
+    """Tokens (B, t, h, w, C) float16 on the CPU of uint8 RGB clips (B, T, H, W, 3)."""
+    x = torch.as_tensor(clips)
+    if device.type == "cuda":
+        x = x.pin_memory().to(device, non_blocking=True)  # uint8 travels: 4x less than float
+    x = normalise_clips(x)
+    ctx = _autocast(device, amp)
+    if ctx is None:
+        y = model(x)
+    else:
+        with ctx:
+            y = model(x)
+    return y.to(torch.float16).cpu()
+
+
+def scene_feature(model: SwinStages12, background: np.ndarray, size: tuple[int, int], device: torch.device,
+                  amp: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """The scene feature e_s of a background image (H, W, 3) uint8: pooled (C_s,) and its map (h_s, w_s, C_s).
+
+    The image is resized to ``size`` and fed as a still clip of two frames (one temporal patch).
+    """
+    h, w = size
+    img = cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA)
+    clip = np.repeat(img[None, None], model.cfg.patch_size[0], axis=1)  # (1, 2, h, w, 3)
+    tokens = run_backbone(model, clip, device, amp)[0, 0].float()  # (h_s, w_s, C_s)
+    return tokens.mean(dim=(0, 1)).numpy(), tokens.numpy()
+
+
+@dataclass
+class ExtractStats:
+    clips: int = 0
+    frames_decoded: int = 0
+    crops: int = 0
+    peak_crops: int = 0
+    seconds: float = 0.0
+    forward_s: float = 0.0
+    scene_s: float = 0.0
+    decode_s: float = 0.0
+    crop_s: float = 0.0
+    write_s: float = 0.0
+    wait_s: float = 0.0
+
+    def summary(self) -> str:
+        return (f"{self.clips} clips in {self.seconds:.1f} s ({self.clips / max(self.seconds, 1e-9):.1f} clips/s); "
+                f"{self.frames_decoded} frames decoded, {self.crops} unique crops (peak {self.peak_crops} held); "
+                f"forward {self.forward_s:.1f} s, scene feature {self.scene_s:.1f} s, "
+                f"decode {self.decode_s:.1f} s, crop {self.crop_s:.1f} s, "
+                f"write {self.write_s:.1f} s, getting clips {self.wait_s:.1f} s")
+
+
+def extract_video_features(source: str | Path, segments_path: str | Path, out: str | Path, cfg: FeatureConfig,
+                           model: SwinStages12, device: torch.device, attrs: dict[str, Any],
+                           threads: int = 1) -> ExtractStats:
+    """Write ``out``: the tokens of every segment's crop clip and the video's scene feature.
+
+    Args:
+        source: the video file or frame folder.
+        segments_path: the video's segments file; the features' rows follow its rows.
+        attrs: provenance to store (video, split, scene, config_hash, checkpoint_sha256).
+        threads: decoder threads (decord / image reads).
+    Raises:
+        MgenetError: unreadable video, frames the video lacks, uncroppable boxes. No file is left at ``out``.
+    """
+    t_start = time.perf_counter()
+    source, segments_path = Path(source), Path(segments_path)
+    seg, seg_attrs = read_segments(segments_path, ("boxes", "frames", "person_id", "start_frame", "mid_frame"))
+    n, T = seg["frames"].shape
+    reader = open_frames(source, threads)
+    try:
+        crop_boxes = widen_boxes(seg["boxes"], reader.width, reader.height, cfg.widen)
+        check_segments(segments_path, source, reader.n_frames, reader.width, reader.height, seg, crop_boxes)
+        plan = plan_crops(seg["frames"], crop_boxes)
+        token_shape = model.cfg.token_shape(T, *cfg.crop)
+        est = n * int(np.prod(token_shape)) * 2
+        log.info("%s: %d clips of %d frames -> tokens %s float16, %.1f MB before compression; %d frames to decode, "
+                 "%d unique crops", source, n, T, token_shape, est / 1e6, len(plan.frames), len(plan.crop_frame))
+        all_attrs = provenance(
+            attrs.get("config_hash", ""), backbone=BACKBONE_NAME, crop=list(cfg.crop), widen=cfg.widen,
+            seg_len=int(T), stride=int(seg_attrs.get("stride", 0)), scene_size=list(cfg.scene_size),
+            scene_frames=int(cfg.scene_frames), frames=int(reader.n_frames), width=int(reader.width),
+            height=int(reader.height), normalisation="kinetics400 mean/std, RGB 0-255",
+            **{k: v for k, v in attrs.items() if k != "config_hash"})
+        all_attrs.setdefault("mgenet_version", __version__)
+        compression, level = cfg.h5_compression()
+        stats = ExtractStats(clips=n, frames_decoded=len(plan.frames), crops=len(plan.crop_frame))
+        stream = ClipStream(reader, plan, cfg, even_frames(reader.n_frames, cfg.scene_frames))
+        items = in_background(stream) if cfg.use_prefetch(device) else iter(stream)
+        try:
+            with feature_writer(out, n, token_shape, all_attrs, compression, level) as w:
+                scene = scene_map = None
+                while True:
+                    t0 = time.perf_counter()
+                    item = next(items, None)
+                    t1 = time.perf_counter()
+                    stats.wait_s += t1 - t0
+                    if item is None:
+                        break
+                    if isinstance(item[0], str):  # the background image, first
+                        scene, scene_map = scene_feature(model, item[1], cfg.scene_size, device, cfg.amp)
+                        stats.scene_s += time.perf_counter() - t1
+                        continue
+                    rows, clips = item
+                    tokens = run_backbone(model, clips, device, cfg.amp).numpy()
+                    t2 = time.perf_counter()
+                    w.write_tokens(rows, tokens)
+                    stats.forward_s += t2 - t1
+                    stats.write_s += time.perf_counter() - t2
+                t0 = time.perf_counter()
+                w.write_arrays({"crop_boxes": crop_boxes, "person_id": seg["person_id"],
+                                "start_frame": seg["start_frame"], "mid_frame": seg["mid_frame"],
+                                "scene": scene, "scene_map": scene_map})
+                stats.write_s += time.perf_counter() - t0
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+    finally:
+        reader.close()
+    stats.decode_s, stats.crop_s, stats.peak_crops = stream.decode_s, stream.crop_s, stream.peak_crops
+    stats.seconds = time.perf_counter() - t_start
+    return stats
+
+
+# ----------------------------------------------------------------------------------------------------- estimate
+
+
+def clip_bytes(cfg: FeatureConfig, seg_len: int, swin: SwinConfig = SwinConfig()) -> int:
+    """Uncompressed bytes of one clip row: float16 tokens, float32 crop boxes and three int32 ids."""
+    return int(np.prod(swin.token_shape(seg_len, *cfg.crop))) * 2 + seg_len * 4 * 4 + 3 * 4
+
+
+def scene_bytes(cfg: FeatureConfig, swin: SwinConfig = SwinConfig()) -> int:
+    _, h, w, c = swin.token_shape(swin.patch_size[0], *cfg.scene_size)
+    return (h * w * c + c) * 4
+
+
+def estimate_table(counts: list[dict[str, Any]], cfg: FeatureConfig, seg_len: int) -> str:
+    """A printable storage estimate from per-video clip counts ({video, split, clips, exact})."""
+    per_clip, per_video = clip_bytes(cfg, seg_len), scene_bytes(cfg)
+    swin = SwinConfig()
+    lines = [f"feature storage estimate: tokens {swin.token_shape(seg_len, *cfg.crop)} float16 per clip "
+             f"(crop {list(cfg.crop)}, seg_len {seg_len}) = {per_clip / 1e6:.3f} MB per clip, "
+             f"scene {per_video / 1e6:.3f} MB per video",
+             f"{'split':<8}{'videos':>8}{'clips':>12}{'size':>12}"]
+    total = 0
+    for split in sorted({c["split"] for c in counts}, reverse=True):
+        rows = [c for c in counts if c["split"] == split]
+        clips = sum(c["clips"] for c in rows)
+        size = clips * per_clip + len(rows) * per_video
+        total += size
+        lines.append(f"{split:<8}{len(rows):>8}{clips:>12}{_human(size):>12}")
+    lines.append(f"{'total':<8}{len(counts):>8}{sum(c['clips'] for c in counts):>12}{_human(total):>12}")
+    inexact = sum(not c["exact"] for c in counts)
+    if inexact:
+        lines.append(f"({inexact} videos counted from their pose files: no segments file yet)")
+    if cfg.compression != "none":
+        lines.append(f"compression {cfg.compression}: float16 activations barely shrink (demo: lzf 0%, gzip 8%; "
+                     f"`mgenet inspect` shows one file's stored size); budget for the uncompressed size.")
+    return "\n".join(lines)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def count_clips(manifest: Any, segments_dir: str | Path | None, seg_cfg: Any) -> list[dict[str, Any]]:
+    """Clips per video of a manifest: the rows of its segments file when there is one, else the windows its pose file
+    gives under ``seg_cfg`` (a :class:`mgenet.segments.SegmentConfig`)."""
+    from mgenet.io import read_alphapose, segment_count
+    from mgenet.segments import window_starts
+
+    out = []
+    for r in manifest.itertuples():
+        seg = Path(segments_dir) / f"{r.video}.h5" if segments_dir else None
+        if seg is not None and seg.exists():
+            out.append({"video": r.video, "split": r.split, "clips": segment_count(seg), "exact": True})
+            continue
+        poses = read_alphapose(r.pose_path)
+        stride = seg_cfg.stride(r.split)
+        clips = sum(len(window_starts(sorted(track), seg_cfg.seg_len, stride, seg_cfg.max_missing,
+                                      seg_cfg.keep_last_window)) for track in poses.values())
+        out.append({"video": r.video, "split": r.split, "clips": clips, "exact": False})
+    return out

@@ -1,0 +1,31 @@
+# Features (F_B): each video's person-segment crop clips through Video Swin-T stages 1-2, cached as float16 tokens,
+# plus the video's scene feature. One job per video, so a cluster spreads them; stage 2 reads them many times.
+
+
+rule extract_features:
+    input:
+        manifest=f"{R}/manifest.csv",
+        segments=f"{R}/segments/{{video}}.h5",
+        video=get_video_path,
+        weights=get_feature_weights,
+    output:
+        f"{R}/features/{{video}}.h5",
+    params:
+        features=params_json("features", "seed", "device"),
+    # torch's intra-op threads; decoding and cropping run in one extra thread beside them
+    threads: 2
+    resources:
+        # a GPU only when the config asks for one (device: cuda); auto uses one if the job lands on a GPU node.
+        # Memory: decode batches + open windows + two clip batches, flat in the video's length (bench/features.py).
+        gpu=1 if config["device"] == "cuda" else 0,
+        mem_mb=4000,
+    log:
+        f"{R}/logs/features/{{video}}.log",
+    benchmark:
+        f"{R}/benchmarks/features/{{video}}.tsv"
+    conda:
+        "../../envs/mgenet.yaml"
+    shell:
+        "mgenet --threads {threads} features --manifest {input.manifest} --video {wildcards.video}"
+        " --source {input.video:q} --segments {input.segments} --params {params.features:q} --out {output}"
+        " > {log} 2>&1"
