@@ -19,7 +19,10 @@ wildcard_constraints:
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pose.smk"
 include: "workflow/rules/flow.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/stage2.smk"
 include: "workflow/rules/score.smk"
+include: "workflow/rules/ablation.smk"
 
 
 rule all:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,9 @@ TINY = {
              "width": 160, "height": 120},
     "segments": {"seg_len": 12, "train_stride": 3},
     "flow": {"model": {"n_flows": 4}, "train": {"epochs": 6, "batch_size": 64, "lr": 0.001}},
+    "stage2": {"model": {"dim": 16, "depth": 1, "heads": 2, "c_app": 8, "n_behaviour": 8, "n_scene": 4,
+                         "n_matching": 8, "top_k": 2, "lsta_blocks": 1},
+               "train": {"level1_epochs": 2, "level2_epochs": 1, "batch_size": 32}},
 }
 
 
@@ -57,9 +61,30 @@ def test_whole_dag_produces_every_artifact(workdir):
     for video in man["video"]:
         assert (r / "pose" / f"{video}.json").exists()
         assert (r / "segments" / f"{video}.h5").exists()
-    assert (r / "models" / "flow.pt").exists() and (r / "flow" / "test.h5").exists()
     frames = pd.read_parquet(r / "scores" / "frames.parquet")
     assert len(frames) == man.loc[man["split"] == "test", "frames"].sum()
+    assert (r / "models" / "flow.pt").exists() and (r / "flow" / "test.h5").exists()
+    for video in man["video"]:
+        assert (r / "features" / f"{video}.h5").exists()
+    # features: one row per segment row, in order; tokens (N, T/2, H/8, W/8, 192) of the demo's 32x16 crops, T = 12
+    import h5py
+
+    for video in man["video"]:
+        with h5py.File(r / "features" / f"{video}.h5") as f, h5py.File(r / "segments" / f"{video}.h5") as s:
+            n = s["person_id"].shape[0]
+            assert f["tokens"].shape == (n, 6, 4, 2, 192) and f["tokens"].dtype == "float16"
+            for key in ("person_id", "start_frame"):
+                assert (f[key][()] == s[key][()]).all()
+            assert f["scene"].shape == (192,) and f.attrs["checkpoint_sha256"] == "random:0"
+    assert (r / "benchmarks" / "features").is_dir()
+    # stage 2: trained on the training split's latents, scored on the test split
+    assert (r / "flow" / "train.h5").exists() and (r / "models" / "stage2.pt").exists()
+    assert not (r / "models" / "stage2.pt.partial").exists()
+    assert (r / "benchmarks" / "train_stage2.tsv").exists()
+    seg = pd.read_parquet(r / "scores" / "segments.parquet")
+    assert {"nf", "mo", "app", "mm", "mo_fsk", "mo_frgb", "mo_sum", "mo_sim"} <= set(seg.columns)
+    assert seg[["nf", "mo", "app", "mm"]].notna().all().all()
+    assert list(frames.columns[5:]) == ["nf", "mo", "app", "mm", "fused"]
     html = (r / "eval" / "report.html").read_text()
     assert "data:image/png;base64" in html
     n_test = (man["split"] == "test").sum()
@@ -71,13 +96,15 @@ def test_whole_dag_produces_every_artifact(workdir):
 def test_metrics_contract_and_auc_above_chance(workdir):
     m = json.loads((workdir / "results" / "tiny" / "eval" / "metrics.json").read_text())
     assert m["dataset"] == "tiny" and m["n_videos"] == 6 and m["n_frames"] == 6 * 120
-    assert set(m["scores"]) == {"nf", "fused"}
+    assert list(m["scores"]) == ["nf", "mo", "app", "mm", "fused"]
     for s in m["scores"].values():
         assert set(s) == {"micro_auc", "macro_auc", "by_type"}
         assert set(s["by_type"]) <= {"motion", "appearance", "scene"}
+        assert 0.0 <= s["micro_auc"] <= 1.0
     # a flow trained for seconds on 6 tiny videos must still rank running/jumping/falling far above chance
     assert m["scores"]["nf"]["by_type"]["motion"] > 0.7
-    assert m["scores"]["fused"]["micro_auc"] == pytest.approx(m["scores"]["nf"]["micro_auc"])
+    # the fused score is Eq. 16's mix of mo, app, mm, not S_nf (the default weights with stage 2 enabled)
+    assert m["scores"]["fused"]["micro_auc"] != pytest.approx(m["scores"]["nf"]["micro_auc"])
 
 
 def test_rerun_is_a_no_op_and_a_param_change_reruns_only_downstream(workdir):
@@ -88,8 +115,43 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_downstream(workdir):
     proc = snakemake(workdir, "-n", "--configfile", "changed.yaml")
     out = proc.stdout + proc.stderr
     assert "fuse_scores" in out and "evaluate" in out
-    for upstream in ("train_flow", "encode_flow", "build_segments", "import_pose", "make_demo_dataset"):
+    for upstream in ("train_flow", "encode_flow", "build_segments", "import_pose", "make_demo_dataset",
+                     "extract_features", "train_stage2", "score_components"):
         assert upstream not in out.split("Job stats")[-1], f"{upstream} would rerun:\n{out}"
+    # a stage-2 setting retrains stage 2 and what follows, and nothing upstream of it
+    changed = {**TINY, "stage2": {**TINY["stage2"], "train": {**TINY["stage2"]["train"], "lr": 0.002}}}
+    (workdir / "changed2.yaml").write_text(yaml.safe_dump(changed))
+    proc = snakemake(workdir, "-n", "--configfile", "changed2.yaml")
+    out = proc.stdout + proc.stderr
+    stats = out.split("Job stats")[-1]
+    for rule in ("train_stage2", "score_components", "fuse_scores", "evaluate"):
+        assert rule in stats, f"{rule} would not rerun:\n{out}"
+    for upstream in ("extract_features", "train_flow", "encode_flow"):
+        assert upstream not in stats, f"{upstream} would rerun:\n{out}"
+
+
+def test_ablation_variants_reuse_the_main_stage2_unless_they_change_it(workdir):
+    proc = snakemake(workdir, "-n", "ablation")
+    out = proc.stdout + proc.stderr
+    stats = out.split("Job stats")[-1]
+    counts = dict((k, int(v)) for k, v in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
+    # only the variants with their own stage-2 settings (no_lsta, no_lmo) train; every variant fuses and evaluates
+    n = len(yaml.safe_load((REPO / "config.yaml").read_text())["ablation"]["variants"])
+    assert counts["train_stage2_ablation"] == 2 and counts["score_ablation"] == 2
+    assert counts["fuse_ablation"] == n and counts["evaluate_ablation"] == n and counts["tabulate_ablation"] == 1
+    assert "results/tiny/ablation/no_lsta/models/stage2.pt" in out and "ablation/full/models" not in out
+    # two fusion-only variants for real: the main model's segment scores, fused anew
+    r = workdir / "results" / "tiny"
+    snakemake(workdir, f"{r}/ablation/no_bsmm/eval/metrics.json", f"{r}/ablation/l1_sim/eval/metrics.json")
+    main = json.loads((r / "eval" / "metrics.json").read_text())["scores"]
+    for name in ("no_bsmm", "l1_sim"):
+        m = json.loads((r / "ablation" / name / "eval" / "metrics.json").read_text())["scores"]
+        assert list(m) == ["nf", "mo", "app", "mm", "fused"]
+        assert m["app"] == main["app"] and m["fused"] != main["fused"]
+    # l1_sim swaps S_mo for 1 - cos(f_sk, f_rgb) and fuses it alone
+    sim = json.loads((r / "ablation" / "l1_sim" / "eval" / "metrics.json").read_text())["scores"]
+    assert sim["fused"]["micro_auc"] == pytest.approx(sim["mo"]["micro_auc"])
+    assert sim["mo"] != main["mo"]
 
 
 def test_misspelt_config_key_fails_before_any_rule(workdir):

@@ -53,7 +53,8 @@ def cmd_index(args: argparse.Namespace) -> None:
     from mgenet.io import write_manifest
 
     p = _params(args)
-    df = index_dataset(p["root"], p.get("layout", "stgnf"), p.get("resolution"))
+    df = index_dataset(p["root"], p.get("layout", "stgnf"), p.get("resolution"), p.get("pose_source", "import"),
+                       scenes=p.get("scenes"), move_to_train=p.get("move_to_train"), intervals=p.get("intervals"))
     write_manifest(df, args.out)
     counts = df["split"].value_counts().to_dict()
     log.info("indexed %d videos (%s) in %d scenes -> %s", len(df), counts, df["scene"].nunique(), args.out)
@@ -90,6 +91,21 @@ def cmd_import_pose(args: argparse.Namespace) -> None:
              s["mean_keypoint_score"])
 
 
+def cmd_pose(args: argparse.Namespace) -> None:
+    from mgenet.pose.extract import extract_pose_file
+
+    p = _params(args)
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    stats = extract_pose_file(args.video, args.out, p, threads=args.threads or 1, preview=args.preview or None,
+                              progress=progress)
+    if stats.tracks == 0:
+        log.warning("%s: no person found; wrote an empty pose file ({}). People shorter than about %d px (or, with "
+                    "the blazepose detector, smaller than ~1/8 of the frame) are not found: try pose.detector: both "
+                    "or pose.tiles: [2, 2]", args.video, p.get("min_person_height", 24))
+    log.info(stats.line(Path(args.video).stem))
+    log.info("poses -> %s%s", args.out, f", preview -> {args.preview}" if args.preview else "")
+
+
 def cmd_segments(args: argparse.Namespace) -> None:
     from mgenet.io import provenance, read_alphapose, write_segments
     from mgenet.segments import SegmentConfig, build_segments
@@ -106,6 +122,61 @@ def cmd_segments(args: argparse.Namespace) -> None:
     write_segments(args.out, arrays, attrs)
     log.info("%s: %d segments of %d frames from %d tracks -> %s", args.video, len(arrays["person_id"]),
              cfg.seg_len, len(poses), args.out)
+
+
+def _estimate_features(args: argparse.Namespace, p: dict[str, Any]) -> None:
+    import yaml
+
+    from mgenet.features.extract import FeatureConfig, count_clips, estimate_table
+    from mgenet.io import read_manifest
+    from mgenet.segments import SegmentConfig
+
+    config: dict[str, Any] = {}
+    if args.config:
+        config = yaml.safe_load(Path(args.config).read_text()) or {}
+        p = {**(config.get("features") or {}), **p}
+    seg_cfg = SegmentConfig.from_dict({**(config.get("segments") or {}), **p.pop("segments", {})})
+    cfg = FeatureConfig.from_dict(p)
+    ds = config.get("dataset") or {}
+    manifest = args.manifest or (f"results/{ds['name']}/manifest.csv" if ds.get("name") else "")
+    if manifest and Path(manifest).exists():
+        df = read_manifest(manifest)
+    elif ds.get("root"):
+        from mgenet.datasets.adapters import index_dataset
+
+        df = index_dataset(ds["root"], ds.get("layout", "stgnf"), ds.get("resolution"))
+    else:
+        raise MgenetError(f"{manifest or '--manifest'}: no manifest; give --manifest or --config with a dataset.")
+    segments_dir = args.segments_dir or (f"results/{ds['name']}/segments" if ds.get("name") else None)
+    print(estimate_table(count_clips(df, segments_dir, seg_cfg), cfg, seg_cfg.seg_len))
+
+
+def cmd_features(args: argparse.Namespace) -> None:
+    p = _params(args)
+    if args.estimate:
+        _estimate_features(args, p)
+        return
+    missing = [f"--{k}" for k in ("manifest", "video", "segments", "out") if not getattr(args, k)]
+    if missing:
+        raise MgenetError(f"features: {', '.join(missing)} required (or --estimate).")
+    from mgenet.engine.flow import resolve_device
+    from mgenet.features.extract import FeatureConfig, extract_video_features
+    from mgenet.features.swin import load_backbone
+
+    cfg = FeatureConfig.from_dict(p)
+    row = _manifest_row(args.manifest, args.video)
+    source = args.source or row["video_path"]
+    if not source:
+        raise MgenetError(f"{args.manifest}: video {args.video!r} has no video file (pose-only dataset); features "
+                          f"need the videos under the dataset root (see README, 'Real datasets').")
+    device = resolve_device(cfg.device)
+    model, digest = load_backbone(cfg.weights, cfg.seed)
+    model.to(device)
+    attrs = {"video": args.video, "split": row["split"], "scene": str(row["scene"]), "config_hash": config_hash(p),
+             "checkpoint_sha256": digest, "weights": cfg.weights, "device": str(device)}
+    threads = args.threads or 1
+    stats = extract_video_features(source, args.segments, args.out, cfg, model, device, attrs, threads=threads)
+    log.info("%s: %s -> %s", args.video, stats.summary(), args.out)
 
 
 def cmd_train_flow(args: argparse.Namespace) -> None:
@@ -132,11 +203,61 @@ def cmd_encode_flow(args: argparse.Namespace) -> None:
     log.info("flow latents and NLL of %d videos -> %s", len(args.segments), args.out)
 
 
-def cmd_score(args: argparse.Namespace) -> None:
-    from mgenet.io import write_parquet
-    from mgenet.components import segment_table
+STAGE2_KEYS = ("model", "train")
+STAGE2_IGNORED = ("enabled", "score_batch_size")  # config keys of the stage2 section that do not shape training
 
+
+def _stage2_config(p: dict[str, Any]) -> Any:
+    """Stage2Config from a params object ``{model: {...}, train: {...}, seed, device}`` (the stage2 config section
+    plus the global seed and device)."""
+    from mgenet.engine.stage2 import Stage2Config
+
+    unknown = sorted(set(p) - {*STAGE2_KEYS, *STAGE2_IGNORED, "seed", "device"})
+    if unknown:
+        raise MgenetError(f"--params: unknown stage-2 setting(s) {unknown}; known: model, train, seed, device.")
+    try:
+        return Stage2Config.from_dict({"model": p.get("model") or {},
+                                       "train": {**(p.get("train") or {}), "seed": int(p.get("seed", 0)),
+                                                 "device": p.get("device", "auto")}})
+    except (TypeError, ValueError) as e:
+        raise MgenetError(f"--params: bad stage-2 setting: {e}") from e
+
+
+def cmd_train_stage2(args: argparse.Namespace) -> None:
+    from mgenet.engine.stage2 import train_stage2
+
+    p = _params(args)
+    cfg = _stage2_config(p)
+    pairs = [(f, args.flow) for f in args.features]  # the engine finds each video's group in the flow file
+    t0 = time.time()
+    history = train_stage2(pairs, cfg, args.out, log=log.info, stop_after=args.stop_after,
+                           attrs={"config_hash": config_hash({k: p[k] for k in p if k not in STAGE2_IGNORED}),
+                                  "mgenet_version": __version__})
+    if not Path(args.out).exists():
+        log.info("stopped after %d epoch(s) in %.1f s; rerun the same command to resume from %s.partial",
+                 len(history), time.time() - t0, args.out)
+        return
+    log.info("stage-2 checkpoint (%d epochs, %d training videos) -> %s in %.1f s", len(history), len(pairs),
+             args.out, time.time() - t0)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from mgenet.components import join_stage2, segment_table
+    from mgenet.io import write_parquet
+
+    p = _params(args)
+    if bool(args.stage2) != bool(args.features):
+        raise MgenetError("score: --stage2 and --features go together (the stage-2 model and the test videos' "
+                          "features files); give both, or neither for S_nf alone.")
     df = segment_table(args.flow)
+    if args.stage2:
+        from mgenet.engine.stage2 import score_stage2
+
+        t0 = time.time()
+        s2 = score_stage2(args.stage2, [(f, args.flow) for f in args.features],
+                          batch_size=int(p.get("batch_size", 256)), device=p.get("device", "auto"))
+        log.info("stage 2 scored %d segments of %d videos in %.1f s", len(s2), len(args.features), time.time() - t0)
+        df = join_stage2(df, s2)
     write_parquet(df, args.out)
     log.info("%d test segments scored (%s) -> %s", len(df), ", ".join(c for c in df.columns
                                                                       if c in ("nf", "mo", "app", "mm")), args.out)
@@ -144,10 +265,11 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_fuse(args: argparse.Namespace) -> None:
     from mgenet.io import load_gt_mask, read_intervals, read_manifest, read_parquet, write_parquet
-    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_segments
+    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_segments, select_motion_score
 
     p = _params(args)
-    seg = fuse_segments(read_parquet(args.scores), p["weights"])
+    seg = select_motion_score(read_parquet(args.scores), p.get("motion_score", "mo"))
+    seg = fuse_segments(seg, p["weights"])
     man = read_manifest(args.manifest)
     test = man[man["split"] == "test"]
     gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in test.itertuples()}
@@ -174,6 +296,31 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         write_report(frames, metrics, Path(args.report), Path(args.plots or Path(args.report).parent / "plots"),
                      config=p.get("config"), provenance={"mgenet_version": __version__})
         log.info("report -> %s", args.report)
+
+
+def cmd_ablation_table(args: argparse.Namespace) -> None:
+    from mgenet.ablation import ablation_table, to_markdown
+    from mgenet.io import atomic_path
+
+    p = _params(args)
+    metrics = {}
+    for item in args.metrics:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise MgenetError(f"--metrics {item!r}: give NAME=PATH (variant name, its metrics.json).")
+        if not Path(path).exists():
+            raise MgenetError(f"{path}: metrics of ablation variant {name!r} not found; run `snakemake ablation`.")
+        metrics[name] = json.loads(Path(path).read_text())
+    df = ablation_table(metrics, p.get("descriptions", {}), p.get("score", "fused"))
+    with atomic_path(args.out) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6f")
+    if args.md:
+        with atomic_path(args.md) as tmp:
+            tmp.write_text(f"# Ablations of {p.get('dataset', 'the dataset')} (score: {p.get('score', 'fused')})\n\n"
+                           + to_markdown(df))
+    for row in df.itertuples(index=False):
+        log.info("%-14s micro AUC %.4f  macro AUC %.4f", row.variant, row.micro_auc, row.macro_auc)
+    log.info("%d variants -> %s%s", len(df), args.out, f", {args.md}" if args.md else "")
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
@@ -209,11 +356,27 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--video", required=True)
     sp.add_argument("--out", required=True)
+    sp = add("pose", cmd_pose, "extract tracked COCO-17 poses from a video (or frame folder) into AlphaPose JSON")
+    sp.add_argument("video", help="video file or folder of numbered frame images")
+    sp.add_argument("--out", required=True, help="pose JSON to write (AlphaPose tracked-person format)")
+    sp.add_argument("--preview", default="", help="also write this mp4 with skeletons and track ids drawn")
+    sp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="progress bar (default: when stderr is a terminal)")
     sp = add("segments", cmd_segments, "cut one video's tracks into normalised pose windows (HDF5)")
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--video", required=True)
     sp.add_argument("--pose", required=True)
     sp.add_argument("--out", required=True)
+    sp = add("features", cmd_features, "Video Swin tokens of one video's person-segment crops, and its scene feature "
+                                       "(HDF5); --estimate prints the storage a whole dataset needs")
+    sp.add_argument("--manifest", default="")
+    sp.add_argument("--video", default="")
+    sp.add_argument("--source", default="", help="video file or frame folder (default: the manifest's video_path)")
+    sp.add_argument("--segments", default="", help="the video's segments file")
+    sp.add_argument("--out", default="")
+    sp.add_argument("--estimate", action="store_true", help="print the feature storage estimate of the manifest")
+    sp.add_argument("--config", default="", help="with --estimate: a config.yaml to take features/segments from")
+    sp.add_argument("--segments-dir", default="", help="with --estimate: folder of segments files for exact counts")
     sp = add("train-flow", cmd_train_flow, "train the pose flow (stage 1, STG-NF) on training segments")
     sp.add_argument("--segments", nargs="+", required=True)
     sp.add_argument("--out", required=True)
@@ -221,8 +384,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True)
     sp.add_argument("--segments", nargs="+", required=True)
     sp.add_argument("--out", required=True)
-    sp = add("score", cmd_score, "per-segment component scores of the test set", params=False)
+    sp = add("train-stage2", cmd_train_stage2, "train stage 2 (RGB and mask encoders, memories) on training "
+                                               "features and flow latents; resumes from <out>.partial")
+    sp.add_argument("--features", nargs="+", required=True, help="features files of the training videos")
+    sp.add_argument("--flow", required=True, help="flow HDF5 of the training split (one group per video)")
+    sp.add_argument("--out", required=True, help="the stage-2 checkpoint to write")
+    sp.add_argument("--stop-after", type=int, default=None, metavar="N",
+                    help="stop after N epochs, leaving <out>.partial as a kill would (for testing resumption)")
+    sp = add("score", cmd_score, "per-segment component scores of the test set: S_nf, and with --stage2 S_mo, "
+                                 "S_app, S_mm and Table 3's level-1 measurements")
     sp.add_argument("--flow", required=True, help="flow HDF5 of the test split")
+    sp.add_argument("--stage2", default="", help="stage-2 checkpoint (from train-stage2)")
+    sp.add_argument("--features", nargs="*", default=[], help="with --stage2: features files of the test videos")
     sp.add_argument("--out", required=True)
     sp = add("fuse", cmd_fuse, "fuse component scores and turn segment scores into frame scores")
     sp.add_argument("--scores", required=True)
@@ -234,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="metrics.json")
     sp.add_argument("--report", default="", help="report.html")
     sp.add_argument("--plots", default="", help="folder for the PNG plots")
+    sp = add("ablation-table", cmd_ablation_table, "one row per ablation variant (fused micro, macro and per-type "
+                                                   "AUC) from their metrics.json files, as CSV and markdown")
+    sp.add_argument("--metrics", nargs="+", required=True, metavar="NAME=PATH",
+                    help="each variant's name and metrics.json, in table order")
+    sp.add_argument("--out", required=True, help="the CSV table")
+    sp.add_argument("--md", default="", help="also write the table as markdown here")
     sp = add("inspect", cmd_inspect, "print the layout, shapes and provenance of an mgenet HDF5 file", params=False)
     sp.add_argument("file")
     sp.add_argument("--clip", type=int, default=None, help="also print this clip's statistics")

@@ -41,8 +41,10 @@ def describe(path: str | os.PathLike, clip: int | None = None) -> str:
                 return
             labels = [d.label or "?" for d in obj.dims]
             lines.append(f"{pad}{name.split('/')[-1]}: shape {obj.shape} [{', '.join(labels)}] {obj.dtype} "
-                         f"chunks={obj.chunks} compression={obj.compression}")
-            if clip is not None and obj.ndim and obj.shape[0] > clip:
+                         f"chunks={obj.chunks} compression={obj.compression} "
+                         f"stored {obj.id.get_storage_size() / 1e6:.2f} MB")
+            per_clip = labels[0] in ("clip", "?") if labels else False  # e.g. a features file's scene is not
+            if clip is not None and per_clip and obj.shape[0] > clip:
                 row = np.asarray(obj[clip], dtype=np.float64)
                 lines.append(f"{pad}  clip {clip}: min {row.min():.4g} max {row.max():.4g} "
                              f"mean {row.mean():.4g} std {row.std():.4g}")

@@ -285,6 +285,121 @@ def segment_count(path: str | os.PathLike) -> int:
         return int(f["person_id"].shape[0])
 
 
+# ------------------------------------------------------------------------------------------------ features HDF5
+# results/{ds}/features/{video}.h5 — rows aligned 1:1, in order, with the rows of the video's segments file:
+#   tokens      (N, t, h, w, C) float16  Video Swin stages 1-2 of the crop clip
+#                                        dims: clip, time, height, width, channel
+#   crop_boxes  (N, T, 4)       float32  widened, clipped box actually cropped   dims: clip, time, box
+#   person_id, start_frame, mid_frame (N,) int32                                 dims: clip
+#   scene       (C_s,)          float32  pooled scene feature                    dims: channel
+#   scene_map   (h_s, w_s, C_s) float32  scene feature map                       dims: height, width, channel
+# with t = T/2, h = H/8, w = W/8, C = 192 for a crop of H x W pixels; tokens are chunked one clip per chunk.
+
+FEATURE_DIMS = {
+    "tokens": ("clip", "time", "height", "width", "channel"),
+    "crop_boxes": ("clip", "time", "box"),
+    "person_id": ("clip",),
+    "start_frame": ("clip",),
+    "mid_frame": ("clip",),
+    "scene": ("channel",),
+    "scene_map": ("height", "width", "channel"),
+}
+FEATURE_DTYPES = {"tokens": np.float16, "crop_boxes": np.float32, "person_id": np.int32, "start_frame": np.int32,
+                  "mid_frame": np.int32, "scene": np.float32, "scene_map": np.float32}
+FEATURE_ATTRS = ("backbone", "checkpoint_sha256", "crop", "seg_len", "stride", "mgenet_version", "config_hash",
+                 "video", "split", "scene")
+
+
+def _label(ds: h5py.Dataset, name: str) -> None:
+    for i, label in enumerate(FEATURE_DIMS[name]):
+        ds.dims[i].label = label
+
+
+class FeatureWriter:
+    """An open features file being filled: clip rows may arrive in any order (see :func:`feature_writer`)."""
+
+    def __init__(self, f: h5py.File, n_clips: int, token_shape: tuple[int, ...], compression: str | None,
+                 compression_opts: int | None) -> None:
+        self.f, self.n_clips, self.token_shape = f, n_clips, tuple(token_shape)
+        # maxshape None on the clip axis lets a video with no segment keep the same one-clip chunking
+        self.tokens = f.create_dataset("tokens", shape=(n_clips, *token_shape), maxshape=(None, *token_shape),
+                                       dtype=np.float16, chunks=(1, *token_shape), compression=compression,
+                                       compression_opts=compression_opts)
+        _label(self.tokens, "tokens")
+        self._written = np.zeros(n_clips, bool)
+
+    def write_tokens(self, rows: np.ndarray, tokens: np.ndarray) -> None:
+        """Store ``tokens`` (B, t, h, w, C) at clip rows ``rows`` (B,)."""
+        rows = np.asarray(rows)
+        if tokens.shape[1:] != self.token_shape or len(rows) != len(tokens):
+            raise ValueError(f"tokens {tokens.shape} do not fit rows {rows.shape} of {self.token_shape}")
+        tokens = np.asarray(tokens, dtype=np.float16)
+        order = np.argsort(rows, kind="stable")
+        rows, tokens = rows[order], tokens[order]
+        # runs of consecutive rows go in one slice write (h5py's fancy indexing is far slower)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+            self.tokens[rows[lo]:rows[hi - 1] + 1] = tokens[lo:hi]
+        self._written[rows] = True
+
+    def write_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Store the non-token datasets (crop_boxes, person_id, start_frame, mid_frame, scene, scene_map)."""
+        for name, arr in arrays.items():
+            arr = np.asarray(arr, dtype=FEATURE_DTYPES[name])
+            chunks = None
+            if FEATURE_DIMS[name][0] == "clip":
+                if arr.shape[0] != self.n_clips:
+                    raise ValueError(f"{name} has {arr.shape[0]} rows, expected {self.n_clips}")
+                chunks = (max(min(256, arr.shape[0]), 1), *arr.shape[1:])
+            ds = self.f.create_dataset(name, data=arr, chunks=chunks,
+                                       maxshape=(None, *arr.shape[1:]) if chunks else None)
+            _label(ds, name)
+
+    def check_complete(self) -> None:
+        missing = [k for k in FEATURE_DTYPES if k not in self.f]
+        if missing or not self._written.all():
+            raise RuntimeError(f"features file incomplete: datasets {missing}, "
+                               f"{int((~self._written).sum())} clips without tokens")
+
+
+@contextlib.contextmanager
+def feature_writer(path: str | os.PathLike, n_clips: int, token_shape: tuple[int, ...], attrs: dict[str, Any],
+                   compression: str | None = None, compression_opts: int | None = None) -> Iterator[FeatureWriter]:
+    """Open a features file for streaming writes; it appears at ``path`` only if the block completes it."""
+    missing = [k for k in FEATURE_ATTRS if k not in attrs]
+    if missing:
+        raise ValueError(f"features attrs lack {missing}")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        w = FeatureWriter(f, n_clips, token_shape, compression, compression_opts)
+        yield w
+        w.check_complete()
+
+
+def write_features(path: str | os.PathLike, arrays: dict[str, np.ndarray], attrs: dict[str, Any],
+                   compression: str | None = None) -> None:
+    """Write a whole features file at once (all of FEATURE_DTYPES in ``arrays``)."""
+    tokens = np.asarray(arrays["tokens"])
+    with feature_writer(path, len(tokens), tokens.shape[1:], attrs, compression) as w:
+        w.write_tokens(np.arange(len(tokens)), tokens)
+        w.write_arrays({k: v for k, v in arrays.items() if k != "tokens"})
+
+
+def read_features(path: str | os.PathLike, fields: tuple[str, ...] = tuple(FEATURE_DTYPES),
+                  rows: slice | np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a features file (optionally only some clip ``rows`` of the clip-axis datasets)."""
+    path = Path(path)
+    if not path.exists():
+        raise MgenetError(f"{path}: features file not found; it is made by rule extract_features.")
+    with h5py.File(path, "r") as f:
+        out = {}
+        for k in fields:
+            ds = f[k]
+            out[k] = ds[rows] if rows is not None and FEATURE_DIMS[k][0] == "clip" else ds[()]
+        return out, dict(f.attrs)
+
+
 # ---------------------------------------------------------------------------------------------------- flow HDF5
 # results/{ds}/flow/{split}.h5 — one group per video:
 #   /{video}/latent (N, 2, T, 18) float32, /{video}/nll (N,) float32, plus person_id, start_frame, mid_frame (N,)

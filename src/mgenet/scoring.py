@@ -23,6 +23,9 @@ from mgenet import MgenetError
 COMPONENTS = ("nf", "mo", "app", "mm")
 FUSED = "fused"
 SCORE_ORDER = (*COMPONENTS, FUSED)
+# Table 3's level-1 measurements that stage 2 writes beside ``mo`` (f_sk - f_rgb); any of them can stand in for S_mo
+# (see :func:`select_motion_score`). They stay out of the frame table: only SCORE_ORDER columns become frame scores.
+MOTION_MEASURES = ("mo", "mo_fsk", "mo_frgb", "mo_sum", "mo_sim")
 SEGMENT_KEYS = ("video", "person_id", "start_frame", "mid_frame")
 FRAME_KEYS = ("video", "frame", "gt", "type", "subtype")
 DEFAULT_SIGMAS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)  # STG-NF smooth_scores: sigma in range(1, 7), applied in turn
@@ -98,6 +101,23 @@ def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFra
             fused += float(weights[c]) * _minmax(out[c].to_numpy())
     out[FUSED] = fused
     return out
+
+
+def select_motion_score(seg: pd.DataFrame, measure: str = "mo") -> pd.DataFrame:
+    """Use one of Table 3's level-1 measurements as S_mo: a copy of ``seg`` whose ``mo`` column is ``measure``'s.
+
+    Raises:
+        MgenetError: an unknown measure, or one the table lacks (stage 2 did not run).
+    """
+    if measure not in MOTION_MEASURES:
+        raise MgenetError(f"fusion.motion_score {measure!r} is not a level-1 measurement; use one of "
+                          f"{list(MOTION_MEASURES)}.")
+    if measure == "mo":
+        return seg
+    if measure not in seg.columns:
+        raise MgenetError(f"fusion.motion_score {measure!r}: the segment score table has no such column (it has "
+                          f"{list(seg.columns)}); it is written by rule score_components when stage 2 is enabled.")
+    return seg.assign(mo=seg[measure])
 
 
 def smooth(x: np.ndarray, sigmas: Sequence[float]) -> np.ndarray:

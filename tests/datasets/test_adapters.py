@@ -67,3 +67,32 @@ def test_ubnormal_layout(tmp_path):
     assert gt.sum() == 15 and gt[10] == 1 and gt[44] == 1 and gt[45] == 0
     normal = df.loc["normal_scene_2_scenario_1"]
     assert normal["gt_path"] == "" and load_gt_mask("", int(normal["frames"])).sum() == 0
+
+
+def test_extract_source_lists_videos_without_pose_files(tmp_path):
+    import cv2
+
+    root = tmp_path / "own"
+    for split, names in (("train", ["01_001"]), ("test", ["01_0014"])):
+        (root / "videos" / split).mkdir(parents=True)
+        for name in names:
+            w = cv2.VideoWriter(str(root / "videos" / split / f"{name}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                                (64, 48))
+            for _ in range(30):
+                w.write(np.zeros((48, 64, 3), np.uint8))
+            w.release()
+    frames = root / "videos" / "train" / "02_001"  # a frame folder is a video too
+    frames.mkdir()
+    for i in range(30):
+        cv2.imwrite(str(frames / f"{i:04d}.jpg"), np.zeros((48, 64, 3), np.uint8))
+    (root / "gt" / "test_frame_mask").mkdir(parents=True)
+    np.save(root / "gt" / "test_frame_mask" / "01_0014.npy", np.zeros(30, np.uint8))
+    with pytest.raises(MgenetError, match="no pose file found"):
+        index_dataset(root, "stgnf")  # import: the pose files are what it looks for
+    df = index_dataset(root, "stgnf", pose_source="extract").set_index("video")
+    assert sorted(df.index) == ["01_001", "01_0014", "02_001"]
+    assert (df["pose_path"] == "").all() and df.loc["02_001", "video_path"].endswith("videos/train/02_001")
+    assert df.loc["01_0014", "frames"] == 30 and df.loc["01_0014", "width"] == 64
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MgenetError, match="no video found under videos/train"):
+        index_dataset(tmp_path / "empty", "stgnf", pose_source="extract")

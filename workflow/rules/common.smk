@@ -12,6 +12,18 @@ validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 DS = config["dataset"]["name"]
 R = f"results/{DS}"  # every artifact of this dataset
 DATA_ROOT = config["dataset"]["root"]
+STAGE2 = config["stage2"]["enabled"]
+STAGE2_COMPONENTS = ("mo", "app", "mm")
+
+# A default that depends on another key, so it is filled here rather than in the schema: Eq. 16 with stage 2
+# (S_nf is still reported beside it), STG-NF's S_nf alone without.
+if "weights" not in config["fusion"]:
+    config["fusion"]["weights"] = {"mo": 1.0, "app": 0.1, "mm": 0.1} if STAGE2 else {"nf": 1.0}
+if not STAGE2 and set(config["fusion"]["weights"]) & set(STAGE2_COMPONENTS):
+    raise ValueError(
+        f"fusion.weights {config['fusion']['weights']} name stage-2 components but stage2.enabled is false;"
+        " give weights for nf only, or enable stage 2."
+    )
 
 
 
@@ -61,6 +73,125 @@ def get_pose_source(wildcards):
     return row["pose_path"].iloc[0]
 
 
+def get_video_path(wildcards):
+    """A video's file (or frame folder) as the manifest lists it."""
+    df = manifest(wildcards)
+    row = df[df["video"] == wildcards.video]
+    if row.empty:
+        raise ValueError(f"video {wildcards.video} is not in {R}/manifest.csv")
+    path = row["video_path"].iloc[0]
+    if not path:
+        raise ValueError(f"video {wildcards.video} has no video file under {DATA_ROOT} (pose-only dataset)")
+    return path
+
+
+def get_feature_weights(wildcards):
+    """The Video Swin checkpoint features.weights names (none for `random`), so that replacing it reruns features."""
+    weights = config["features"]["weights"]
+    if weights == "random":
+        return []
+    if not Path(weights).is_file():
+        raise ValueError(
+            f"{weights}: Video Swin checkpoint not found. Download swin_tiny_patch244_window877_kinetics400_1k.pth"
+            " (README, 'Features and weights') or set features.weights: random."
+        )
+    return weights
+
+
+def get_all_features(wildcards):
+    """Features files of every video that has a video file (pose-only datasets have none to crop)."""
+    df = manifest(wildcards)
+    return expand(f"{R}/features/{{video}}.h5", video=sorted(df.loc[df["video_path"] != "", "video"]))
+
+
+def _features_of(wildcards, split):
+    df = manifest(wildcards)
+    df = df[df["split"] == split]
+    no_video = sorted(df.loc[df["video_path"] == "", "video"])
+    if no_video:
+        raise ValueError(
+            f"stage 2 needs the videos (features are cropped from them), but {len(no_video)} {split} video(s) have"
+            f" none, e.g. {no_video[:3]}; put the videos under {DATA_ROOT} or set stage2.enabled: false."
+        )
+    return expand(f"{R}/features/{{video}}.h5", video=sorted(df["video"]))
+
+
+def get_train_features(wildcards):
+    """Features files of every training video (stage 2's training set)."""
+    return _features_of(wildcards, "train")
+
+
+def get_test_features(wildcards):
+    """Features files of every test video (scored by stage 2)."""
+    return _features_of(wildcards, "test")
+
+
+def stage2_params(section):
+    """What shapes stage-2 training, as the JSON its rule's params carry: model, train, seed, device (not
+    `enabled` or `score_batch_size`, which do not change the model)."""
+    keep = {"model": section["model"], "train": section["train"], "seed": config["seed"], "device": config["device"]}
+    return json.dumps(keep, sort_keys=True)
+
+
+def stage2_score_params():
+    return json.dumps({"batch_size": config["stage2"]["score_batch_size"], "device": config["device"]})
+
+
+# ---------------------------------------------------------------------------------------------------- ablations
+# Each variant of ablation.variants is the main config with its stage2 / fusion keys merged over it. Variants whose
+# stage-2 settings equal the main ones reuse the main model and segment scores; only fusion then differs.
+
+
+def merged(base, override):
+    """`override` merged key by key over `base` (mappings recurse, anything else replaces), as config files merge."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+def _variant(name, spec):
+    full = merged(config, {"stage2": spec.get("stage2", {}), "fusion": spec.get("fusion", {})})
+    try:
+        validate(full, schema="../schemas/config.schema.yaml", set_default=True)
+    except Exception as e:
+        raise ValueError(f"ablation.variants.{name}: {e}") from e
+    return full
+
+
+ABLATIONS = {name: _variant(name, spec) for name, spec in config["ablation"]["variants"].items()}
+
+
+def _own_stage2(name):
+    """Whether a variant needs a stage-2 model of its own (its training settings differ from the main ones)."""
+    return stage2_params(ABLATIONS[name]["stage2"]) != stage2_params(config["stage2"])
+
+
+def get_ablation_stage2_params(wildcards):
+    return stage2_params(ABLATIONS[wildcards.ablation]["stage2"])
+
+
+def get_ablation_segments(wildcards):
+    """A variant's segment scores: its own when it trains its own stage 2, else the main run's."""
+    if _own_stage2(wildcards.ablation):
+        return f"{R}/ablation/{wildcards.ablation}/scores/segments.parquet"
+    return f"{R}/scores/segments.parquet"
+
+
+def get_ablation_fusion_params(wildcards):
+    v = ABLATIONS[wildcards.ablation]
+    return json.dumps({**v["fusion"], **v["score"]}, sort_keys=True)
+
+
+def get_ablation_metrics(wildcards):
+    """Every variant's metrics.json, named by the variant, in the config's order."""
+    return {name: f"{R}/ablation/{name}/eval/metrics.json" for name in ABLATIONS}
+
+
+def ablation_metrics_args(wildcards, input):
+    return " ".join(f"{name}={path}" for name, path in input.items())
+
+
 def intervals_path():
     return str(Path(DATA_ROOT) / config["dataset"]["intervals"])
 
@@ -69,4 +200,5 @@ def get_final_outputs():
     return [
         f"{R}/eval/metrics.json",
         f"{R}/eval/report.html",
+        get_all_features,  # an input function: the video list comes from the manifest checkpoint
     ]

@@ -25,7 +25,7 @@ checkpoint index_dataset:
     output:
         f"{R}/manifest.csv",
     params:
-        dataset=params_json("dataset"),
+        dataset=params_json("dataset", pose_source=config["pose"]["source"]),
     log:
         f"{R}/logs/data/index_dataset.log",
     conda:

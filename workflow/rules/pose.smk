@@ -1,18 +1,40 @@
-# Pose: each video's tracked-person JSON, then per-person windows (segments).
+# Pose: each video's tracked-person JSON, then per-person windows (segments). pose.source picks where the JSON comes
+# from: the dataset's own AlphaPose files (import) or the videos themselves (extract); both write the same file.
 
 
-rule import_pose:
-    input:
-        manifest=f"{R}/manifest.csv",
-        pose=get_pose_source,
-    output:
-        f"{R}/pose/{{video}}.json",
-    log:
-        f"{R}/logs/pose/import_pose/{{video}}.log",
-    conda:
-        "../../envs/mgenet.yaml"
-    shell:
-        "mgenet import-pose --manifest {input.manifest} --video {wildcards.video} --out {output} > {log} 2>&1"
+if config["pose"]["source"] == "extract":
+
+    rule extract_pose:
+        input:
+            get_video_path,
+        output:
+            f"{R}/pose/{{video}}.json",
+        params:
+            pose=params_json("pose"),
+        log:
+            f"{R}/logs/pose/extract_pose/{{video}}.log",
+        benchmark:
+            f"{R}/benchmarks/extract_pose/{{video}}.tsv"
+        threads: 2
+        conda:
+            "../../envs/mgenet.yaml"
+        shell:
+            "mgenet --threads {threads} pose {input:q} --params {params.pose:q} --out {output} > {log} 2>&1"
+
+else:
+
+    rule import_pose:
+        input:
+            manifest=f"{R}/manifest.csv",
+            pose=get_pose_source,
+        output:
+            f"{R}/pose/{{video}}.json",
+        log:
+            f"{R}/logs/pose/import_pose/{{video}}.log",
+        conda:
+            "../../envs/mgenet.yaml"
+        shell:
+            "mgenet import-pose --manifest {input.manifest} --video {wildcards.video} --out {output} > {log} 2>&1"
 
 
 rule build_segments:

@@ -1,17 +1,44 @@
 # Scores: per-segment component scores, fused frame scores, and the evaluation (metrics.json, plots, report).
 
 
-rule score_components:
-    input:
-        flow=f"{R}/flow/test.h5",
-    output:
-        f"{R}/scores/segments.parquet",
-    log:
-        f"{R}/logs/score/score_components.log",
-    conda:
-        "../../envs/mgenet.yaml"
-    shell:
-        "mgenet score --flow {input.flow} --out {output} > {log} 2>&1"
+if STAGE2:
+
+    # S_nf from the flow file joined with stage 2's S_mo, S_app, S_mm (and Table 3's level-1 measurements)
+    rule score_components:
+        input:
+            flow=f"{R}/flow/test.h5",
+            model=f"{R}/models/stage2.pt",
+            features=get_test_features,
+        output:
+            f"{R}/scores/segments.parquet",
+        params:
+            score=stage2_score_params(),
+        threads: 2
+        resources:
+            gpu=1 if config["device"] == "cuda" else 0,
+        log:
+            f"{R}/logs/score/score_components.log",
+        benchmark:
+            f"{R}/benchmarks/score_components.tsv"
+        conda:
+            "../../envs/mgenet.yaml"
+        shell:
+            "mgenet --threads {threads} score --flow {input.flow} --stage2 {input.model} --features {input.features}"
+            " --params {params.score:q} --out {output} > {log} 2>&1"
+
+else:
+
+    rule score_components:
+        input:
+            flow=f"{R}/flow/test.h5",
+        output:
+            f"{R}/scores/segments.parquet",
+        log:
+            f"{R}/logs/score/score_components.log",
+        conda:
+            "../../envs/mgenet.yaml"
+        shell:
+            "mgenet score --flow {input.flow} --out {output} > {log} 2>&1"
 
 
 rule fuse_scores:

@@ -79,13 +79,62 @@ def _scene_stgnf(root: Path) -> dict[str, str]:
     return dict(zip(df["video"], df["scene"]))
 
 
+def _scene_key(scene: object) -> object:
+    """Scene ids compare as numbers when both are numbers ("01" == 1), else as strings."""
+    s = str(scene)
+    return int(s) if s.isdigit() else s
+
+
+def select_scenes(df: pd.DataFrame, scenes: list | None = None, move_to_train: dict | None = None,
+                  intervals: str | Path | None = None) -> pd.DataFrame:
+    """Restrict a manifest to some scenes and move some test videos into training (the paper's §4.6 scene split).
+
+    Args:
+        df: the manifest of :func:`index_dataset`.
+        scenes: scene ids to keep (``None``: all); ids match as numbers when numeric ("01" keeps scene 1).
+        move_to_train: ``{"scenes": [...], "subtypes": [...]}``: a test video of one of these scenes whose anomalous
+            intervals (in the ``intervals`` table) all have one of these subtypes becomes a training video, its
+            anomalies taken as normal behaviour of that scene (e.g. running in a park). Videos that mix such
+            intervals with others stay in the test set.
+        intervals: the dataset's interval table (video,start,end,type,subtype), needed by ``move_to_train``.
+
+    Raises:
+        MgenetError: a listed scene that the dataset lacks, ``move_to_train`` without an interval table.
+    """
+    out = df.copy()
+    if scenes is not None:
+        wanted = {_scene_key(s) for s in scenes}
+        have = {_scene_key(s) for s in out["scene"]}
+        missing = sorted(map(str, wanted - have))
+        if missing:
+            raise MgenetError(f"dataset.scenes lists scene(s) {missing} that the dataset does not have (it has "
+                              f"{sorted(set(out['scene']))}).")
+        out = out[out["scene"].map(_scene_key).isin(wanted)]
+    if move_to_train and move_to_train.get("scenes") and move_to_train.get("subtypes"):
+        from mgenet.io import read_intervals
+
+        if not intervals or not Path(intervals).exists():
+            raise MgenetError(f"{intervals}: dataset.move_to_train needs the interval table with a subtype per "
+                              f"anomalous interval (video,start,end,type,subtype); set dataset.intervals.")
+        iv = read_intervals(intervals)
+        subtypes = {str(t) for t in move_to_train["subtypes"]}
+        in_scene = out["scene"].map(_scene_key).isin({_scene_key(s) for s in move_to_train["scenes"]})
+        pure = iv.groupby(iv["video"].astype(str))["subtype"].agg(lambda x: set(map(str, x)) <= subtypes)
+        moved = (out["split"] == "test") & in_scene & out["video"].map(pure).eq(True)
+        out.loc[moved, "split"] = "train"
+        out.loc[moved, "gt_path"] = ""
+    return out.reset_index(drop=True)
+
+
 def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = None,
-                  pose_source: str = "import") -> pd.DataFrame:
+                  pose_source: str = "import", scenes: list | None = None, move_to_train: dict | None = None,
+                  intervals: str | None = None) -> pd.DataFrame:
     """Build the manifest: one row per video with its split, scene, size, frame count and file paths.
 
     With ``pose_source="extract"`` the videos are listed from ``root/videos/{train,test}/`` (files or frame folders;
     ShanghaiTech's ``{training,testing}/videos|frames`` too) instead of from the pose files, which do not exist yet
-    (rule extract_pose makes them); ``pose_path`` is then empty.
+    (rule extract_pose makes them); ``pose_path`` is then empty. ``scenes`` and ``move_to_train`` (with the
+    ``intervals`` table, relative to ``root``) select a scene split, see :func:`select_scenes`.
 
     Raises:
         MgenetError: unknown layout, no pose file at all, a test video without ground truth, a ground truth whose
@@ -97,7 +146,7 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
     if not root.is_dir():
         raise MgenetError(f"{root}: dataset root not found. Set dataset.root in config.yaml "
                           f"(or keep dataset.generate: true for the synthetic demo).")
-    scenes = _scene_stgnf(root) if layout == "stgnf" else {}
+    scene_of = _scene_stgnf(root) if layout == "stgnf" else {}
     ub_videos = ({p.stem: p for ext in VIDEO_EXTS for p in root.rglob(f"*{ext}")} if layout == "ubnormal" else {})
     if pose_source not in ("import", "extract"):
         raise MgenetError(f"pose.source {pose_source!r}: use import or extract.")
@@ -109,7 +158,7 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
             pose_path = None if extract else source
             if layout == "stgnf":
                 video_path = source if extract else _find_video_stgnf(root, video, split)
-                scene = scenes.get(video, video.split("_")[0])
+                scene = scene_of.get(video, video.split("_")[0])
                 gt_path = root / "gt" / "test_frame_mask" / f"{video}.npy"
                 if split == "test" and not gt_path.exists():
                     raise MgenetError(f"{gt_path}: ground truth missing for test video {video} "
@@ -151,6 +200,8 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
     if not rows:
         raise MgenetError(f"{root}: no pose file found under pose/train or pose/test "
                           f"(expected <video>{ALPHAPOSE_SUFFIX}); is dataset.layout ({layout}) right?")
-    if not any(r["split"] == "train" for r in rows) or not any(r["split"] == "test" for r in rows):
-        raise MgenetError(f"{root}: need both training and test videos (pose/train and pose/test).")
-    return pd.DataFrame(rows)
+    df = select_scenes(pd.DataFrame(rows), scenes, move_to_train, root / intervals if intervals else None)
+    if not (df["split"] == "train").any() or not (df["split"] == "test").any():
+        raise MgenetError(f"{root}: need both training and test videos (pose/train and pose/test"
+                          f"{', in the scenes of dataset.scenes' if scenes is not None else ''}).")
+    return df

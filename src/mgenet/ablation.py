@@ -1,0 +1,69 @@
+"""The ablation table: one row per configured variant (the paper's Tables 2 and 3), from each variant's metrics.json.
+
+Each variant is the main configuration with some stage-2 or fusion settings changed (config ``ablation.variants``);
+the workflow evaluates every one of them like the main run (``results/{ds}/ablation/{variant}/eval/metrics.json``)
+and this module lays the fused score's figures side by side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import pandas as pd
+
+from mgenet import MgenetError
+from mgenet.scoring import FUSED
+
+BASE_COLUMNS = ["variant", "description", "components", "micro_auc", "macro_auc"]
+
+
+def ablation_table(metrics: Mapping[str, dict], descriptions: Mapping[str, str] | None = None,
+                   score: str = FUSED) -> pd.DataFrame:
+    """One row per variant, in the given order: its ``score``'s micro and macro AUC and one ``auc_<type>`` per type.
+
+    Args:
+        metrics: variant name -> its parsed ``metrics.json`` (DESIGN §3).
+        descriptions: variant name -> one line saying what it changes (optional).
+        score: which score of each metrics file to tabulate (the fused score, the variant's result).
+
+    Returns:
+        Columns variant, description, components (the other score names the file holds, for reference), micro_auc,
+        macro_auc, then auc_<type> for every anomaly type found in any file, sorted; undefined AUCs are NaN.
+
+    Raises:
+        MgenetError: no variant, or a metrics file without that score.
+    """
+    if not metrics:
+        raise MgenetError("no ablation variant to tabulate; add some under ablation.variants in the config.")
+    types = sorted({t for m in metrics.values() for t in m.get("scores", {}).get(score, {}).get("by_type", {})})
+    rows = []
+    for name, m in metrics.items():
+        s = m.get("scores", {}).get(score)
+        if s is None:
+            raise MgenetError(f"ablation variant {name!r}: its metrics.json has no {score!r} score "
+                              f"(it has {sorted(m.get('scores', {}))}); rerun its evaluation.")
+        row = {"variant": name, "description": (descriptions or {}).get(name, ""),
+               "components": " ".join(c for c in m["scores"] if c != score),
+               "micro_auc": _num(s.get("micro_auc")), "macro_auc": _num(s.get("macro_auc"))}
+        row.update({f"auc_{t}": _num(s.get("by_type", {}).get(t)) for t in types})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*BASE_COLUMNS, *[f"auc_{t}" for t in types]])
+
+
+def _num(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
+    """A GitHub-flavoured markdown table of :func:`ablation_table` (AUCs rounded, undefined shown as –)."""
+
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "–" if math.isnan(v) else f"{v:.{digits}f}"
+        return str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(df.columns) + " |"
+    rule = "|" + "|".join("---:" if c.startswith(("micro", "macro", "auc_")) else "---" for c in df.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
