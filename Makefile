@@ -29,6 +29,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/flow.py
+	$(BIN)/python bench/features.py
 
 clean:
 	rm -rf results .snakemake

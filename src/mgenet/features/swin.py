@@ -258,9 +258,10 @@ def load_backbone(weights: str, seed: int, cfg: SwinConfig = SwinConfig()) -> tu
             the tests: no download is possible there).
     """
     if weights == "random":
+        model = build_swin_stages12(cfg, seed=seed)
         log.info("backbone: %s, random weights (seed %d) -- features carry no Kinetics-400 knowledge", BACKBONE_NAME,
                  seed)
-        return build_swin_stages12(cfg, seed=seed), f"random:{seed}"
+        return model, f"random:{seed}"
     path = Path(weights)
     if not path.is_file():
         raise MgenetError(f"{path}: Video Swin checkpoint not found. Download {CHECKPOINT_NAME} from "
