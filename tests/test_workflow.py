@@ -21,8 +21,6 @@ TINY = {
              "width": 160, "height": 120},
     "segments": {"seg_len": 12, "train_stride": 3},
     "flow": {"model": {"n_flows": 4}, "train": {"epochs": 6, "batch_size": 64, "lr": 0.001}},
-    # the smallest crops and scene image the backbone takes: feature extraction is most of this test's time
-    "features": {"crop": [16, 8], "scene_size": [64, 64]},
     "stage2": {"model": {"dim": 16, "depth": 1, "heads": 2, "c_app": 8, "n_behaviour": 8, "n_scene": 4,
                          "n_matching": 8, "top_k": 2, "lsta_blocks": 1},
                "train": {"level1_epochs": 2, "level2_epochs": 1, "batch_size": 32}},
