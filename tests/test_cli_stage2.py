@@ -212,16 +212,20 @@ def test_ablation_table_command(tmp_path: Path) -> None:
     (tmp_path / "b.json").write_text(json.dumps(metrics(0.7, {"motion": 0.8, "appearance": 0.6})))
     out, md = tmp_path / "t.csv", tmp_path / "t.md"
     rc = main(["ablation-table", "--metrics", f"full={tmp_path / 'a.json'}", f"no_lsta={tmp_path / 'b.json'}",
-               "--params", json.dumps({"descriptions": {"full": "all of it"}, "dataset": "d"}), "--out", str(out),
+               "--params", json.dumps({"descriptions": {"full": "all of it"}, "dataset": "d",
+                                       "fusion": {"full": {"weights": {"mo": 1.0, "app": 0.1, "mm": 0.0}},
+                                                  "no_lsta": {"weights": {"mo": 1.0}, "motion_score": "mo_sim"}}}),
+               "--out", str(out),
                "--md", str(md)])
     assert rc == 0
     df = pd.read_csv(out, keep_default_na=False, na_values=[""])
     assert list(df["variant"]) == ["full", "no_lsta"]
-    assert list(df.columns) == ["variant", "description", "components", "micro_auc", "macro_auc",
+    assert list(df.columns) == ["variant", "description", "fusion", "micro_auc", "macro_auc",
                                 "auc_appearance", "auc_motion", "auc_scene"]
     assert df.loc[0, "micro_auc"] == pytest.approx(0.9) and df.loc[1, "auc_motion"] == pytest.approx(0.8)
     assert np.isnan(df.loc[0, "auc_scene"]) and np.isnan(df.loc[0, "auc_appearance"])
     text = md.read_text()
-    assert "| full | all of it | nf | 0.9000 | 0.8000 | – | 0.9500 | – |" in text
+    assert list(df["fusion"]) == ["mo + 0.1 app", "mo_sim"]
+    assert "| full | all of it | mo + 0.1 app | 0.9000 | 0.8000 | – | 0.9500 | – |" in text
     rc = main(["ablation-table", "--metrics", str(tmp_path / "a.json"), "--out", str(out)])
     assert rc == 1

@@ -15,21 +15,34 @@ import pandas as pd
 from mgenet import MgenetError
 from mgenet.scoring import FUSED
 
-BASE_COLUMNS = ["variant", "description", "components", "micro_auc", "macro_auc"]
+BASE_COLUMNS = ["variant", "description", "fusion", "micro_auc", "macro_auc"]
+
+
+def fusion_formula(weights: Mapping[str, float], motion_score: str = "mo") -> str:
+    """The fused score as text, e.g. ``mo + 0.1 app + 0.1 mm``; zero weights left out, ``mo`` renamed when another
+    level-1 measurement stands in for it."""
+    terms = []
+    for c, w in weights.items():
+        if float(w) == 0:
+            continue
+        name = motion_score if c == "mo" else c
+        terms.append(name if float(w) == 1 else f"{float(w):g} {name}")
+    return " + ".join(terms)
 
 
 def ablation_table(metrics: Mapping[str, dict], descriptions: Mapping[str, str] | None = None,
-                   score: str = FUSED) -> pd.DataFrame:
+                   fusion: Mapping[str, Mapping] | None = None, score: str = FUSED) -> pd.DataFrame:
     """One row per variant, in the given order: its ``score``'s micro and macro AUC and one ``auc_<type>`` per type.
 
     Args:
         metrics: variant name -> its parsed ``metrics.json`` (DESIGN §3).
         descriptions: variant name -> one line saying what it changes (optional).
+        fusion: variant name -> its fusion settings (``weights``, ``motion_score``), shown as a formula (optional).
         score: which score of each metrics file to tabulate (the fused score, the variant's result).
 
     Returns:
-        Columns variant, description, components (the other score names the file holds, for reference), micro_auc,
-        macro_auc, then auc_<type> for every anomaly type found in any file, sorted; undefined AUCs are NaN.
+        Columns variant, description, fusion (the variant's fused score as a formula), micro_auc, macro_auc, then
+        auc_<type> for every anomaly type found in any file, sorted; undefined AUCs are NaN.
 
     Raises:
         MgenetError: no variant, or a metrics file without that score.
@@ -43,8 +56,9 @@ def ablation_table(metrics: Mapping[str, dict], descriptions: Mapping[str, str] 
         if s is None:
             raise MgenetError(f"ablation variant {name!r}: its metrics.json has no {score!r} score "
                               f"(it has {sorted(m.get('scores', {}))}); rerun its evaluation.")
+        f = (fusion or {}).get(name) or {}
         row = {"variant": name, "description": (descriptions or {}).get(name, ""),
-               "components": " ".join(c for c in m["scores"] if c != score),
+               "fusion": fusion_formula(f.get("weights", {}), f.get("motion_score", "mo")),
                "micro_auc": _num(s.get("micro_auc")), "macro_auc": _num(s.get("macro_auc"))}
         row.update({f"auc_{t}": _num(s.get("by_type", {}).get(t)) for t in types})
         rows.append(row)

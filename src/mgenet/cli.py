@@ -311,7 +311,7 @@ def cmd_ablation_table(args: argparse.Namespace) -> None:
         if not Path(path).exists():
             raise MgenetError(f"{path}: metrics of ablation variant {name!r} not found; run `snakemake ablation`.")
         metrics[name] = json.loads(Path(path).read_text())
-    df = ablation_table(metrics, p.get("descriptions", {}), p.get("score", "fused"))
+    df = ablation_table(metrics, p.get("descriptions", {}), p.get("fusion", {}), p.get("score", "fused"))
     with atomic_path(args.out) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6f")
     if args.md:

@@ -69,6 +69,7 @@ if STAGE2 and ABLATIONS:
                 {
                     "dataset": DS,
                     "descriptions": {k: v.get("description", "") for k, v in config["ablation"]["variants"].items()},
+                    "fusion": {k: v["fusion"] for k, v in ABLATIONS.items()},
                 }
             ),
         log:
