@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench report-screenshot clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/flow.py
 	$(BIN)/python bench/features.py
+
+# A browser's view of the report, for a machine without a desktop (needs chromium): DATASET=<name> for another one.
+DATASET ?= demo
+report-screenshot:
+	scripts/screenshot_report.sh results/$(DATASET)/eval/report.html results/$(DATASET)/eval/report.png
 
 clean:
 	rm -rf results .snakemake

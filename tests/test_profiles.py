@@ -1,0 +1,148 @@
+"""The Snakemake profiles: workflow/profiles/default (a workstation) and workflow/profiles/slurm (a cluster).
+
+The SLURM profile is checked by a dry run (`-n`: nothing is submitted, no sbatch needed) of a copy of the workflow on a
+tiny dataset whose manifest is made beforehand, so that the DAG reaches past the index_dataset checkpoint and lists
+every per-video job with the resources it would be submitted with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mgenet.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = REPO / "workflow" / "profiles"
+GPU_RULES = ("extract_features", "train_stage2", "score_components", "train_stage2_ablation", "score_ablation",
+             "train_stage2_seed", "score_components_seed")
+DEMO = {"n_scenes": 2, "train_videos_per_scene": 1, "test_videos_per_scene": 1, "frames": 48, "width": 96,
+        "height": 64}
+
+
+def _profile(name: str) -> dict:
+    return yaml.safe_load((PROFILES / name / "config.yaml").read_text())
+
+
+def _rule_names() -> set[str]:
+    names = set()
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        text = smk.read_text()
+        names |= set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, re.M))
+        names |= set(re.findall(r"^\s*use rule \w+ as (\w+)", text, re.M))
+    return names
+
+
+@pytest.mark.parametrize("name", ["default", "slurm"])
+def test_profile_keys_are_snakemake_options_and_rules_exist(name):
+    from snakemake.cli import get_argument_parser
+
+    options = {o for a in get_argument_parser()._actions for o in a.option_strings}
+    profile = _profile(name)
+    unknown = [k for k in profile if f"--{k}" not in options]
+    assert not unknown, f"{name} profile: {unknown} are not snakemake options"
+    rules = _rule_names()
+    for key in ("set-threads", "set-resources"):
+        assert set(profile.get(key) or {}) <= rules, f"{name} profile {key} names unknown rules"
+
+
+def test_slurm_profile_gives_every_gpu_rule_a_gpu_and_the_others_none():
+    p = _profile("slurm")
+    assert p["executor"] == "slurm" and p["jobs"] >= 10 and p["latency-wait"] >= 30 and p["retries"] >= 1
+    res = p["set-resources"]
+    for rule in GPU_RULES:
+        assert res[rule]["gpu"] == 1, rule
+        assert p["set-threads"][rule] >= 4, rule
+    assert all("gpu" not in v for k, v in res.items() if k not in GPU_RULES)
+    assert "mem_mb" in p["default-resources"] and "runtime" in p["default-resources"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def _jobs(out: str) -> dict[str, list[dict]]:
+    """The dry run's jobs: rule -> [{resources..., "shell": command}]."""
+    jobs: dict[str, list[dict]] = {}
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", out)[1:]:
+        rule = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block).group(1)
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        job = dict(kv.split("=", 1) for kv in res.group(1).split(", ")) if res else {}
+        shell = re.search(r"^Shell command: (.*)$", block, re.M)
+        job["shell"] = shell.group(1) if shell else ""
+        jobs.setdefault(rule, []).append(job)
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    wd = tmp_path_factory.mktemp("wf")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, wd / name)
+    shutil.copytree(REPO / "workflow", wd / "workflow")
+    shutil.copytree(REPO / "envs", wd / "envs")
+    root = wd / "resources" / "datasets" / "tiny"
+    (wd / "tiny.yaml").write_text(yaml.safe_dump({"dataset": {"name": "tiny", "root": str(root),
+                                                              "generate": False}}))
+    # the dataset and its manifest (what make_demo_dataset and the index_dataset checkpoint would make)
+    assert main(["make-demo", "--params", json.dumps(DEMO), "--out", str(root)]) == 0
+    assert main(["index", "--params", json.dumps({"root": str(root)}), "--out",
+                 str(wd / "results" / "tiny" / "manifest.csv")]) == 0
+    return wd
+
+
+def _dry_run(workdir: Path, *args: str) -> str:
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "-n", "--configfile",
+           "tiny.yaml", "--executor", "slurm", *args]
+    proc = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout + proc.stderr
+
+
+def test_slurm_dry_run_lists_every_job_with_its_resources(workdir):
+    out = _dry_run(workdir)
+    assert "Using profile workflow/profiles/slurm" in out
+    jobs = _jobs(out)
+    assert len(jobs["import_pose"]) == len(jobs["build_segments"]) == len(jobs["extract_features"]) == 4
+    for job in jobs["extract_features"]:
+        assert job["gpu"] == "1" and job["mem_mb"] == "8000" and job["runtime"] == "120"
+    for rule in ("train_stage2", "score_components"):
+        assert jobs[rule][0]["gpu"] == "1", rule
+    for rule in ("import_pose", "build_segments", "train_flow", "encode_flow", "fuse_scores", "evaluate"):
+        assert all("gpu" not in job for job in jobs[rule]), rule
+    assert jobs["import_pose"][0]["runtime"] == "10" and jobs["fuse_scores"][0]["runtime"] == "30"
+    assert not list((workdir / "results" / "tiny").glob("segments/*")), "a dry run made files"
+
+
+def test_slurm_dry_run_of_the_ablations_and_pose_extraction(workdir):
+    # --cores lifts the dry run's cap of one thread per job, which a real cluster run does not have
+    out = _dry_run(workdir, "--cores", "16", "--config", "pose={'source': 'extract'}", "--", "ablation")
+    jobs = _jobs(out)
+    assert jobs["train_stage2_ablation"][0]["gpu"] == "1" and jobs["score_ablation"][0]["gpu"] == "1"
+    assert "--threads 8 train-stage2" in jobs["train_stage2_ablation"][0]["shell"]
+    assert jobs["train_stage2_ablation"][0]["mem_mb"] == "16000"  # 16000 * attempt, first attempt
+    assert len(jobs["extract_pose"]) == 4 and "import_pose" not in jobs
+    assert all(j["runtime"] == "240" and "--threads 4 pose" in j["shell"] for j in jobs["extract_pose"])
+    assert "--threads 8 features" in jobs["extract_features"][0]["shell"]
+
+
+def test_default_profile_dry_run(workdir):
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/default", "-n", "--configfile",
+           "tiny.yaml"]
+    proc = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Using profile workflow/profiles/default" in proc.stderr
+    # the Snakefile sits at the root, so Snakemake does not apply workflow/profiles/default unasked
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "tiny.yaml"],
+                          cwd=workdir, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0 and "profile" not in proc.stderr, proc.stderr[-2000:]
