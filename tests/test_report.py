@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import html
 import re
+import shutil
+import subprocess
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from PIL import Image
 
-from mgenet import MgenetError
+from mgenet import MgenetError, __version__, cli
 from mgenet.evaluation import compute_metrics
-from mgenet.report import write_report
+from mgenet.report import collect_provenance, git_commit, percentile, type_colours, video_figure, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -33,12 +40,20 @@ def frames():
     return pd.concat(parts, ignore_index=True)
 
 
+def _section(text: str, anchor: str) -> str:
+    """The HTML from heading ``id=anchor`` to the next heading."""
+    start = text.index(f'<h2 id="{anchor}">')
+    end = text.find("<h2", start + 1)
+    return text[start:end if end >= 0 else len(text)]
+
+
 def test_report_is_self_contained(frames, tmp_path):
     metrics = compute_metrics(frames, "demo")
     out = tmp_path / "eval" / "report.html"
     plots = tmp_path / "eval" / "plots"
-    write_report(frames, metrics, out, plots, config={"scoring": {"weights": {"mo": 1.0}}},
-                 provenance={"mgenet_version": "0.1.0"})
+    config = {"scoring": {"weights": {"mo": 1.0}}, "ablation": {"variants": {"full": {"description": "all"}}}}
+    write_report(frames, metrics, out, plots, config=config,
+                 provenance={"mgenet_version": "0.1.0", "models_sha256": {"flow.pt": "ab" * 32}, "git_commit": None})
     text = out.read_text(encoding="utf-8")
 
     srcs = re.findall(r'src="([^"]*)"', text)
@@ -53,13 +68,139 @@ def test_report_is_self_contained(frames, tmp_path):
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in plots.iterdir())
     assert not list(out.parent.glob(".*tmp*")) and not list(plots.glob(".*tmp*"))
 
+    table = _section(text, "metrics")
     for s in metrics["scores"].values():
-        assert f"{s['micro_auc']:.4f}" in text
-        assert f"{s['macro_auc']:.4f}" in text
+        assert f"{s['micro_auc']:.4f}" in table
+        assert f"{s['macro_auc']:.4f}" in table
         for auc in s["by_type"].values():
-            assert f"{auc:.4f}" in text
-    assert "AUC motion" in text and "AUC scene" in text
-    assert "weights" in text and "mgenet_version" in text and "<pre>" in text
+            assert f"{auc:.4f}" in table
+    assert "AUC motion" in table and "AUC scene" in table
+    assert "S_nf (pose flow NLL)" in table and "S_mo (motion)" in table
+    assert 'alt="ROC curves"' in _section(text, "roc")
+    assert "No ablation table yet" in _section(text, "ablation")
+
+    # The configuration as YAML that reads back to the same object, and provenance as a key/value table.
+    pre = re.search(r"<pre>(.*?)</pre>", _section(text, "config"), re.S).group(1)
+    assert yaml.safe_load(html.unescape(pre)) == config
+    prov = _section(text, "provenance")
+    assert re.search(r"<td>mgenet_version</td><td><code>0\.1\.0</code>", prov)
+    assert re.search(r"<td>models_sha256 / flow\.pt</td><td><code>(ab){32}</code>", prov)
+    assert re.search(r"<td>git_commit</td><td><code>unavailable</code>", prov)
+
+
+def test_video_panels_stack_the_fused_score_over_each_component(frames, tmp_path):
+    write_report(frames, compute_metrics(frames, "demo"), tmp_path / "r.html", tmp_path / "plots")
+    # One row per score (fused, nf, mo here): the panel is taller than wide-and-flat, one PNG per video.
+    sizes = {p.stem: Image.open(p).size for p in (tmp_path / "plots").glob("0*.png")}
+    assert len(sizes) == 3 and all(w == 1000 and 200 < h < 300 for w, h in sizes.values()), sizes
+    # Palette PNGs keep a report of a hundred videos a few MB.
+    assert Image.open(tmp_path / "plots" / "01_0014.png").mode == "P"
+
+    g = frames[frames["video"] == "01_0014"]
+    cols = ["fused", "nf", "mo"]
+    ref = {c: np.sort(frames[c].to_numpy()) for c in cols}
+    fig = video_figure(g, cols, ref, type_colours(["motion", "scene"]))
+    axes = fig.axes
+    assert [a.get_ylabel() for a in axes] == ["fused", "S_nf", "S_mo"]
+    assert all(axes[0].get_shared_x_axes().joined(axes[0], a) for a in axes[1:])
+    # Each row shades both GT intervals (frames 20-35 motion, 50-60 scene), in the types' colours.
+    for a in axes:
+        spans = sorted((p.get_x(), p.get_width(), p.get_facecolor()[:3]) for p in a.patches)
+        assert [(x, w) for x, w, _ in spans] == [(19.5, 16.0), (49.5, 11.0)]
+        assert spans[0][2] != spans[1][2]
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["GT: motion", "GT: scene"]
+    # Each curve is its score's percentile among all test frames.
+    y = axes[2].lines[0].get_ydata()
+    assert np.allclose(y, percentile(g["mo"].to_numpy(), ref["mo"])) and 0 <= y.min() and y.max() <= 1
+
+
+def test_percentile_counts_ties_half():
+    ref = np.array([1.0, 2.0, 2.0, 4.0])
+    assert percentile(np.array([0.0, 1.0, 2.0, 3.0, 5.0]), ref).tolist() == [0.0, 0.125, 0.5, 0.75, 1.0]
+    assert percentile(np.array([1.0]), np.array([])).tolist() == [0.0]
+    assert np.isnan(percentile(np.array([np.nan, 2.0]), ref)).tolist() == [True, False]
+
+
+def test_ablation_table_is_shown_with_the_best_value_bold(frames, tmp_path):
+    ablation = pd.DataFrame({"variant": ["full", "stgnf"], "description": ["all <losses>", "stage 1"],
+                             "fusion": ["mo + 0.1 app", "nf"], "micro_auc": [0.91, 0.85], "macro_auc": [0.8, 0.88],
+                             "auc_motion": [0.95, float("nan")]})
+    write_report(frames, compute_metrics(frames, "demo"), tmp_path / "r.html", tmp_path / "plots", ablation=ablation)
+    section = _section((tmp_path / "r.html").read_text(encoding="utf-8"), "ablation")
+    assert "<th>micro AUC</th>" in section and "<th>AUC motion</th>" in section
+    rows = re.findall(r"<tr>(.*?)</tr>", section.split("<tbody>")[1])
+    assert len(rows) == 2
+    assert "all &lt;losses&gt;" in rows[0] and "<b>0.9100</b>" in rows[0] and "<td>0.8000</td>" in rows[0]
+    assert "<b>0.8800</b>" in rows[1] and "<td>–</td>" in rows[1]
+
+
+def _features_file(path, sha):
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"checkpoint_sha256": sha, "backbone": "swin", "weights": "w.pth"})
+
+
+def test_provenance_hashes_models_and_reads_the_features_checkpoint(tmp_path):
+    (tmp_path / "flow.pt").write_bytes(b"flow")
+    (tmp_path / "stage2.pt").write_bytes(b"stage 2")
+    (tmp_path / "frames.parquet").write_bytes(b"scores")
+    for i in range(2):
+        _features_file(tmp_path / f"v{i}.h5", "c0ffee")
+    prov = collect_provenance(tmp_path / "frames.parquet", [tmp_path / "flow.pt", tmp_path / "stage2.pt"],
+                              [tmp_path / "v0.h5", tmp_path / "v1.h5"], cwd=tmp_path)
+    assert prov["mgenet_version"] == __version__
+    assert prov["models_sha256"] == {"flow.pt": hashlib.sha256(b"flow").hexdigest(),
+                                     "stage2.pt": hashlib.sha256(b"stage 2").hexdigest()}
+    assert prov["frame_scores"]["sha256"] == hashlib.sha256(b"scores").hexdigest()
+    assert prov["features"] == {"files": 2, "checkpoint_sha256": "c0ffee", "weights": "w.pth", "backbone": "swin"}
+    assert prov["packages"]["numpy"] == np.__version__
+    # Features made with different backbone weights are a mixed run worth seeing: every distinct hash is listed.
+    _features_file(tmp_path / "v2.h5", "beef")
+    mixed = collect_provenance(features=[tmp_path / "v0.h5", tmp_path / "v2.h5"], cwd=tmp_path)
+    assert mixed["features"]["checkpoint_sha256"] == ["beef", "c0ffee"]
+
+
+def test_git_commit_outside_a_repository_or_without_git(tmp_path, monkeypatch):
+    assert git_commit(tmp_path) == (None, None)
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert git_commit(tmp_path) == (None, None)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_commit_of_a_repository(tmp_path):
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("a")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "a")
+    assert git_commit(tmp_path) == (git("rev-parse", "HEAD"), False)
+    (tmp_path / "a.txt").write_text("b")
+    assert git_commit(tmp_path)[1] is True
+
+
+def test_evaluate_command_writes_the_full_report(frames, tmp_path):
+    frames.to_parquet(tmp_path / "frames.parquet", index=False)
+    (tmp_path / "flow.pt").write_bytes(b"flow")
+    _features_file(tmp_path / "v.h5", "c0ffee")
+    pd.DataFrame({"variant": ["full"], "micro_auc": [0.75]}).to_csv(tmp_path / "ablation.csv", index=False)
+    args = ["evaluate", "--frames", str(tmp_path / "frames.parquet"), "--out", str(tmp_path / "metrics.json"),
+            "--report", str(tmp_path / "report.html"), "--params", '{"dataset": "demo", "config": {"seed": 3}}',
+            "--models", str(tmp_path / "flow.pt"), "--features", str(tmp_path / "v.h5")]
+    assert cli.main([*args, "--ablation", str(tmp_path / "ablation.csv")]) == 0
+    text = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<b>0.7500</b>" in _section(text, "ablation")
+    prov = _section(text, "provenance")
+    assert hashlib.sha256(b"flow").hexdigest() in prov and "c0ffee" in prov
+    assert "seed: 3" in _section(text, "config")
+    assert (tmp_path / "plots" / "roc.png").exists()
+    # A table asked for by name must exist (the workflow passes it only when it does).
+    assert cli.main([*args, "--ablation", str(tmp_path / "missing.csv")]) == 1
 
 
 def test_report_handles_undefined_auc(frames, tmp_path):

@@ -13,28 +13,38 @@ import html
 import io
 import json
 import math
-from collections.abc import Iterator
+import platform
+import subprocess
+from collections.abc import Iterable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
+import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from PIL import Image
 
-from mgenet import MgenetError
+from mgenet import MgenetError, __version__
 from mgenet.evaluation import anomaly_types, micro_auc, roc_points
-from mgenet.io import atomic_path
+from mgenet.io import atomic_path, read_features, sha256_file
 from mgenet.scoring import FUSED, score_columns
 
 LABELS = {"nf": "S_nf (pose flow NLL)", "mo": "S_mo (motion)", "app": "S_app (appearance)",
           "mm": "S_mm (behaviour-scene matching)", FUSED: "fused"}
+SHORT = {"nf": "S_nf", "mo": "S_mo", "app": "S_app", "mm": "S_mm", FUSED: "fused"}
 # Fixed colours so a component looks the same in the ROC and in every per-video plot.
 COLOURS = {"nf": "tab:blue", "mo": "tab:orange", "app": "tab:green", "mm": "tab:purple", FUSED: "black"}
 TYPE_PALETTE = ("tab:red", "tab:cyan", "tab:olive", "tab:pink", "tab:brown", "gold", "tab:blue", "tab:green")
 UNTYPED_COLOUR = "0.55"
+# Versions worth recording beside mgenet's own: the numerics behind every score.
+PACKAGES = ("torch", "numpy", "pandas", "scipy", "scikit-learn", "h5py", "matplotlib", "snakemake")
 DPI = 100
+PALETTE_COLOURS = 128
+ROW_INCHES = 0.62  # height of one score row of a per-video panel
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
@@ -44,6 +54,11 @@ table.metrics { border-collapse: collapse; margin: 1em 0; }
 table.metrics th, table.metrics td { border: 1px solid #ccc; padding: 0.3em 0.8em; text-align: right; }
 table.metrics th:first-child, table.metrics td:first-child { text-align: left; }
 table.metrics tr.fused td { font-weight: bold; }
+table.ablation { font-size: 0.9em; } table.ablation th { white-space: nowrap; }
+table.metrics .text { text-align: left; } table.metrics .formula { text-align: left; white-space: nowrap; }
+details summary { cursor: pointer; color: #555; }
+table.prov { border-collapse: collapse; font-size: 0.85em; } table.prov td { padding: 0.15em 0.8em 0.15em 0; }
+table.prov td:first-child { color: #555; white-space: nowrap; } table.prov code { word-break: break-all; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 0.9em; color: #555; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }
@@ -53,10 +68,16 @@ nav a { margin-right: 1em; }
 
 
 def _png_bytes(fig: Figure) -> bytes:
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(DPI)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    # A palette of 128 colours without dithering looks the same as the antialiased RGBA plot and is about a third of
+    # its size, which keeps a report of a hundred videos a few MB. PIL writes no "Software" tag, so the bytes depend
+    # only on the data and the matplotlib rendering.
+    image = Image.fromarray(rgba).convert("RGB").quantize(colors=PALETTE_COLOURS, dither=Image.Dither.NONE)
     buf = io.BytesIO()
-    FigureCanvasAgg(fig)
-    # No "Software" tag: the PNG bytes then depend only on the data and the matplotlib rendering.
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    image.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
@@ -108,42 +129,58 @@ def roc_figure(frames: pd.DataFrame) -> Figure:
     return fig
 
 
-def video_figure(g: pd.DataFrame, cols: list[str], lo: dict[str, float], hi: dict[str, float],
-                 colours: dict[str, str]) -> Figure:
-    """Scores of one video over its frames, GT anomalous intervals shaded by type.
+def percentile(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Fraction of ``ref`` (sorted) below each value, ties counted half: the value's percentile rank in ``ref``.
+    A NaN value stays NaN (a gap in its curve)."""
+    values = np.asarray(values, dtype=float)
+    if ref.size == 0:
+        return np.where(np.isnan(values), np.nan, 0.0)
+    below = np.searchsorted(ref, values, side="left")
+    upto = np.searchsorted(ref, values, side="right")
+    return np.where(np.isnan(values), np.nan, (below + upto) / (2 * ref.size))
 
-    Every score is min-max scaled with the test set's range (``lo``, ``hi``), not the video's: a normal video then
-    stays low instead of having its noise stretched to fill the axis.
+
+def video_figure(g: pd.DataFrame, cols: list[str], ref: dict[str, np.ndarray], colours: dict[str, str]) -> Figure:
+    """Small multiples of one video: one row per score in ``cols`` (top first), sharing the frame axis.
+
+    Every row shades the GT anomalous intervals by type, so a component's response can be read against each
+    anomaly. A score is drawn as its percentile among all test frames (``ref``: each column's sorted test-set values),
+    not scaled to the video: a normal video then stays low instead of having its noise stretched over the axis, a few
+    extreme frames (NLL spikes) do not flatten the rest, and the curve shows the ranking the frame-level AUC measures.
     """
     frame = g["frame"].to_numpy()
     gt = g["gt"].to_numpy()
     types = g["type"].astype(str).to_numpy() if "type" in g.columns else np.full(len(g), "", dtype=object)
-    fig = Figure(figsize=(10, 2.6), layout="constrained")
-    ax = fig.add_subplot()
-    handles = []
     labels = np.where(gt == 1, np.where(types == "", "\x00untyped", types), "")
-    seen: set[str] = set()
+    spans = []  # (first, last, colour, label) of each GT anomalous interval
     for s, e, lab in _runs(labels):
-        if lab == "":
-            continue
-        colour = UNTYPED_COLOUR if lab == "\x00untyped" else colours.get(lab, UNTYPED_COLOUR)
-        ax.axvspan(frame[s] - 0.5, frame[e] + 0.5, color=colour, alpha=0.22, lw=0)
+        if lab != "":
+            colour = UNTYPED_COLOUR if lab == "\x00untyped" else colours.get(lab, UNTYPED_COLOUR)
+            spans.append((frame[s] - 0.5, frame[e] + 0.5, colour, lab))
+    fig = Figure(figsize=(10, 0.45 + ROW_INCHES * len(cols)), layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.02, hspace=0.0)
+    axes = fig.subplots(len(cols), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, c in zip(axes, cols):
+        for x0, x1, colour, _ in spans:
+            ax.axvspan(x0, x1, color=colour, alpha=0.25, lw=0)
+        ax.plot(frame, percentile(g[c].to_numpy(), ref[c]), color=COLOURS[c], lw=1.4 if c == FUSED else 1.0)
+        ax.set_ylim(-0.08, 1.08)
+        ax.set_yticks([0, 1])
+        ax.tick_params(labelsize=8, length=2, pad=1)
+        ax.set_ylabel(SHORT[c], rotation=0, ha="right", va="center", fontsize=9, color=COLOURS[c])
+    axes[-1].set_xlabel("frame", fontsize=9)
+    if len(frame):
+        axes[-1].set_xlim(frame[0] - 0.5, frame[-1] + 0.5)
+    handles, seen = [], set()
+    for _, _, colour, lab in spans:
         if lab not in seen:
             seen.add(lab)
-            handles.append(Patch(color=colour, alpha=0.35,
-                                 label="GT anomaly" if lab == "\x00untyped" else f"GT: {lab}"))
-    for c in cols:
-        span = hi[c] - lo[c]
-        y = (g[c].to_numpy() - lo[c]) / span if span > 0 else np.zeros(len(g))
-        main = c == FUSED
-        (line,) = ax.plot(frame, y, color=COLOURS[c], lw=1.8 if main else 0.8, alpha=1.0 if main else 0.75,
-                          label=LABELS[c], zorder=3 if main else 2)
-        handles.append(line)
-    ax.set(xlim=(frame[0] - 0.5, frame[-1] + 0.5) if len(frame) else None, ylim=(-0.03, 1.03),
-           xlabel="frame", ylabel="score (scaled)")
+            handles.append(Patch(color=colour, alpha=0.4, label="GT anomaly" if lab == "\x00untyped" else f"GT: {lab}"))
     # The PNG is also opened on its own (plots/{video}.png), so it names its video.
-    ax.set_title(str(g["video"].iloc[0]) if len(g) else "", loc="left", fontsize=9)
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
+    axes[0].set_title(str(g["video"].iloc[0]) if len(g) else "", loc="left", fontsize=9)
+    if handles:
+        axes[0].legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=len(handles), fontsize=8,
+                       frameon=False, borderaxespad=0.1, handlelength=1.2)
     return fig
 
 
@@ -169,19 +206,121 @@ def _video_caption(g: pd.DataFrame, name: str) -> str:
     return text
 
 
-def _pre(obj: Any) -> str:
-    return "<pre>" + html.escape(json.dumps(obj, indent=2, sort_keys=True, default=str)) + "</pre>"
+def _column_title(column: str) -> str:
+    """``auc_motion`` -> ``AUC motion``, ``micro_auc`` -> ``micro AUC``, the metrics table's wording."""
+    return f"AUC {column[4:]}" if column.startswith("auc_") else column.replace("_auc", " AUC")
+
+
+def _ablation_table(df: pd.DataFrame) -> str:
+    """The ablation table (``mgenet ablation-table``'s CSV), the best value of each AUC column in bold."""
+    aucs = {c: pd.to_numeric(df[c], errors="coerce") for c in df.columns
+            if c in ("micro_auc", "macro_auc") or c.startswith("auc_")}
+    # Numbers align right (the table's default), text left; a fusion formula stays on one line.
+    kind = {c: "" if c in aucs else ' class="formula"' if c == "fusion" else ' class="text"' for c in df.columns}
+    rows = []
+    for i in range(len(df)):
+        cells = []
+        for c in df.columns:
+            if c in aucs:
+                v = aucs[c].iloc[i]
+                text = _fmt(None if pd.isna(v) else float(v))
+                cells.append(f"<td><b>{text}</b></td>" if v == aucs[c].max() else f"<td>{text}</td>")
+            else:
+                v = df[c].iloc[i]
+                cells.append(f"<td{kind[c]}>{html.escape('' if pd.isna(v) else str(v))}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    head = "".join(f"<th{kind[c]}>{html.escape(_column_title(c))}</th>" for c in df.columns)
+    return f'<table class="metrics ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(obj, dict) and obj:
+        for k, v in obj.items():
+            yield from _flatten(v, f"{prefix}{k}" if not prefix else f"{prefix} / {k}")
+    else:
+        yield prefix, obj
+
+
+def _provenance_table(provenance: dict) -> str:
+    rows = []
+    for key, value in _flatten(provenance):
+        text = "unavailable" if value is None else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        rows.append(f"<tr><td>{html.escape(key)}</td><td><code>{html.escape(text)}</code></td></tr>")
+    return f'<table class="prov">{"".join(rows)}</table>'
+
+
+def _yaml(obj: Any) -> str:
+    """``obj`` as YAML in a collapsed block (a real config runs to a few hundred lines)."""
+    text = yaml.safe_dump(json.loads(json.dumps(obj, default=str)), sort_keys=False, allow_unicode=True, width=110)
+    n_lines = text.count("\n")
+    return f"<details><summary>show the YAML ({n_lines} lines)</summary><pre>{html.escape(text)}</pre></details>"
+
+
+def git_commit(cwd: str | Path | None = None) -> tuple[str | None, bool | None]:
+    """The commit checked out in ``cwd`` (the workflow's directory when Snakemake runs a job) and whether tracked
+    files differ from it; ``(None, None)`` outside a git checkout or without git."""
+    try:
+        run = dict(cwd=cwd, capture_output=True, text=True, timeout=30, check=True)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+        # --no-optional-locks: never take the index lock, which a concurrent `git commit` may hold.
+        status = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+                                **run).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return head, bool(status.strip())
+
+
+def _one_or_all(values: Iterable[Any]) -> Any:
+    distinct = sorted({str(v) for v in values})
+    return distinct[0] if len(distinct) == 1 else distinct or None
+
+
+def collect_provenance(frames: str | Path | None = None, models: Iterable[str | Path] = (),
+                       features: Iterable[str | Path] = (), cwd: str | Path | None = None) -> dict[str, Any]:
+    """What produced a report: versions, the git commit, and sha256 of the score table, models and features backbone.
+
+    Args:
+        frames: the frame score table the report is made from.
+        models: checkpoints (flow.pt, stage2.pt), hashed whole.
+        features: features HDF5 files; their ``checkpoint_sha256`` (and backbone, weights) attributes are reported, one
+            value when every file agrees, else the sorted distinct values (a mixed run worth noticing).
+        cwd: where to ask git for the commit (default: the current directory).
+    """
+    commit, dirty = git_commit(cwd)
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    prov: dict[str, Any] = {"mgenet_version": __version__, "git_commit": commit, "git_uncommitted_changes": dirty,
+                            "python": platform.python_version(), "packages": versions}
+    if frames:
+        prov["frame_scores"] = {"path": str(frames), "sha256": sha256_file(frames)}
+    models = list(models)
+    if models:
+        names = [Path(m).name for m in models]
+        keys = names if len(set(names)) == len(names) else [str(m) for m in models]
+        prov["models_sha256"] = {k: sha256_file(m) for k, m in zip(keys, models)}
+    attrs = [read_features(f, fields=())[1] for f in features]
+    if attrs:
+        prov["features"] = {"files": len(attrs),
+                            "checkpoint_sha256": _one_or_all(a.get("checkpoint_sha256") for a in attrs),
+                            "weights": _one_or_all(a.get("weights") for a in attrs if "weights" in a),
+                            "backbone": _one_or_all(a.get("backbone") for a in attrs)}
+    return prov
 
 
 def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Path, config: dict | None,
-                provenance: dict | None) -> None:
+                provenance: dict | None, ablation: pd.DataFrame | None) -> None:
     ds = html.escape(str(metrics.get("dataset", "")))
     n_anom = int(frames["gt"].sum())
     out.write(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>mgenet report: {ds}</title>'
               f"<style>{CSS}</style></head><body>\n")
     out.write(f"<h1>mgenet report: {ds}</h1>\n")
-    out.write('<nav><a href="#metrics">metrics</a><a href="#roc">ROC</a><a href="#videos">videos</a>'
-              '<a href="#config">configuration</a></nav>\n')
+    out.write('<nav><a href="#metrics">metrics</a><a href="#ablation">ablations</a><a href="#roc">ROC</a>'
+              '<a href="#videos">videos</a><a href="#provenance">provenance</a><a href="#config">configuration</a>'
+              "</nav>\n")
     out.write(f"<p>{metrics.get('n_videos', frames['video'].nunique())} test videos, "
               f"{metrics.get('n_frames', len(frames))} frames, {n_anom} anomalous "
               f"({100 * n_anom / max(len(frames), 1):.1f}%).</p>\n")
@@ -189,6 +328,14 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
     out.write('<p class="note">micro: all test frames concatenated (STG-NF protocol); macro: mean over videos '
               "that contain both classes; per type: all normal frames against the anomalous frames of that type. "
               "– = undefined (a single class).</p>\n")
+    out.write('<h2 id="ablation">Ablations</h2>\n')
+    if ablation is None:
+        out.write('<p class="note">No ablation table yet: <code>snakemake ablation</code> makes eval/ablation.csv, and '
+                  "the next <code>snakemake</code> rebuilds this report with it.</p>\n")
+    else:
+        out.write(_ablation_table(ablation) + '\n<p class="note">One row per variant of <code>ablation.variants</code> '
+                  "(<code>snakemake ablation</code>, eval/ablation.csv): the AUCs of its fused score; best of each "
+                  "column in bold.</p>\n")
     out.write('<h2 id="roc">ROC</h2>\n')
     fig = roc_figure(frames)
     out.write(f'<figure><img alt="ROC curves" src="{_data_uri(_save_png(fig, plots_dir / "roc.png"))}"></figure>\n')
@@ -196,28 +343,34 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
 
     cols = score_columns(frames)
     main = FUSED if FUSED in cols else cols[-1]
-    # Draw components thin under the main (fused) curve; the main one last so it sits on top of the legend order.
-    draw = [c for c in cols if c != main] + [main]
-    lo = {c: float(frames[c].min()) for c in cols}
-    hi = {c: float(frames[c].max()) for c in cols}
+    # The main (fused) score on the top row, each component on a row of its own below it.
+    rows = [main] + [c for c in cols if c != main]
+    ref = {}  # each score's sorted test-set values, for its percentile rank
+    for c in cols:
+        v = frames[c].to_numpy(dtype=float)
+        ref[c] = np.sort(v[~np.isnan(v)])
     colours = type_colours(anomaly_types(frames))
-    out.write('<h2 id="videos">Per-video scores</h2>\n<p class="note">Each score min-max scaled over the whole test '
-              "set; shaded: ground-truth anomalous frames, coloured by anomaly type.</p>\n")
+    out.write('<h2 id="videos">Per-video scores</h2>\n<p class="note">One panel per test video: the fused score on '
+              "top, each component below it on the same frame axis, each drawn as its percentile among all test "
+              "frames (the ranking the AUC measures: 0.9 = above 90% of them); shaded: ground-truth anomalous "
+              "frames, coloured by anomaly type.</p>\n")
     for video, g in frames.groupby("video", sort=True):
-        fig = video_figure(g, draw, lo, hi, colours)
+        fig = video_figure(g, rows, ref, colours)
         png = _save_png(fig, plots_dir / f"{video}.png")
         del fig
         v = html.escape(str(video))
         out.write(f'<figure id="video-{v}"><img alt="scores of video {v}" src="{_data_uri(png)}">'
                   f"<figcaption><b>{v}</b>: {html.escape(_video_caption(g, main))}</figcaption></figure>\n")
 
-    out.write('<h2 id="config">Configuration</h2>\n' + _pre(config if config is not None else {}) + "\n")
-    out.write("<h2>Provenance</h2>\n" + _pre(provenance if provenance is not None else {}) + "\n")
+    out.write('<h2 id="provenance">Provenance</h2>\n' + _provenance_table(provenance or {}) + "\n")
+    out.write('<h2 id="config">Configuration</h2>\n<p class="note">The resolved configuration (defaults filled in), '
+              "as YAML: save it as a file and pass it with <code>--configfile</code> to rerun.</p>\n"
+              + _yaml(config if config is not None else {}) + "\n")
     out.write("</body></html>\n")
 
 
 def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir: Path, config: dict | None = None,
-                 provenance: dict | None = None) -> None:
+                 provenance: dict | None = None, ablation: pd.DataFrame | None = None) -> None:
     """Write ``plots_dir/roc.png``, one ``plots_dir/{video}.png`` per test video, and a self-contained HTML report.
 
     Args:
@@ -225,8 +378,9 @@ def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir:
         metrics: the ``metrics.json`` dict (:func:`mgenet.evaluation.compute_metrics`) of the same table.
         out_html: report path; the HTML embeds every figure, so it needs no other file.
         plots_dir: directory for the PNGs (created).
-        config: resolved configuration, shown verbatim.
-        provenance: versions, hashes, inputs; shown verbatim.
+        config: resolved configuration, shown as YAML.
+        provenance: versions, hashes, inputs (:func:`collect_provenance`); shown as a table.
+        ablation: the ablation table (``eval/ablation.csv``), when one has been made.
 
     Raises:
         MgenetError: a video name that cannot be a plot file name.
@@ -240,4 +394,4 @@ def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir:
                               f"path separator); rename the video in the dataset.")
     plots_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_html) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        _write_html(out, frames, metrics, plots_dir, config, provenance)
+        _write_html(out, frames, metrics, plots_dir, config, provenance, ablation)
