@@ -23,6 +23,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/stage2.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/seeds.smk"
 
 
 rule all:

@@ -1,0 +1,77 @@
+"""AUCs over several training seeds, as mean ± std (config ``seeds``, target ``snakemake seeds``).
+
+Reported AUCs in this field move by several points between seeds, so a single run says little. The workflow trains
+the flow and stage 2 once per seed on the same features (the backbone F_B is fixed, so features are not redrawn),
+evaluates each run like the main one, and this module summarises the runs: for every score and every figure (micro,
+macro, one per anomaly type), the mean, the sample standard deviation (ddof = 1; 0 for a single seed) and each seed's
+value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from mgenet import MgenetError
+
+SUMMARY_COLUMNS = ["score", "figure", "mean", "std", "n_seeds"]
+
+
+def seed_summary(metrics: Mapping[str, dict]) -> pd.DataFrame:
+    """One row per (score, figure) over the seeds' metrics.
+
+    Args:
+        metrics: seed (as text) -> that run's parsed ``metrics.json`` (DESIGN §3), in the order to report.
+
+    Returns:
+        Columns score, figure (``micro_auc``, ``macro_auc``, ``auc_<type>``), mean, std, n_seeds (seeds where the
+        figure is defined), then ``seed_<s>`` per seed. Scores in the order of the first file, figures micro, macro,
+        then types sorted. A figure undefined in every seed has NaN mean and std.
+
+    Raises:
+        MgenetError: no seed, or seeds whose files hold different scores (runs of different configurations).
+    """
+    if not metrics:
+        raise MgenetError("no seed to summarise; set `seeds: [0, 1, 2]` in the config.")
+    names = list(metrics)
+    scores = list(metrics[names[0]].get("scores", {}))
+    for s in names[1:]:
+        if list(metrics[s].get("scores", {})) != scores:
+            raise MgenetError(f"seed {s} has scores {list(metrics[s].get('scores', {}))} but seed {names[0]} has "
+                              f"{scores}; the runs come from different configurations, rerun `snakemake seeds`.")
+    types = sorted({t for m in metrics.values() for v in m["scores"].values() for t in v.get("by_type", {})})
+    rows = []
+    for score in scores:
+        for figure in ["micro_auc", "macro_auc", *[f"auc_{t}" for t in types]]:
+            values = np.array([_figure(metrics[s]["scores"][score], figure) for s in names])
+            ok = values[~np.isnan(values)]
+            mean = float(ok.mean()) if len(ok) else math.nan
+            std = float(ok.std(ddof=1)) if len(ok) > 1 else (0.0 if len(ok) else math.nan)
+            rows.append({"score": score, "figure": figure, "mean": mean, "std": std, "n_seeds": len(ok),
+                         **{f"seed_{s}": float(v) for s, v in zip(names, values)}})
+    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, *[f"seed_{s}" for s in names]])
+
+
+def _figure(score: Mapping, figure: str) -> float:
+    v = score.get(figure) if not figure.startswith("auc_") else score.get("by_type", {}).get(figure[4:])
+    return math.nan if v is None else float(v)
+
+
+def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
+    """The summary as a markdown table: one row per score, one ``mean ± std`` column per figure."""
+    figures = list(dict.fromkeys(df["figure"]))
+    head = "| score | " + " | ".join(figures) + " |"
+    rule = "|---|" + "|".join("---:" for _ in figures) + "|"
+    body = []
+    for score, g in df.groupby("score", sort=False):
+        cells = []
+        for f in figures:
+            r = g[g["figure"] == f].iloc[0]
+            cells.append("–" if math.isnan(r["mean"]) else f"{r['mean']:.{digits}f} ± {r['std']:.{digits}f}")
+        body.append(f"| {score} | " + " | ".join(cells) + " |")
+    n = int(df["n_seeds"].max()) if len(df) else 0
+    seeds = ", ".join(c[5:] for c in df.columns if c.startswith("seed_"))
+    return "\n".join([head, rule, *body]) + f"\n\nmean ± sample std over {n} seeds ({seeds}).\n"

@@ -1,0 +1,62 @@
+"""The mean ± std summary over seeds, on hand-made metrics files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mgenet import MgenetError
+from mgenet.cli import main
+from mgenet.seeds import seed_summary, to_markdown
+
+
+def metrics(fused: float, nf: float, motion: float | None, scene: float | None = None) -> dict:
+    by_type = {k: v for k, v in {"motion": motion, "scene": scene}.items() if v is not None}
+    return {"dataset": "d", "scores": {"nf": {"micro_auc": nf, "macro_auc": nf, "by_type": {}},
+                                       "fused": {"micro_auc": fused, "macro_auc": fused - 0.1, "by_type": by_type}}}
+
+
+def test_mean_and_sample_std_per_score_and_figure() -> None:
+    df = seed_summary({"0": metrics(0.8, 0.6, 0.9), "1": metrics(0.9, 0.7, 0.7, 0.5), "2": metrics(0.7, 0.8, None)})
+    assert list(df.columns) == ["score", "figure", "mean", "std", "n_seeds", "seed_0", "seed_1", "seed_2"]
+    assert list(df["score"].unique()) == ["nf", "fused"]
+    assert list(df.loc[df["score"] == "fused", "figure"]) == ["micro_auc", "macro_auc", "auc_motion", "auc_scene"]
+    row = df[(df["score"] == "fused") & (df["figure"] == "micro_auc")].iloc[0]
+    assert row["mean"] == pytest.approx(0.8) and row["std"] == pytest.approx(0.1) and row["n_seeds"] == 3
+    # a type missing from one seed is averaged over the seeds that have it; one value has std 0
+    motion = df[(df["score"] == "fused") & (df["figure"] == "auc_motion")].iloc[0]
+    assert motion["mean"] == pytest.approx(0.8) and motion["n_seeds"] == 2 and math.isnan(motion["seed_2"])
+    scene = df[(df["score"] == "fused") & (df["figure"] == "auc_scene")].iloc[0]
+    assert scene["mean"] == pytest.approx(0.5) and scene["std"] == 0.0
+    nf_scene = df[(df["score"] == "nf") & (df["figure"] == "auc_scene")].iloc[0]
+    assert math.isnan(nf_scene["mean"]) and nf_scene["n_seeds"] == 0
+    text = to_markdown(df)
+    assert "| fused | 0.800 ± 0.100 | 0.700 ± 0.100 | 0.800 ± 0.141 | 0.500 ± 0.000 |" in text
+    assert "| nf | 0.700 ± 0.100 | 0.700 ± 0.100 | – | – |" in text and "over 3 seeds (0, 1, 2)" in text
+
+
+def test_runs_of_different_configurations_are_refused() -> None:
+    other = metrics(0.8, 0.6, 0.9)
+    other["scores"]["mo"] = other["scores"]["nf"]
+    with pytest.raises(MgenetError, match="different configurations"):
+        seed_summary({"0": metrics(0.8, 0.6, 0.9), "1": other})
+    with pytest.raises(MgenetError, match="no seed"):
+        seed_summary({})
+
+
+def test_seeds_table_command(tmp_path: Path, capsys) -> None:
+    for s, v in (("0", 0.8), ("3", 0.9)):
+        (tmp_path / f"{s}.json").write_text(json.dumps(metrics(v, 0.6, 0.9)))
+    out, md = tmp_path / "s.csv", tmp_path / "s.md"
+    rc = main(["seeds-table", "--metrics", f"0={tmp_path / '0.json'}", f"3={tmp_path / '3.json'}",
+               "--params", json.dumps({"dataset": "d"}), "--out", str(out), "--md", str(md)])
+    assert rc == 0
+    df = pd.read_csv(out)
+    assert list(df.columns[-2:]) == ["seed_0", "seed_3"] and len(df) == 2 * 3
+    assert md.read_text().startswith("# AUC over seeds, d\n")
+    rc = main(["seeds-table", "--metrics", f"1={tmp_path / 'missing.json'}", "--out", str(out)])
+    assert rc == 1 and "missing.json: metrics of seed 1 not found" in capsys.readouterr().err

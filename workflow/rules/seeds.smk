@@ -1,0 +1,114 @@
+# Seeds: `snakemake seeds` trains the flow and stage 2 once per seed of config `seeds` on the same cached features
+# (F_B is a fixed pre-trained backbone, so features are not redrawn), evaluates each run like the main one under
+# results/{ds}/seeds/{seed}/, and summarises every AUC as mean ± std in results/{ds}/eval/seeds.csv/.md. The main
+# run's seed is not trained twice: its results stand in for that seed.
+
+if config["seeds"]:
+
+    if SEEDS:
+
+        wildcard_constraints:
+            seed="|".join(str(s) for s in SEEDS),
+
+        use rule train_flow as train_flow_seed with:
+            output:
+                f"{R}/seeds/{{seed}}/models/flow.pt",
+            params:
+                flow=seed_flow_params,
+            log:
+                f"{R}/logs/seeds/{{seed}}/train_flow.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/train_flow.tsv"
+
+        use rule encode_flow as encode_flow_seed with:
+            input:
+                model=f"{R}/seeds/{{seed}}/models/flow.pt",
+                segments=get_segments,
+            output:
+                f"{R}/seeds/{{seed}}/flow/{{split}}.h5",
+            log:
+                f"{R}/logs/seeds/{{seed}}/encode_flow_{{split}}.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/encode_flow_{{split}}.tsv"
+
+        if STAGE2:
+
+            use rule train_stage2 as train_stage2_seed with:
+                input:
+                    features=get_train_features,
+                    flow=f"{R}/seeds/{{seed}}/flow/train.h5",
+                output:
+                    f"{R}/seeds/{{seed}}/models/stage2.pt",
+                params:
+                    stage2=seed_stage2_params,
+                log:
+                    f"{R}/logs/seeds/{{seed}}/train_stage2.log",
+                benchmark:
+                    f"{R}/benchmarks/seeds/{{seed}}/train_stage2.tsv"
+
+            use rule score_components as score_components_seed with:
+                input:
+                    flow=f"{R}/seeds/{{seed}}/flow/test.h5",
+                    model=f"{R}/seeds/{{seed}}/models/stage2.pt",
+                    features=get_test_features,
+                output:
+                    f"{R}/seeds/{{seed}}/scores/segments.parquet",
+                log:
+                    f"{R}/logs/seeds/{{seed}}/score_components.log",
+                benchmark:
+                    f"{R}/benchmarks/seeds/{{seed}}/score_components.tsv"
+
+        else:
+
+            use rule score_components as score_components_seed with:
+                input:
+                    flow=f"{R}/seeds/{{seed}}/flow/test.h5",
+                output:
+                    f"{R}/seeds/{{seed}}/scores/segments.parquet",
+                log:
+                    f"{R}/logs/seeds/{{seed}}/score_components.log",
+
+        use rule fuse_scores as fuse_scores_seed with:
+            input:
+                scores=f"{R}/seeds/{{seed}}/scores/segments.parquet",
+                manifest=f"{R}/manifest.csv",
+            output:
+                f"{R}/seeds/{{seed}}/scores/frames.parquet",
+            log:
+                f"{R}/logs/seeds/{{seed}}/fuse_scores.log",
+
+        rule evaluate_seed:
+            input:
+                f"{R}/seeds/{{seed}}/scores/frames.parquet",
+            output:
+                f"{R}/seeds/{{seed}}/eval/metrics.json",
+            params:
+                evaluate=json.dumps({"dataset": DS}),
+            log:
+                f"{R}/logs/seeds/{{seed}}/evaluate.log",
+            conda:
+                "../../envs/core.yaml"
+            shell:
+                "mgenet evaluate --frames {input} --params {params.evaluate:q} --out {output} > {log} 2>&1"
+
+    rule tabulate_seeds:
+        input:
+            unpack(get_seed_metrics),
+        output:
+            csv=f"{R}/eval/seeds.csv",
+            md=f"{R}/eval/seeds.md",
+        params:
+            metrics=seed_metrics_args,
+            table=json.dumps({"dataset": DS}),
+        log:
+            f"{R}/logs/seeds/tabulate_seeds.log",
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "mgenet seeds-table --metrics {params.metrics} --params {params.table:q} --out {output.csv}"
+            " --md {output.md} > {log} 2>&1"
+
+    rule seeds:
+        input:
+            f"{R}/eval/seeds.csv",
+            f"{R}/eval/seeds.md",
