@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 from helpers import make_stgnf_dataset, standing_pose
@@ -84,3 +85,98 @@ def test_inspect_prints_layout(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "pose: shape (12, 2, 8, 18) [clip, coord, time, joint] float32" in out
     assert "@seg_len = " in out and "clip 0: min" in out
+
+
+# ------------------------------------------------------------------------------- missing inputs and devices
+
+
+def _error(capsys, *argv: str) -> str:
+    assert main(list(argv)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_a_missing_input_names_the_rule_that_makes_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Snakemake's targets are relative to the working directory
+    cpu = json.dumps({"device": "cpu"})
+    r = "results/demo"
+    cases = [
+        (["fuse", "--scores", f"{r}/scores/segments.parquet", "--manifest", f"{r}/manifest.csv", "--out", "f.pq"],
+         f"{r}/scores/segments.parquet", "score table", "score_components"),
+        (["evaluate", "--frames", f"{r}/scores/frames.parquet", "--out", "m.json"],
+         f"{r}/scores/frames.parquet", "score table", "fuse_scores"),
+        (["segments", "--manifest", f"{r}/manifest.csv", "--video", "01_0001", "--pose", f"{r}/pose/01_0001.json",
+          "--out", "s.h5"], f"{r}/manifest.csv", "manifest", "index_dataset"),
+        (["train-flow", "--segments", f"{r}/segments/01_001.h5", "--params",
+          json.dumps({"seg_len": 24, "device": "cpu"}), "--out", "flow.pt"],
+         f"{r}/segments/01_001.h5", "segments file", "build_segments"),
+        (["encode-flow", "--model", f"{r}/models/flow.pt", "--segments", f"{r}/segments/01_001.h5", "--params", cpu,
+          "--out", "f.h5"], f"{r}/models/flow.pt", "flow checkpoint", "train_flow"),
+        (["score", "--flow", f"{r}/flow/test.h5", "--out", "s.pq"], f"{r}/flow/test.h5", "flow scores",
+         "encode_flow"),
+        (["train-stage2", "--features", f"{r}/features/01_001.h5", "--flow", f"{r}/flow/train.h5", "--params", cpu,
+          "--out", "s2.pt"], f"{r}/features/01_001.h5", "features file", "extract_features"),
+        (["ablation-table", "--metrics", f"no_app={r}/ablation/no_app/eval/metrics.json", "--out", "t.csv"],
+         f"{r}/ablation/no_app/eval/metrics.json", "metrics of ablation variant 'no_app'", "evaluate_ablation"),
+        (["inspect", f"{r}/ablation/no_lsta/models/stage2.pt"], f"{r}/ablation/no_lsta/models/stage2.pt", "file",
+         "train_stage2_ablation"),
+    ]
+    for argv, path, what, rule in cases:
+        err = _error(capsys, *argv)
+        assert f"error: {path}: {what} not found; it is made by rule {rule} (`snakemake {path}`)." in err, err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_missing_file_outside_results_names_the_rule_or_the_fix(tmp_path, capsys):
+    err = _error(capsys, "encode-flow", "--model", str(tmp_path / "models" / "flow.pt"), "--segments", "s.h5",
+                 "--params", json.dumps({"device": "cpu"}), "--out", str(tmp_path / "f.h5"))
+    assert f"{tmp_path / 'models' / 'flow.pt'}: flow checkpoint not found; it is made by rule train_flow." in err
+    err = _error(capsys, "inspect", str(tmp_path / "mine.h5"))
+    assert f"{tmp_path / 'mine.h5'}: file not found." in err
+
+
+def test_made_by_names_rules_of_the_workflow():
+    from pathlib import Path
+
+    from mgenet.io import MADE_BY, VARIANT_RULES, made_by
+
+    text = "\n".join(p.read_text() for p in (Path(__file__).parents[1] / "workflow" / "rules").glob("*.smk"))
+    rules = set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, re.M))
+    rules |= set(re.findall(r"^\s*use rule \w+ as (\w+)", text, re.M))
+    named = {n for r in MADE_BY.values() for n in re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", r)}
+    named |= {n for v in VARIANT_RULES.values() for n in [*v, *v.values()]}
+    assert len(named) >= 15 and named <= rules, named - rules
+    assert made_by("results/ds/seeds/3/flow/test.h5") == ("encode_flow_seed", True)
+    assert made_by("results/ds/ablation/full/scores/frames.parquet") == ("fuse_ablation", True)
+    assert made_by("elsewhere/stage2.pt") is None
+
+
+def test_explicit_cuda_without_a_gpu_is_one_error_naming_the_setting(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cuda = json.dumps({"device": "cuda", "seg_len": 24})
+    for argv in (["encode-flow", "--model", "flow.pt", "--segments", "s.h5", "--params", cuda, "--out", "f.h5"],
+                 ["train-flow", "--segments", "s.h5", "--params", cuda, "--out", str(tmp_path / "flow.pt")]):
+        err = _error(capsys, *argv)
+        assert "device: cuda asks for a CUDA GPU" in err and "set device: auto" in err and "device: cpu" in err
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    assert "no GPU visible" in _error(capsys, "encode-flow", "--model", "flow.pt", "--segments", "s.h5",
+                                      "--params", cuda, "--out", "f.h5")
+    assert not list(tmp_path.iterdir())
+
+
+def test_auto_without_a_gpu_is_the_cpu_said_once(monkeypatch, caplog):
+    import logging
+
+    import torch
+
+    from mgenet.engine.flow import _say_auto_is_cpu, resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _say_auto_is_cpu.cache_clear()
+    with caplog.at_level(logging.INFO, logger="mgenet"):
+        assert resolve_device("auto") == resolve_device("auto") == torch.device("cpu")
+    said = [r for r in caplog.records if "device: auto -> cpu" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO

@@ -1,4 +1,7 @@
 import json
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -63,6 +66,38 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
         with atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_removes_leftovers_of_a_killed_writer(tmp_path):
+    target = tmp_path / "v[1].h5"
+    (tmp_path / ".v[1].h5.tmp4242").write_text("half, from a job killed with SIGKILL")
+    (tmp_path / ".other.h5.tmp4242").write_text("another target's, untouched")
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.h5.tmp4242", "v[1].h5"]
+
+
+def test_sigterm_unwinds_and_removes_the_temporary_file(tmp_path):
+    code = (
+        "import argparse, os, signal, sys, time\n"
+        "from mgenet import cli\n"
+        "from mgenet.io import atomic_path\n"
+        "def fn(args):\n"
+        "    with atomic_path(args.out) as tmp:\n"
+        "        tmp.write_text('half')\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(30)\n"
+        "def parser():\n"
+        "    ap = argparse.ArgumentParser()\n"
+        "    ap.add_argument('out')\n"
+        "    ap.set_defaults(fn=fn, verbose=False, threads=0)\n"
+        "    return ap\n"
+        "cli.build_parser = parser\n"
+        "sys.exit(cli.main([sys.argv[1]]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.h5")], capture_output=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,87 @@ def test_misspelt_config_key_fails_before_any_rule(workdir):
     proc = snakemake(workdir, "-n", "--configfile", "bad.yaml", check=False)
     assert proc.returncode != 0
     assert "n_flow" in proc.stderr + proc.stdout and "was unexpected" in proc.stderr + proc.stdout
+
+
+def test_seeds_target_trains_the_other_seeds_and_reports_mean_and_std(workdir):
+    (workdir / "seeds.yaml").write_text(yaml.safe_dump({**TINY, "seeds": [0, 1]}))
+    proc = snakemake(workdir, "-n", "seeds", "--configfile", "seeds.yaml")
+    stats = (proc.stdout + proc.stderr).split("Job stats")[-1]
+    counts = dict((k, int(v)) for k, v in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
+    # seed 0 is the main run's: only seed 1 trains; features are shared
+    assert counts["train_flow_seed"] == 1 and counts["train_stage2_seed"] == 1 and counts["evaluate_seed"] == 1
+    assert "extract_features" not in counts and "train_flow" not in counts
+    snakemake(workdir, "seeds", "--configfile", "seeds.yaml")
+    r = workdir / "results" / "tiny"
+    df = pd.read_csv(r / "eval" / "seeds.csv")
+    assert list(df.columns[-2:]) == ["seed_0", "seed_1"] and df["n_seeds"].max() == 2
+    main = json.loads((r / "eval" / "metrics.json").read_text())["scores"]
+    one = json.loads((r / "seeds" / "1" / "eval" / "metrics.json").read_text())["scores"]
+    fused = df[(df["score"] == "fused") & (df["figure"] == "micro_auc")].iloc[0]
+    assert fused["seed_0"] == pytest.approx(main["fused"]["micro_auc"], abs=1e-6)
+    assert fused["seed_1"] == pytest.approx(one["fused"]["micro_auc"], abs=1e-6)
+    assert one["nf"] != main["nf"], "seed 1 trained the same flow as seed 0"
+    assert "±" in (r / "eval" / "seeds.md").read_text()
+
+
+def _start(workdir: Path, config: str, log: Path) -> subprocess.Popen:
+    """snakemake in its own process group, as a terminal runs it (Ctrl-C reaches the whole group)."""
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", config, "--cores", "1"]
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, cwd=workdir, env=_env(), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _wait_for(what: str, cond, proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
+    import time
+
+    t0 = time.monotonic()
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"snakemake ended before {what}:\n{log.read_text()[-3000:]}")
+        if time.monotonic() - t0 > timeout:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
+
+
+def test_interrupted_runs_finish_reuse_artifacts_and_resume_training(workdir):
+    """Last in this file: it changes the run. Ctrl-C during extract_features, then a crash (SIGKILL of everything)
+    during train_stage2; each rerun finishes the work, keeps what was finished, and training resumes."""
+    import h5py
+
+    r = workdir / "results" / "tiny"
+    feats = sorted((r / "features").glob("*.h5"))
+    for p in feats[:2]:
+        p.unlink()
+    kept = {p: p.stat().st_mtime_ns for p in feats[2:]}
+    # more level-1 epochs: a changed stage-2 setting retrains stage 2, slowly enough to be caught mid-run
+    long = {**TINY, "stage2": {**TINY["stage2"], "train": {**TINY["stage2"]["train"], "level1_epochs": 40}}}
+    (workdir / "long.yaml").write_text(yaml.safe_dump(long))
+    log = workdir / "interrupted.log"
+
+    proc = _start(workdir, "long.yaml", log)
+    _wait_for("a features job writing", lambda: any((r / "features").glob(".*.h5.tmp*")), proc, log)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    assert not list(r.rglob(".*.tmp*")), "a killed job left its temporary file"
+    for p in (r / "features").glob("*.h5"):
+        with h5py.File(p) as f:
+            assert f["tokens"].shape[0] == f["person_id"].shape[0]
+
+    proc = _start(workdir, "long.yaml", log)
+    partial = r / "models" / "stage2.pt.partial"
+    _wait_for("a stage-2 epoch checkpoint", partial.exists, proc, log)
+    os.killpg(proc.pid, signal.SIGKILL)  # the node is lost: nobody cleans up, the lock stays
+    proc.wait(timeout=60)
+    assert partial.exists() and not (r / "models" / "stage2.pt").exists()
+
+    snakemake(workdir, "--unlock")
+    snakemake(workdir, "--configfile", "long.yaml")
+    assert "resuming from" in (r / "logs" / "stage2" / "train_stage2.log").read_text()
+    assert (r / "models" / "stage2.pt").exists() and not partial.exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items()), "finished features were recomputed"
+    assert all(p.exists() for p in feats) and not list(r.rglob(".*.tmp*"))
+    proc = snakemake(workdir, "-n", "--configfile", "long.yaml")
+    assert "Nothing to be done" in proc.stdout + proc.stderr

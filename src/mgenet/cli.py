@@ -10,7 +10,9 @@ import argparse
 import hashlib
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -182,14 +184,17 @@ def cmd_features(args: argparse.Namespace) -> None:
 def cmd_train_flow(args: argparse.Namespace) -> None:
     from mgenet.engine.flow import FlowTrainConfig, save_checkpoint, train_flow
     from mgenet.models.flow import FlowConfig
+    from mgenet.segments import training_settings
 
     p = _params(args)
     model_cfg = FlowConfig.from_dict({**p.get("model", {}), "seg_len": p["seg_len"]})
     train_cfg = FlowTrainConfig.from_dict({**p.get("train", {}), "seed": p.get("seed", 0),
                                            "device": p.get("device", "auto")})
     model, history = train_flow(args.segments, model_cfg, train_cfg, log=log.info)
+    # the segment settings the flow learned from, read back from the files' provenance (for `mgenet score-video`)
     save_checkpoint(args.out, model, model_cfg, train_cfg, history,
-                    extra={"config_hash": config_hash(p), "mgenet_version": __version__})
+                    extra={"config_hash": config_hash(p), "mgenet_version": __version__,
+                           "segments": training_settings(args.segments)})
     log.info("flow checkpoint -> %s", args.out)
 
 
@@ -225,14 +230,17 @@ def _stage2_config(p: dict[str, Any]) -> Any:
 
 def cmd_train_stage2(args: argparse.Namespace) -> None:
     from mgenet.engine.stage2 import train_stage2
+    from mgenet.features.extract import training_settings
 
     p = _params(args)
     cfg = _stage2_config(p)
     pairs = [(f, args.flow) for f in args.features]  # the engine finds each video's group in the flow file
     t0 = time.time()
+    # how the training features were made (backbone checkpoint, crop size, ...), so a new video's match them
+    features = training_settings([f for f in args.features if Path(f).exists()])  # the engine names missing files
     history = train_stage2(pairs, cfg, args.out, log=log.info, stop_after=args.stop_after,
                            attrs={"config_hash": config_hash({k: p[k] for k in p if k not in STAGE2_IGNORED}),
-                                  "mgenet_version": __version__})
+                                  "mgenet_version": __version__, "features": features})
     if not Path(args.out).exists():
         log.info("stopped after %d epoch(s) in %.1f s; rerun the same command to resume from %s.partial",
                  len(history), time.time() - t0, args.out)
@@ -280,9 +288,11 @@ def cmd_fuse(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from mgenet.evaluation import compute_metrics
     from mgenet.io import read_parquet, write_json
-    from mgenet.report import write_report
+    from mgenet.report import collect_provenance, write_report
 
     p = _params(args)
     frames = read_parquet(args.frames)
@@ -293,14 +303,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         micro, macro = (("n/a" if v is None else f"{v:.4f}") for v in (m["micro_auc"], m["macro_auc"]))
         log.info("%-6s micro AUC %s  macro AUC %s  %s", name, micro, macro, types)
     if args.report:
+        ablation = None
+        if args.ablation:
+            if not Path(args.ablation).is_file():
+                raise MgenetError(f"{args.ablation}: ablation table not found; `snakemake ablation` makes it.")
+            ablation = pd.read_csv(args.ablation)
+        provenance = collect_provenance(args.frames, args.models, args.features)
         write_report(frames, metrics, Path(args.report), Path(args.plots or Path(args.report).parent / "plots"),
-                     config=p.get("config"), provenance={"mgenet_version": __version__})
+                     config=p.get("config"), provenance=provenance, ablation=ablation)
         log.info("report -> %s", args.report)
 
 
 def cmd_ablation_table(args: argparse.Namespace) -> None:
     from mgenet.ablation import ablation_table, to_markdown
-    from mgenet.io import atomic_path
+    from mgenet.io import atomic_path, missing_file
 
     p = _params(args)
     metrics = {}
@@ -309,7 +325,7 @@ def cmd_ablation_table(args: argparse.Namespace) -> None:
         if not sep or not name or not path:
             raise MgenetError(f"--metrics {item!r}: give NAME=PATH (variant name, its metrics.json).")
         if not Path(path).exists():
-            raise MgenetError(f"{path}: metrics of ablation variant {name!r} not found; run `snakemake ablation`.")
+            raise missing_file(path, f"metrics of ablation variant {name!r}", otherwise="run `snakemake ablation`.")
         metrics[name] = json.loads(Path(path).read_text())
     df = ablation_table(metrics, p.get("descriptions", {}), p.get("fusion", {}), p.get("score", "fused"))
     with atomic_path(args.out) as tmp:
@@ -321,6 +337,45 @@ def cmd_ablation_table(args: argparse.Namespace) -> None:
     for row in df.itertuples(index=False):
         log.info("%-14s micro AUC %.4f  macro AUC %.4f", row.variant, row.micro_auc, row.macro_auc)
     log.info("%d variants -> %s%s", len(df), args.out, f", {args.md}" if args.md else "")
+
+
+def cmd_seeds_table(args: argparse.Namespace) -> None:
+    from mgenet.io import atomic_path
+    from mgenet.seeds import seed_summary, to_markdown
+
+    p = _params(args)
+    metrics = {}
+    for item in args.metrics:
+        seed, sep, path = item.partition("=")
+        if not sep or not seed or not path:
+            raise MgenetError(f"--metrics {item!r}: give SEED=PATH (the seed, its run's metrics.json).")
+        if not Path(path).exists():
+            raise MgenetError(f"{path}: metrics of seed {seed} not found; run `snakemake seeds`.")
+        metrics[seed] = json.loads(Path(path).read_text())
+    df = seed_summary(metrics)
+    with atomic_path(args.out) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6f")
+    if args.md:
+        with atomic_path(args.md) as tmp:
+            tmp.write_text(f"# AUC over seeds, {p.get('dataset', 'the dataset')}\n\n" + to_markdown(df))
+    for row in df[df["figure"] == "micro_auc"].itertuples(index=False):
+        log.info("%-6s micro AUC %.4f +- %.4f over %d seeds", row.score, row.mean, row.std, row.n_seeds)
+    log.info("%d seeds -> %s%s", len(metrics), args.out, f", {args.md}" if args.md else "")
+
+
+def cmd_score_video(args: argparse.Namespace) -> None:
+    from mgenet.score_video import score_video
+
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    out = args.out or f"{Path(args.video).stem}_scores"
+    r = score_video(args.video, args.models, out, pose=args.pose or None, config=args.config or None,
+                    reference=args.reference or None, features_weights=args.features_weights or None,
+                    threads=args.threads or 1, progress=progress)
+    top = r.frames.nlargest(1, "smoothed")
+    log.info("%s: %d frames scored in %.1f s (%s); most anomalous frame %d (smoothed %.3f)", args.video,
+             len(r.frames), r.seconds["total"], ", ".join(f"{k} {v:.1f} s" for k, v in r.seconds.items()
+                                                         if k != "total"),
+             int(top["frame"].iloc[0]), float(top["smoothed"].iloc[0]))
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
@@ -407,16 +462,43 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="metrics.json")
     sp.add_argument("--report", default="", help="report.html")
     sp.add_argument("--plots", default="", help="folder for the PNG plots")
+    sp.add_argument("--ablation", default="", help="ablation table CSV (`mgenet ablation-table`) to show in the report")
+    sp.add_argument("--models", nargs="*", default=[], help="checkpoints whose sha256 the report records")
+    sp.add_argument("--features", nargs="*", default=[],
+                    help="features files whose backbone checkpoint sha256 the report records")
     sp = add("ablation-table", cmd_ablation_table, "one row per ablation variant (fused micro, macro and per-type "
                                                    "AUC) from their metrics.json files, as CSV and markdown")
     sp.add_argument("--metrics", nargs="+", required=True, metavar="NAME=PATH",
                     help="each variant's name and metrics.json, in table order")
     sp.add_argument("--out", required=True, help="the CSV table")
     sp.add_argument("--md", default="", help="also write the table as markdown here")
+    sp = add("seeds-table", cmd_seeds_table, "mean and std of every AUC over runs with different training seeds, "
+                                             "from their metrics.json files, as CSV and markdown")
+    sp.add_argument("--metrics", nargs="+", required=True, metavar="SEED=PATH", help="each seed and its metrics.json")
+    sp.add_argument("--out", required=True, help="the CSV summary")
+    sp.add_argument("--md", default="", help="also write the summary as markdown here")
+    sp = add("score-video", cmd_score_video, "score one new video end to end with trained models: per-frame "
+                                             "scores (frames.csv) and a score-curve plot (scores.png)", params=False)
+    sp.add_argument("video", help="video file or folder of numbered frame images")
+    sp.add_argument("--models", required=True, help="the run's models folder, results/<dataset>/models")
+    sp.add_argument("--out", default="", help="output folder (default: <video name>_scores)")
+    sp.add_argument("--pose", default="", help="the video's AlphaPose tracked-person JSON, instead of extracting "
+                                               "poses (the demo's videos: their generator poses)")
+    sp.add_argument("--config", default="", help="the run's config.yaml: pose, fusion, score, device settings")
+    sp.add_argument("--reference", default="", help="segment scores to min-max scale with (default: "
+                                                    "<models>/../scores/segments.parquet, the test set's)")
+    sp.add_argument("--features-weights", default="", help="the Video Swin checkpoint, if no longer where training "
+                                                           "recorded it")
+    sp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="progress bars (default: when stderr is a terminal)")
     sp = add("inspect", cmd_inspect, "print the layout, shapes and provenance of an mgenet HDF5 file", params=False)
     sp.add_argument("file")
     sp.add_argument("--clip", type=int, default=None, help="also print this clip's statistics")
     return ap
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -427,11 +509,18 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    # SIGTERM (Snakemake stopping its jobs on Ctrl-C, a cluster cancelling one) unwinds like Ctrl-C, so temporary
+    # files are removed on the way out instead of left beside the artifacts.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         args.fn(args)
     except MgenetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

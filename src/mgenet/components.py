@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mgenet import MgenetError
+from mgenet.io import missing_file
 
 KEY_COLUMNS = ["video", "person_id", "start_frame", "mid_frame"]
 
@@ -16,7 +17,7 @@ KEY_COLUMNS = ["video", "person_id", "start_frame", "mid_frame"]
 def segment_table(flow_h5: str | os.PathLike) -> pd.DataFrame:
     """One row per test person-window: keys and ``nf`` = the flow's NLL (higher = more anomalous)."""
     if not os.path.exists(flow_h5):
-        raise MgenetError(f"{flow_h5}: flow scores not found; they are made by rule encode_flow.")
+        raise missing_file(flow_h5, "flow scores")
     parts = []
     with h5py.File(flow_h5, "r") as f:
         for video in sorted(f):

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from mgenet import MgenetError
+from mgenet.io import missing_file
 
 
 def _fmt_attrs(attrs: h5py.AttributeManager, indent: str) -> list[str]:
@@ -23,7 +24,7 @@ def describe(path: str | os.PathLike, clip: int | None = None) -> str:
     """
     path = Path(path)
     if not path.exists():
-        raise MgenetError(f"{path}: file not found.")
+        raise missing_file(path, "file")
     try:
         f = h5py.File(path, "r")
     except OSError as e:

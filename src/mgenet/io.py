@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,22 @@ ALPHAPOSE_SUFFIX = "_alphapose_tracked_person.json"
 # ----------------------------------------------------------------------------------------------------------- helpers
 
 
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters bracketed, so it matches only itself in a pattern."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A job killed outright (SIGKILL, a node lost) cannot clean up its temporary file; the next writer of the same
+    target removes such leftovers first (Snakemake never runs two jobs for one output at once).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.tmp*"):
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
@@ -61,6 +73,86 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+# The artifacts under results/{dataset}/ and the rules of workflow/rules/*.smk that make them (DESIGN.md §3), so that a
+# missing input's error names the rule to run. An ablation variant's and an extra seed's runs live under
+# ablation/<variant>/ and seeds/<seed>/, made by those rules' copies.
+MADE_BY = {
+    r"manifest\.csv": "index_dataset",
+    r"pose/[^/]+\.json": "import_pose or extract_pose (as pose.source says)",
+    r"segments/[^/]+\.h5": "build_segments",
+    r"features/[^/]+\.h5": "extract_features",
+    r"models/flow\.pt": "train_flow",
+    r"flow/(?:train|test)\.h5": "encode_flow",
+    r"models/stage2\.pt": "train_stage2",
+    r"scores/segments\.parquet": "score_components",
+    r"scores/frames\.parquet": "fuse_scores",
+    r"eval/metrics\.json": "evaluate",
+}
+VARIANT_RULES = {
+    "ablation": {"train_stage2": "train_stage2_ablation", "score_components": "score_ablation",
+                 "fuse_scores": "fuse_ablation", "evaluate": "evaluate_ablation"},
+    "seeds": {"train_flow": "train_flow_seed", "encode_flow": "encode_flow_seed", "train_stage2": "train_stage2_seed",
+              "score_components": "score_components_seed", "fuse_scores": "fuse_scores_seed",
+              "evaluate": "evaluate_seed"},
+}
+
+
+def made_by(path: str | os.PathLike) -> tuple[str, bool] | None:
+    """The rule that makes ``path``, and whether ``path`` is a Snakemake target (it lies under ``results/<ds>/``);
+    None if no rule makes a file of that name."""
+    p = Path(path).as_posix()
+    for pattern, rule in MADE_BY.items():
+        m = re.search(rf"(?:^|/)(results/[^/]+/)?(?:(ablation|seeds)/[^/]+/)?{pattern}$", p)
+        if m:
+            rule = VARIANT_RULES[m.group(2)].get(rule, rule) if m.group(2) else rule
+            return rule, m.group(1) is not None
+    return None
+
+
+def missing_file(path: str | os.PathLike, what: str, otherwise: str = "") -> MgenetError:
+    """The error for a missing input: names the file, the rule that makes it and the command that runs that rule
+    (``otherwise``, the fix, when no rule makes it)."""
+    found = made_by(path)
+    if found is None:
+        return MgenetError(f"{path}: {what} not found" + (f"; {otherwise}" if otherwise else "."))
+    rule, target = found
+    how = f" (`snakemake {path}`)" if target else ""
+    return MgenetError(f"{path}: {what} not found; it is made by rule {rule}{how}.")
+
+
+def _plain(v: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (list, int, float, str), as ``torch.load(weights_only=True)`` and
+    JSON accept."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def agreed_attrs(paths: list[str | os.PathLike], keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    """The provenance ``keys`` that every HDF5 file of ``paths`` carries, as plain values; keys some file lacks are
+    left out.
+
+    Raises:
+        MgenetError: two files disagree on a key (they were not made with the same settings).
+    """
+    out: dict[str, Any] = {}
+    first: dict[str, str] = {}
+    missing: set[str] = set()
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            attrs = {k: _plain(f.attrs[k]) for k in keys if k in f.attrs}
+        missing |= set(keys) - set(attrs)
+        for k, v in attrs.items():
+            if k in out and out[k] != v:
+                raise MgenetError(f"{path}: {what} made with {k}={v!r}, but {first[k]} with {k}={out[k]!r}; "
+                                  f"rebuild them all with the same settings.")
+            out.setdefault(k, v)
+            first.setdefault(k, str(path))
+    return {k: v for k, v in out.items() if k not in missing}
+
+
 # ------------------------------------------------------------------------------------------------- AlphaPose JSON
 # Tracked-person format (AlphaPose --pose_track, as STG-NF consumes it):
 #   {"<person id>": {"<frame index, zero-padded>": {"keypoints": [x, y, score] * 17, "scores": float}}}
@@ -77,8 +169,7 @@ def read_alphapose(path: str | os.PathLike) -> PoseDict:
     """
     path = Path(path)
     if not path.exists():
-        raise MgenetError(f"{path}: pose file not found. Import or extract pose for this video first "
-                          f"(rule import_pose / extract_pose), or fix dataset.root in config.yaml.")
+        raise missing_file(path, "pose file", otherwise="is dataset.root in config.yaml right?")
     text = path.read_text()
     if not text.strip():
         raise MgenetError(f"{path}: pose file is empty. Re-export it; a video with no person is written as {{}}.")
@@ -168,7 +259,7 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> None:
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
-        raise MgenetError(f"{path}: manifest not found; it is made by rule index_dataset (`snakemake {path}`).")
+        raise missing_file(path, "manifest")
     df = pd.read_csv(path, dtype={"video": str, "split": str, "scene": str}, keep_default_na=False)
     return df
 
@@ -275,7 +366,7 @@ def read_segments(path: str | os.PathLike, fields: tuple[str, ...] = tuple(SEGME
         dict[str, np.ndarray], dict[str, Any]]:
     path = Path(path)
     if not path.exists():
-        raise MgenetError(f"{path}: segments file not found; it is made by rule build_segments.")
+        raise missing_file(path, "segments file")
     with h5py.File(path, "r") as f:
         return {k: f[k][()] for k in fields}, dict(f.attrs)
 
@@ -391,7 +482,7 @@ def read_features(path: str | os.PathLike, fields: tuple[str, ...] = tuple(FEATU
     """Read a features file (optionally only some clip ``rows`` of the clip-axis datasets)."""
     path = Path(path)
     if not path.exists():
-        raise MgenetError(f"{path}: features file not found; it is made by rule extract_features.")
+        raise missing_file(path, "features file")
     with h5py.File(path, "r") as f:
         out = {}
         for k in fields:
@@ -419,5 +510,5 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
 def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
-        raise MgenetError(f"{path}: score table not found; run the scoring rules first.")
+        raise missing_file(path, "score table")
     return pd.read_parquet(path)

@@ -57,13 +57,25 @@ def finite_scores(values: np.ndarray, name: str = "score") -> np.ndarray:
     return x
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = (x.min(), x.max()) if x.size else (0.0, 0.0)
+def _minmax(x: np.ndarray, lo_hi: tuple[float, float] | None = None) -> np.ndarray:
+    lo, hi = lo_hi if lo_hi is not None else (x.min(), x.max()) if x.size else (0.0, 0.0)
     # A constant component carries no ranking information: it contributes 0 rather than a division by zero.
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
-def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFrame:
+def score_ranges(seg: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """(min, max) of every component column of a segment score table (±inf replaced), as :func:`fuse_segments`
+    scales them."""
+    out = {}
+    for c in score_columns(seg):
+        x = finite_scores(seg[c].to_numpy(), c)
+        if c != FUSED and x.size:
+            out[c] = (float(x.min()), float(x.max()))
+    return out
+
+
+def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float],
+                  ranges: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
     """Add the fused score: ``fused = Σ_c w_c · minmax(S_c)``, min-max taken over all test segments.
 
     Args:
@@ -71,13 +83,16 @@ def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFra
             that ran, among ``nf``, ``mo``, ``app``, ``mm``; higher = more anomalous.
         weights: component -> weight, e.g. ``{"mo": 1.0, "app": 0.1, "mm": 0.1}``. Components of the table that have
             no weight are not fused (weight 0) but keep their own column.
+        ranges: component -> (min, max) to scale with instead of the table's own (:func:`score_ranges` of a
+            reference table, e.g. the test set's when ``seg`` holds one new video); values outside it scale
+            outside [0, 1].
 
     Returns:
         A copy of ``seg`` with ±inf replaced (see :func:`finite_scores`) and a float64 ``fused`` column.
 
     Raises:
-        MgenetError: a weight names a component absent from the table or unknown, a weight is not finite, or no
-            weight is given.
+        MgenetError: a weight names a component absent from the table (or from ``ranges``) or unknown, a weight is
+            not finite, or no weight is given.
     """
     if not weights:
         raise MgenetError("no fusion weights given (config scoring.weights); give at least one, e.g. {nf: 1.0}.")
@@ -91,6 +106,9 @@ def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFra
     bad = {c: w for c, w in weights.items() if not np.isfinite(float(w))}
     if bad:
         raise MgenetError(f"fusion weights must be finite numbers, got {bad}.")
+    if ranges is not None and set(weights) - set(ranges):
+        raise MgenetError(f"no min-max range for component(s) {sorted(set(weights) - set(ranges))} in the reference "
+                          f"scores (they have {sorted(ranges)}).")
     out = seg.copy()
     fused = np.zeros(len(out), dtype=np.float64)
     for c in score_columns(out):
@@ -98,7 +116,7 @@ def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFra
             continue
         out[c] = finite_scores(out[c].to_numpy(), c)
         if c in weights:
-            fused += float(weights[c]) * _minmax(out[c].to_numpy())
+            fused += float(weights[c]) * _minmax(out[c].to_numpy(), None if ranges is None else ranges[c])
     out[FUSED] = fused
     return out
 
@@ -173,8 +191,20 @@ def _frame_types(video: str, gt: np.ndarray, intervals: pd.DataFrame) -> tuple[n
     return types, subtypes
 
 
+def lowest_frame_scores(seg: pd.DataFrame) -> dict[str, float]:
+    """The score :func:`frame_scores` gives frames that no segment covers, per score column: the lowest frame score
+    over every video of ``seg``, a frame's score being the max over the segments landing on it (0 for a column
+    without segments)."""
+    keys = [seg["video"].astype(str).to_numpy(), seg["mid_frame"].to_numpy()]
+    out = {}
+    for c in score_columns(seg):
+        x = pd.Series(finite_scores(seg[c].to_numpy(), c))
+        out[c] = float(x.groupby(keys).max().min()) if len(x) else 0.0
+    return out
+
+
 def frame_scores(seg: pd.DataFrame, videos: pd.DataFrame, gts: Mapping[str, np.ndarray], intervals: pd.DataFrame,
-                 sigmas: Sequence[float] = DEFAULT_SIGMAS) -> pd.DataFrame:
+                 sigmas: Sequence[float] = DEFAULT_SIGMAS, fill: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Per-frame scores of every test video, for every score column of ``seg`` (components and ``fused``).
 
     Each segment's score goes to its ``mid_frame``; a frame takes the max over the segments (persons) landing on it.
@@ -190,6 +220,8 @@ def frame_scores(seg: pd.DataFrame, videos: pd.DataFrame, gts: Mapping[str, np.n
         intervals: anomalous intervals (``mgenet.io.INTERVAL_COLUMNS``, ``end`` inclusive); may be empty. Rows for
             videos outside ``videos`` (e.g. training videos) are ignored.
         sigmas: gaussian sigmas applied in turn; ``[]`` for no smoothing.
+        fill: score column -> the score of uncovered frames, instead of the lowest frame score of ``seg``
+            (:func:`lowest_frame_scores` of a reference table, e.g. the test set's when ``seg`` holds one new video).
 
     Returns:
         The frame table, videos sorted by name: ``video, frame, gt, type, subtype`` then one float64 column per score
@@ -222,11 +254,7 @@ def frame_scores(seg: pd.DataFrame, videos: pd.DataFrame, gts: Mapping[str, np.n
             np.maximum.at(arr, m, raw[c][rows])
             arr[np.isneginf(arr)] = np.nan
             per_video[v][c] = arr
-    fill = {}
-    for c in cols:
-        covered = [a[~np.isnan(a)] for a in (per_video[v][c] for v in order)]
-        values = np.concatenate(covered) if covered else np.empty(0)
-        fill[c] = float(values.min()) if values.size else 0.0
+    fill = {**lowest_frame_scores(seg), **(fill or {})}
 
     # Pass 2: fill, smooth, assemble.
     parts = []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from mgenet.io import PoseDict
+from mgenet.io import PoseDict, agreed_attrs
 from mgenet.pose.skeleton import boxes_from_keypoints, coco17_to_openpose18, normalize_segments
 
 
@@ -32,6 +33,27 @@ class SegmentConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# What a training segments file's provenance tells of the settings it was cut with (its ``stride`` is train_stride).
+TRAINED_WITH = ("seg_len", "max_missing", "keep_last_window", "stride")
+
+
+def training_settings(paths: list[str | os.PathLike]) -> dict:
+    """The segment settings the training segments files were cut with, read from their provenance: ``seg_len``,
+    ``max_missing``, ``keep_last_window``, ``train_stride``; settings a file does not record are left out.
+
+    The flow checkpoint stores this, so that a new video is cut into windows the way the flow was trained on
+    (``mgenet score-video``). ``test_stride`` is not a property of training: it says how densely a test video is
+    scored.
+
+    Raises:
+        MgenetError: the files were cut with different settings.
+    """
+    attrs = agreed_attrs(paths, TRAINED_WITH, "training segments")
+    if "stride" in attrs:
+        attrs["train_stride"] = attrs.pop("stride")
+    return attrs
 
 
 def window_starts(frames: list[int], seg_len: int, stride: int, max_missing: int,

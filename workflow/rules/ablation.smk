@@ -53,7 +53,7 @@ if STAGE2 and ABLATIONS:
         log:
             f"{R}/logs/ablation/{{ablation}}/evaluate.log",
         conda:
-            "../../envs/mgenet.yaml"
+            "../../envs/core.yaml"
         shell:
             "mgenet evaluate --frames {input} --params {params.evaluate:q} --out {output} > {log} 2>&1"
 
@@ -75,7 +75,7 @@ if STAGE2 and ABLATIONS:
         log:
             f"{R}/logs/ablation/tabulate_ablation.log",
         conda:
-            "../../envs/mgenet.yaml"
+            "../../envs/core.yaml"
         shell:
             "mgenet ablation-table --metrics {params.metrics} --params {params.table:q} --out {output.csv}"
             " --md {output.md} > {log} 2>&1"

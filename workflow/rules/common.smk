@@ -1,5 +1,6 @@
 # Config validation, paths and input functions. No logic beyond path plumbing lives here: every stage's work is an
 # `mgenet <command>` of the package.
+import hashlib
 import json
 from pathlib import Path
 
@@ -126,10 +127,11 @@ def get_test_features(wildcards):
     return _features_of(wildcards, "test")
 
 
-def stage2_params(section):
+def stage2_params(section, seed=None):
     """What shapes stage-2 training, as the JSON its rule's params carry: model, train, seed, device (not
     `enabled` or `score_batch_size`, which do not change the model)."""
-    keep = {"model": section["model"], "train": section["train"], "seed": config["seed"], "device": config["device"]}
+    seed = config["seed"] if seed is None else seed
+    keep = {"model": section["model"], "train": section["train"], "seed": seed, "device": config["device"]}
     return json.dumps(keep, sort_keys=True)
 
 
@@ -196,9 +198,55 @@ def intervals_path():
     return str(Path(DATA_ROOT) / config["dataset"]["intervals"])
 
 
+def report_models():
+    """The checkpoints whose sha256 the report records."""
+    return [f"{R}/models/flow.pt"] + ([f"{R}/models/stage2.pt"] if STAGE2 else [])
+
+
+def get_report_features(wildcards):
+    """The test features files, whose backbone checkpoint hash the report records (none without stage 2)."""
+    return get_test_features(wildcards) if STAGE2 else []
+
+
+def ablation_table():
+    """eval/ablation.csv if `snakemake ablation` has made it (for this config: ablations need stage 2), else ""."""
+    path = f"{R}/eval/ablation.csv"
+    return path if STAGE2 and ABLATIONS and Path(path).is_file() else ""
+
+
+def ablation_table_sha256():
+    """The ablation table's content hash, so that a new table reruns evaluate (see rule evaluate)."""
+    path = ablation_table()
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+
+
 def get_final_outputs():
     return [
         f"{R}/eval/metrics.json",
         f"{R}/eval/report.html",
         get_all_features,  # an input function: the video list comes from the manifest checkpoint
     ]
+
+
+# Seeds (seeds.smk): the main seed's run stands in for itself, the others train under results/{ds}/seeds/{seed}/.
+SEEDS = [s for s in config["seeds"] if s != config["seed"]]
+
+
+def seed_flow_params(wildcards):
+    return params_json("flow", "device", seg_len=config["segments"]["seg_len"], seed=int(wildcards.seed))
+
+
+def seed_stage2_params(wildcards):
+    return stage2_params(config["stage2"], seed=int(wildcards.seed))
+
+
+def get_seed_metrics(wildcards):
+    """Every seed's metrics.json, named by the seed, in the config's order (the main run's for the main seed)."""
+    return {
+        str(s): f"{R}/eval/metrics.json" if s == config["seed"] else f"{R}/seeds/{s}/eval/metrics.json"
+        for s in config["seeds"]
+    }
+
+
+def seed_metrics_args(wildcards, input):
+    return " ".join(f"{seed}={path}" for seed, path in input.items())

@@ -14,7 +14,7 @@ if config["dataset"]["generate"]:
         benchmark:
             f"{R}/benchmarks/make_demo_dataset.tsv"
         conda:
-            "../../envs/mgenet.yaml"
+            "../../envs/core.yaml"
         shell:
             "mgenet make-demo --params {params.demo:q} --out {output} > {log} 2>&1"
 
@@ -29,6 +29,6 @@ checkpoint index_dataset:
     log:
         f"{R}/logs/data/index_dataset.log",
     conda:
-        "../../envs/mgenet.yaml"
+        "../../envs/core.yaml"
     shell:
         "mgenet index --params {params.dataset:q} --out {output} > {log} 2>&1"

@@ -24,7 +24,7 @@ rule extract_features:
     benchmark:
         f"{R}/benchmarks/features/{{video}}.tsv"
     conda:
-        "../../envs/mgenet.yaml"
+        "../../envs/features.yaml"
     shell:
         "mgenet --threads {threads} features --manifest {input.manifest} --video {wildcards.video}"
         " --source {input.video:q} --segments {input.segments} --params {params.features:q} --out {output}"

@@ -14,7 +14,7 @@ rule train_flow:
     benchmark:
         f"{R}/benchmarks/train_flow.tsv"
     conda:
-        "../../envs/mgenet.yaml"
+        "../../envs/models.yaml"
     shell:
         "mgenet --threads {threads} train-flow --segments {input} --params {params.flow:q} --out {output}"
         " > {log} 2>&1"
@@ -34,7 +34,7 @@ rule encode_flow:
     benchmark:
         f"{R}/benchmarks/encode_flow_{{split}}.tsv"
     conda:
-        "../../envs/mgenet.yaml"
+        "../../envs/models.yaml"
     shell:
         "mgenet --threads {threads} encode-flow --model {input.model} --segments {input.segments}"
         " --params {params.encode:q} --out {output} > {log} 2>&1"

@@ -17,7 +17,7 @@ if config["pose"]["source"] == "extract":
             f"{R}/benchmarks/extract_pose/{{video}}.tsv"
         threads: 2
         conda:
-            "../../envs/mgenet.yaml"
+            "../../envs/pose.yaml"
         shell:
             "mgenet --threads {threads} pose {input:q} --params {params.pose:q} --out {output} > {log} 2>&1"
 
@@ -32,7 +32,7 @@ else:
         log:
             f"{R}/logs/pose/import_pose/{{video}}.log",
         conda:
-            "../../envs/mgenet.yaml"
+            "../../envs/core.yaml"
         shell:
             "mgenet import-pose --manifest {input.manifest} --video {wildcards.video} --out {output} > {log} 2>&1"
 
@@ -48,7 +48,7 @@ rule build_segments:
     log:
         f"{R}/logs/segments/{{video}}.log",
     conda:
-        "../../envs/mgenet.yaml"
+        "../../envs/core.yaml"
     shell:
         "mgenet segments --manifest {input.manifest} --video {wildcards.video} --pose {input.pose}"
         " --params {params.segments:q} --out {output} > {log} 2>&1"

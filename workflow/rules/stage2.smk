@@ -25,7 +25,7 @@ if STAGE2:
         benchmark:
             f"{R}/benchmarks/train_stage2.tsv"
         conda:
-            "../../envs/mgenet.yaml"
+            "../../envs/models.yaml"
         shell:
             # a killed run leaves models/stage2.pt.partial; the rerun resumes from its last finished epoch
             "mgenet --threads {threads} train-stage2 --features {input.features} --flow {input.flow}"

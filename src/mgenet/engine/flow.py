@@ -7,7 +7,9 @@ augmentation doubles the set) and shuffled before it is cut into batches.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import logging
 import math
 import os
 import random
@@ -23,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mgenet import MgenetError
-from mgenet.io import FLOW_DIMS, atomic_path, provenance
+from mgenet.io import FLOW_DIMS, atomic_path, missing_file, provenance
 from mgenet.models.flow import STGNF, FlowConfig
 from mgenet.models.graph import FLIP_PERMUTATION
 
@@ -73,14 +75,24 @@ class FlowTrainConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda if available else cpu; an explicit cuda device without CUDA is an error."""
+    """``auto`` -> cuda if available, else cpu (said once, at info level); an explicit cuda device without CUDA is
+    an error naming the setting and the fix."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        _say_auto_is_cpu()
+        return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise MgenetError(f"device {name!r} requested but CUDA is not available in this environment "
-                          f"(torch {torch.__version__}); set device: auto or cpu.")
+        why = "a CPU-only build" if torch.version.cuda is None else "no GPU visible: did the job ask for one?"
+        raise MgenetError(f"device: {name} asks for a CUDA GPU, but torch {torch.__version__} has none here ({why}); "
+                          f"set device: auto (the GPU when there is one, else the CPU) or device: cpu in the config.")
     return device
+
+
+@functools.cache
+def _say_auto_is_cpu() -> None:
+    logging.getLogger("mgenet").info("device: auto -> cpu (torch %s sees no CUDA GPU)", torch.__version__)
 
 
 def seed_everything(seed: int) -> None:
@@ -120,7 +132,7 @@ class SegmentStream(IterableDataset):
         self.shape: tuple[int, ...] | None = None  # (C, T, V), shared by every file
         for path in paths:
             if not Path(path).exists():
-                raise MgenetError(f"{path}: segments file not found; it is made by rule build_segments.")
+                raise missing_file(path, "segments file")
             with h5py.File(path, "r") as f:
                 n, *shape = f["pose"].shape
             if n == 0:
@@ -273,7 +285,7 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple
     """Rebuild the flow from a checkpoint, in eval mode on ``device``; returns it and the checkpoint dict."""
     path = Path(path)
     if not path.exists():
-        raise MgenetError(f"{path}: flow checkpoint not found; it is made by rule train_flow (`snakemake {path}`).")
+        raise missing_file(path, "flow checkpoint")
     device = resolve_device(device) if isinstance(device, str) else device
     ckpt = torch.load(path, map_location=device, weights_only=True)
     model = STGNF(FlowConfig.from_dict(ckpt["model_config"]))
@@ -309,7 +321,7 @@ def encode_flow(model: STGNF, segment_paths: Sequence[PathLike], out_path: PathL
         out.attrs.update(file_attrs)
         for path in segment_paths:
             if not Path(path).exists():
-                raise MgenetError(f"{path}: segments file not found; it is made by rule build_segments.")
+                raise missing_file(path, "segments file")
             with h5py.File(path, "r") as src:
                 video = str(src.attrs.get("video", Path(path).stem))
                 if video in seen or "/" in video:

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from mgenet import MgenetError
 from mgenet.components import KEY_COLUMNS
 from mgenet.engine.flow import _seed_worker, resolve_device, seed_everything
-from mgenet.io import atomic_path, provenance
+from mgenet.io import atomic_path, missing_file, provenance
 from mgenet.models.masking import clip_mask_pairs, keep_indices, random_masks
 from mgenet.models.mgenet import LEVEL1_VARIANTS, SHAPE_FIELDS, MGENet, MGENetConfig
 from mgenet.models.vit import FromDict
@@ -232,9 +232,9 @@ def _to_batch(d: dict[str, np.ndarray]) -> Batch:
 def _index_pair(features: str, flow: str) -> tuple[VideoEntry, dict[str, int]]:
     """Open one pair, check it, and return its entry and clip shape (the model's data-shape fields)."""
     if not Path(features).exists():
-        raise MgenetError(f"{features}: features file not found; it is made by rule extract_features.")
+        raise missing_file(features, "features file")
     if not Path(flow).exists():
-        raise MgenetError(f"{flow}: flow latents not found; they are made by rule encode_flow.")
+        raise missing_file(flow, "flow latents")
     with h5py.File(features, "r") as f:
         video = str(f.attrs.get("video", Path(features).stem))
         for k in ("tokens", "person_id", "start_frame", "mid_frame", "scene"):
@@ -463,7 +463,7 @@ def load_stage2(path: PathLike, device: str | torch.device = "cpu") -> tuple[MGE
     """Rebuild the model from a final checkpoint, in eval mode on ``device``; returns it and the checkpoint."""
     path = Path(path)
     if not path.exists():
-        raise MgenetError(f"{path}: stage-2 checkpoint not found; it is made by rule train_stage2.")
+        raise missing_file(path, "stage-2 checkpoint")
     device = resolve_device(device) if isinstance(device, str) else device
     ck = torch.load(path, map_location=device, weights_only=True)
     model = MGENet(MGENetConfig.from_dict(ck["config"]["model"]))

@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,14 @@ from mgenet import MgenetError, __version__
 from mgenet.features.crops import bad_boxes, crop_resize, normalise_clips, widen_boxes
 from mgenet.features.decode import FrameReader, even_frames, median_image, open_frames
 from mgenet.features.swin import BACKBONE_NAME, CHECKPOINT_NAME, SwinConfig, SwinStages12
-from mgenet.io import feature_writer, provenance, read_segments
+from mgenet.io import agreed_attrs, feature_writer, provenance, read_segments
 
 log = logging.getLogger(__name__)
 
 COMPRESSIONS = ("none", "lzf", "gzip")
+# The provenance of a features file that says how its tokens were made; stage 2 keeps it beside its model, so that a
+# new video's features are made the same way (``mgenet score-video``).
+TRAINED_WITH = ("backbone", "weights", "checkpoint_sha256", "crop", "widen", "scene_size", "scene_frames", "seg_len")
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,7 @@ class ExtractStats:
 
 def extract_video_features(source: str | Path, segments_path: str | Path, out: str | Path, cfg: FeatureConfig,
                            model: SwinStages12, device: torch.device, attrs: dict[str, Any],
-                           threads: int = 1) -> ExtractStats:
+                           threads: int = 1, progress: Callable[[int], None] | None = None) -> ExtractStats:
     """Write ``out``: the tokens of every segment's crop clip and the video's scene feature.
 
     Args:
@@ -346,6 +349,7 @@ def extract_video_features(source: str | Path, segments_path: str | Path, out: s
         segments_path: the video's segments file; the features' rows follow its rows.
         attrs: provenance to store (video, split, scene, config_hash, checkpoint_sha256).
         threads: decoder threads (decord / image reads).
+        progress: called with the number of clips written after each batch.
     Raises:
         MgenetError: unreadable video, frames the video lacks, uncroppable boxes. No file is left at ``out``.
     """
@@ -393,6 +397,8 @@ def extract_video_features(source: str | Path, segments_path: str | Path, out: s
                     w.write_tokens(rows, tokens)
                     stats.forward_s += t2 - t1
                     stats.write_s += time.perf_counter() - t2
+                    if progress is not None:
+                        progress(len(rows))
                 t0 = time.perf_counter()
                 w.write_arrays({"crop_boxes": crop_boxes, "person_id": seg["person_id"],
                                 "start_frame": seg["start_frame"], "mid_frame": seg["mid_frame"],
@@ -407,6 +413,16 @@ def extract_video_features(source: str | Path, segments_path: str | Path, out: s
     stats.decode_s, stats.crop_s, stats.peak_crops = stream.decode_s, stream.crop_s, stream.peak_crops
     stats.seconds = time.perf_counter() - t_start
     return stats
+
+
+def training_settings(paths: list[str | Path]) -> dict[str, Any]:
+    """How the training videos' features were made (:data:`TRAINED_WITH`, from their provenance; settings a file does
+    not record are left out).
+
+    Raises:
+        MgenetError: the files were made with different settings (another backbone checkpoint, crop size, ...).
+    """
+    return agreed_attrs(list(paths), TRAINED_WITH, "training features")
 
 
 # ----------------------------------------------------------------------------------------------------- estimate
