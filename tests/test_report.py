@@ -134,6 +134,22 @@ def test_ablation_table_is_shown_with_the_best_value_bold(frames, tmp_path):
     assert "<b>0.8800</b>" in rows[1] and "<td>–</td>" in rows[1]
 
 
+def test_summary_over_seeds_is_shown_as_mean_and_std(frames, tmp_path):
+    from mgenet.seeds import seed_summary
+
+    m = compute_metrics(frames, "demo")
+    other = {**m, "scores": {k: {**v, "micro_auc": v["micro_auc"] - 0.02} for k, v in m["scores"].items()}}
+    seeds = seed_summary({"0": m, "1": other})
+    write_report(frames, m, tmp_path / "r.html", tmp_path / "plots", seeds=seeds)
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    section = _section(text, "seeds")
+    fused = m["scores"]["fused"]["micro_auc"]
+    assert f"{fused - 0.01:.4f} ± {0.02 / 2 ** 0.5:.4f}" in section and "over 2 training seeds (0, 1" in section
+    assert "<th>AUC motion</th>" in section
+    write_report(frames, m, tmp_path / "r2.html", tmp_path / "plots")
+    assert 'id="seeds"' not in (tmp_path / "r2.html").read_text(encoding="utf-8")
+
+
 def _features_file(path, sha):
     with h5py.File(path, "w") as f:
         f.attrs.update({"checkpoint_sha256": sha, "backbone": "swin", "weights": "w.pth"})

@@ -183,6 +183,9 @@ def test_seeds_target_trains_the_other_seeds_and_reports_mean_and_std(workdir):
     assert fused["seed_1"] == pytest.approx(one["fused"]["micro_auc"], abs=1e-6)
     assert one["nf"] != main["nf"], "seed 1 trained the same flow as seed 0"
     assert "±" in (r / "eval" / "seeds.md").read_text()
+    # the next plain run puts the summary into the report (evaluate alone reruns)
+    snakemake(workdir, "--configfile", "seeds.yaml")
+    assert '<h2 id="seeds">' in (r / "eval" / "report.html").read_text()
 
 
 def _start(workdir: Path, config: str, log: Path) -> subprocess.Popen:

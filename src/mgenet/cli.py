@@ -308,9 +308,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             if not Path(args.ablation).is_file():
                 raise MgenetError(f"{args.ablation}: ablation table not found; `snakemake ablation` makes it.")
             ablation = pd.read_csv(args.ablation)
+        seeds = None
+        if args.seeds:
+            if not Path(args.seeds).is_file():
+                raise MgenetError(f"{args.seeds}: seeds summary not found; `snakemake seeds` makes it.")
+            seeds = pd.read_csv(args.seeds)
         provenance = collect_provenance(args.frames, args.models, args.features)
         write_report(frames, metrics, Path(args.report), Path(args.plots or Path(args.report).parent / "plots"),
-                     config=p.get("config"), provenance=provenance, ablation=ablation)
+                     config=p.get("config"), provenance=provenance, ablation=ablation, seeds=seeds)
         log.info("report -> %s", args.report)
 
 
@@ -463,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--report", default="", help="report.html")
     sp.add_argument("--plots", default="", help="folder for the PNG plots")
     sp.add_argument("--ablation", default="", help="ablation table CSV (`mgenet ablation-table`) to show in the report")
+    sp.add_argument("--seeds", default="", help="summary over seeds CSV (`mgenet seeds-table`) to show in the report")
     sp.add_argument("--models", nargs="*", default=[], help="checkpoints whose sha256 the report records")
     sp.add_argument("--features", nargs="*", default=[],
                     help="features files whose backbone checkpoint sha256 the report records")

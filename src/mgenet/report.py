@@ -311,8 +311,25 @@ def collect_provenance(frames: str | Path | None = None, models: Iterable[str | 
     return prov
 
 
+def _seeds_table(df: pd.DataFrame) -> str:
+    """The seeds summary (``mgenet seeds-table``'s CSV): one row per score, ``mean ± std`` per figure."""
+    figures = list(dict.fromkeys(df["figure"]))
+    head = "".join(f"<th>{html.escape(_column_title(f))}</th>" for f in figures)
+    rows = []
+    for score, g in df.groupby("score", sort=False):
+        cells = []
+        for f in figures:
+            r = g[g["figure"] == f].iloc[0]
+            text = "–" if pd.isna(r["mean"]) else f"{r['mean']:.4f} ± {r['std']:.4f}"
+            cells.append(f"<td>{text}</td>")
+        cls = ' class="fused"' if score == FUSED else ""
+        rows.append(f"<tr{cls}><td>{html.escape(LABELS.get(score, str(score)))}</td>{''.join(cells)}</tr>")
+    return (f'<table class="metrics"><thead><tr><th>score</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
 def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Path, config: dict | None,
-                provenance: dict | None, ablation: pd.DataFrame | None) -> None:
+                provenance: dict | None, ablation: pd.DataFrame | None, seeds: pd.DataFrame | None = None) -> None:
     ds = html.escape(str(metrics.get("dataset", "")))
     n_anom = int(frames["gt"].sum())
     out.write(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>mgenet report: {ds}</title>'
@@ -328,6 +345,12 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
     out.write('<p class="note">micro: all test frames concatenated (STG-NF protocol); macro: mean over videos '
               "that contain both classes; per type: all normal frames against the anomalous frames of that type. "
               "– = undefined (a single class).</p>\n")
+    if seeds is not None:
+        n = int(seeds["n_seeds"].max()) if len(seeds) else 0
+        names = ", ".join(c[5:] for c in seeds.columns if c.startswith("seed_"))
+        out.write('<h2 id="seeds">Over seeds</h2>\n' + _seeds_table(seeds) + f'\n<p class="note">Mean ± sample std '
+                  f"over {n} training seeds ({html.escape(names)}; <code>snakemake seeds</code>, eval/seeds.csv); the "
+                  "table above is the main seed's run.</p>\n")
     out.write('<h2 id="ablation">Ablations</h2>\n')
     if ablation is None:
         out.write('<p class="note">No ablation table yet: <code>snakemake ablation</code> makes eval/ablation.csv, and '
@@ -370,7 +393,8 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
 
 
 def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir: Path, config: dict | None = None,
-                 provenance: dict | None = None, ablation: pd.DataFrame | None = None) -> None:
+                 provenance: dict | None = None, ablation: pd.DataFrame | None = None,
+                 seeds: pd.DataFrame | None = None) -> None:
     """Write ``plots_dir/roc.png``, one ``plots_dir/{video}.png`` per test video, and a self-contained HTML report.
 
     Args:
@@ -381,6 +405,7 @@ def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir:
         config: resolved configuration, shown as YAML.
         provenance: versions, hashes, inputs (:func:`collect_provenance`); shown as a table.
         ablation: the ablation table (``eval/ablation.csv``), when one has been made.
+        seeds: the summary over seeds (``eval/seeds.csv``), when one has been made.
 
     Raises:
         MgenetError: a video name that cannot be a plot file name.
@@ -394,4 +419,4 @@ def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir:
                               f"path separator); rename the video in the dataset.")
     plots_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_html) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        _write_html(out, frames, metrics, plots_dir, config, provenance, ablation)
+        _write_html(out, frames, metrics, plots_dir, config, provenance, ablation, seeds)

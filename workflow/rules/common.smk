@@ -214,6 +214,17 @@ def ablation_table():
     return path if STAGE2 and ABLATIONS and Path(path).is_file() else ""
 
 
+def seeds_table():
+    """eval/seeds.csv if `snakemake seeds` has made it for this config's seeds, else "" (as for the ablation table)."""
+    path = f"{R}/eval/seeds.csv"
+    return path if config["seeds"] and Path(path).is_file() else ""
+
+
+def seeds_table_sha256():
+    path = seeds_table()
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+
+
 def ablation_table_sha256():
     """The ablation table's content hash, so that a new table reruns evaluate (see rule evaluate)."""
     path = ablation_table()

@@ -64,6 +64,7 @@ rule fuse_scores:
 # it comes from the separate `ablation` target, and as an input it would make `all` train and score every ablation
 # variant. Instead the report shows eval/ablation.csv when it exists as the DAG is built; its path and sha256 are
 # params, so after `snakemake ablation` (or when the table changes) the next `snakemake` reruns this rule alone.
+# The summary over seeds (`snakemake seeds`, eval/seeds.csv) is shown the same way.
 rule evaluate:
     input:
         frames=f"{R}/scores/frames.parquet",
@@ -77,6 +78,8 @@ rule evaluate:
         evaluate=json.dumps({"dataset": DS, "config": config}),
         ablation=ablation_table(),
         ablation_sha256=ablation_table_sha256(),
+        seeds=seeds_table(),
+        seeds_sha256=seeds_table_sha256(),
     log:
         f"{R}/logs/eval/evaluate.log",
     conda:
@@ -84,4 +87,5 @@ rule evaluate:
     shell:
         "mgenet evaluate --frames {input.frames} --params {params.evaluate:q} --out {output.metrics}"
         " --report {output.report} --plots {output.plots} --ablation {params.ablation:q}"
+        " --seeds {params.seeds:q}"
         " --models {input.models} --features {input.features} > {log} 2>&1"
