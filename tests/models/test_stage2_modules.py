@@ -228,6 +228,22 @@ def test_hand_made_matching_memory_gives_known_s_mm() -> None:
     assert match.score(w_b, torch.tensor([[1.0, 0.0]])) < match.score(w_b, w_s)
 
 
+def test_balanced_matching_query_gives_both_parts_unit_length() -> None:
+    w_b = torch.softmax(torch.randn(3, 6, 5) * 5, dim=-1)  # (B, P, N_b), nearly one-hot per token
+    w_s = torch.softmax(torch.randn(3, 4), dim=-1)
+    plain = MatchingMemory(MatchingConfig(n_items=4, behaviour_len=30, scene_len=4))
+    q = plain.query(w_b, w_s)  # the paper's concatenation, unchanged
+    torch.testing.assert_close(q, torch.cat([w_b.flatten(1), w_s], 1))
+    assert (q[:, :30].norm(dim=1) > 2 * q[:, 30:].norm(dim=1)).all()
+    balanced = MatchingMemory(MatchingConfig(n_items=4, behaviour_len=30, scene_len=4, balance=True))
+    q = balanced.query(w_b, w_s)
+    torch.testing.assert_close(q[:, :30].norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(q[:, 30:].norm(dim=1), torch.ones(3))
+    # reads compare each part by cosine, so the same items give the same scores either way
+    balanced.items.copy_(plain.items)
+    torch.testing.assert_close(balanced.score(w_b, w_s), plain.score(w_b, w_s))
+
+
 def test_separateness_loss_zero_when_margin_holds_positive_otherwise() -> None:
     items = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     near = torch.tensor([[1.0, 0.05, 0.0]])  # d1 ~ 0.05, d2 ~ 1.38: gap ~ 1.33 > 1

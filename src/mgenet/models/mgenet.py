@@ -64,6 +64,7 @@ class MGENetConfig(FromDict):
         sep_margin: separateness margin epsilon of all three memories.
         memory_temperature: addressing softmax temperature of all three memories (the paper: 1.0, see
             ``MemoryConfig``).
+        matching_balance: join the behaviour and scene parts of W^r at equal length (see ``MatchingConfig``).
         alpha, beta: loss weights of L_app and the separateness losses (Eq. 12).
     """
 
@@ -92,6 +93,7 @@ class MGENetConfig(FromDict):
     top_k: int = 4
     sep_margin: float = 1.0
     memory_temperature: float = 1.0
+    matching_balance: bool = False
     alpha: float = 0.1
     beta: float = 0.001
 
@@ -138,7 +140,8 @@ class MGENet(nn.Module):
         self.behaviour_memory = Memory(MemoryConfig(cfg.n_behaviour, cfg.dim, cfg.sep_margin, tau))
         self.scene_memory = Memory(MemoryConfig(cfg.n_scene, cfg.scene_dim, cfg.sep_margin, tau))
         self.matching_memory = MatchingMemory(MatchingConfig(cfg.n_matching, cfg.n_tokens * cfg.n_behaviour,
-                                                             cfg.n_scene, cfg.top_k, cfg.sep_margin, tau))
+                                                             cfg.n_scene, cfg.top_k, cfg.sep_margin, tau,
+                                                             cfg.matching_balance))
 
     # ----------------------------------------------------------------------------------------- parameter groups
 
