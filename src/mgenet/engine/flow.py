@@ -132,7 +132,7 @@ class SegmentStream(IterableDataset):
         self.shape: tuple[int, ...] | None = None  # (C, T, V), shared by every file
         for path in paths:
             if not Path(path).exists():
-                raise missing_file(path, "segments file")
+                raise missing_file(path, "segments file", otherwise="rule build_segments (`mgenet segments`) makes it.")
             with h5py.File(path, "r") as f:
                 n, *shape = f["pose"].shape
             if n == 0:
@@ -285,7 +285,7 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple
     """Rebuild the flow from a checkpoint, in eval mode on ``device``; returns it and the checkpoint dict."""
     path = Path(path)
     if not path.exists():
-        raise missing_file(path, "flow checkpoint")
+        raise missing_file(path, "flow checkpoint", otherwise="rule train_flow (`mgenet train-flow`) makes it.")
     device = resolve_device(device) if isinstance(device, str) else device
     ckpt = torch.load(path, map_location=device, weights_only=True)
     model = STGNF(FlowConfig.from_dict(ckpt["model_config"]))
@@ -321,7 +321,7 @@ def encode_flow(model: STGNF, segment_paths: Sequence[PathLike], out_path: PathL
         out.attrs.update(file_attrs)
         for path in segment_paths:
             if not Path(path).exists():
-                raise missing_file(path, "segments file")
+                raise missing_file(path, "segments file", otherwise="rule build_segments (`mgenet segments`) makes it.")
             with h5py.File(path, "r") as src:
                 video = str(src.attrs.get("video", Path(path).stem))
                 if video in seen or "/" in video:
