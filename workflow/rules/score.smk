@@ -86,6 +86,6 @@ rule evaluate:
         "../../envs/core.yaml"
     shell:
         "mgenet evaluate --frames {input.frames} --params {params.evaluate:q} --out {output.metrics}"
-        " --report {output.report} --plots {output.plots} --ablation {params.ablation:q}"
-        " --seeds {params.seeds:q}"
+        " --report {output.report} --plots {output.plots} --ablation={params.ablation:q}"
+        " --seeds={params.seeds:q}"
         " --models {input.models} --features {input.features} > {log} 2>&1"
