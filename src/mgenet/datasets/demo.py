@@ -10,7 +10,7 @@
     root/scenes.csv                         video,split,scene
     root/dataset.json                       generator, version, config
 
-Normal: walking and standing; in the LAST scene also jumping jacks ("exercise"), which appear in its training videos.
+Normal: walking and standing; in the LAST scene also jumping jacks ("exercise"), common in its training and test videos.
 Anomalies (test videos only, one to two people, 40-90 frames): motion (running, jumping, falling, fighting), appearance
 (carrying a big box, riding a scooter; normal gait, so nearly invisible in the pose) and scene (jumping jacks in any
 scene but the last). Everything follows from ``DemoConfig.seed``: the same seed gives byte-identical JSON, npy and csv
