@@ -59,4 +59,4 @@ def test_seeds_table_command(tmp_path: Path, capsys) -> None:
     assert list(df.columns[-2:]) == ["seed_0", "seed_3"] and len(df) == 2 * 3
     assert md.read_text().startswith("# AUC over seeds, d\n")
     rc = main(["seeds-table", "--metrics", f"1={tmp_path / 'missing.json'}", "--out", str(out)])
-    assert rc == 1 and "missing.json: metrics of seed 1 not found" in capsys.readouterr().err
+    assert rc == 1 and "missing.json: metrics of seed '1' not found; run `snakemake seeds`" in capsys.readouterr().err

@@ -319,50 +319,53 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         log.info("report -> %s", args.report)
 
 
-def cmd_ablation_table(args: argparse.Namespace) -> None:
-    from mgenet.ablation import ablation_table, to_markdown
-    from mgenet.io import atomic_path, missing_file
+def _named_metrics(items: list[str], key: str, what: str, target: str) -> dict[str, dict]:
+    """``KEY=PATH`` arguments -> {key: parsed metrics.json}, in order; ``what`` names a run in errors (``ablation
+    variant``, ``seed``) and ``target`` is the snakemake target that makes the files."""
+    from mgenet.io import missing_file
 
-    p = _params(args)
     metrics = {}
-    for item in args.metrics:
+    for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise MgenetError(f"--metrics {item!r}: give NAME=PATH (variant name, its metrics.json).")
+            raise MgenetError(f"--metrics {item!r}: give {key}=PATH ({what}, its metrics.json).")
         if not Path(path).exists():
-            raise missing_file(path, f"metrics of ablation variant {name!r}", otherwise="run `snakemake ablation`.")
+            raise missing_file(path, f"metrics of {what} {name!r}", otherwise=f"run `snakemake {target}`.")
         metrics[name] = json.loads(Path(path).read_text())
-    df = ablation_table(metrics, p.get("descriptions", {}), p.get("fusion", {}), p.get("score", "fused"))
-    with atomic_path(args.out) as tmp:
+    return metrics
+
+
+def _write_table(df: Any, out: str, md: str, title: str, to_markdown: Callable[[Any], str]) -> None:
+    """A summary table as CSV at ``out`` and, when ``md`` is given, as markdown under ``title``."""
+    from mgenet.io import atomic_path
+
+    with atomic_path(out) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6f")
-    if args.md:
-        with atomic_path(args.md) as tmp:
-            tmp.write_text(f"# Ablations of {p.get('dataset', 'the dataset')} (score: {p.get('score', 'fused')})\n\n"
-                           + to_markdown(df))
+    if md:
+        with atomic_path(md) as tmp:
+            tmp.write_text(f"# {title}\n\n" + to_markdown(df))
+
+
+def cmd_ablation_table(args: argparse.Namespace) -> None:
+    from mgenet.ablation import ablation_table, to_markdown
+
+    p = _params(args)
+    metrics = _named_metrics(args.metrics, "NAME", "ablation variant", "ablation")
+    df = ablation_table(metrics, p.get("descriptions", {}), p.get("fusion", {}), p.get("score", "fused"))
+    _write_table(df, args.out, args.md,
+                 f"Ablations of {p.get('dataset', 'the dataset')} (score: {p.get('score', 'fused')})", to_markdown)
     for row in df.itertuples(index=False):
         log.info("%-14s micro AUC %.4f  macro AUC %.4f", row.variant, row.micro_auc, row.macro_auc)
     log.info("%d variants -> %s%s", len(df), args.out, f", {args.md}" if args.md else "")
 
 
 def cmd_seeds_table(args: argparse.Namespace) -> None:
-    from mgenet.io import atomic_path
     from mgenet.seeds import seed_summary, to_markdown
 
     p = _params(args)
-    metrics = {}
-    for item in args.metrics:
-        seed, sep, path = item.partition("=")
-        if not sep or not seed or not path:
-            raise MgenetError(f"--metrics {item!r}: give SEED=PATH (the seed, its run's metrics.json).")
-        if not Path(path).exists():
-            raise MgenetError(f"{path}: metrics of seed {seed} not found; run `snakemake seeds`.")
-        metrics[seed] = json.loads(Path(path).read_text())
+    metrics = _named_metrics(args.metrics, "SEED", "seed", "seeds")
     df = seed_summary(metrics)
-    with atomic_path(args.out) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6f")
-    if args.md:
-        with atomic_path(args.md) as tmp:
-            tmp.write_text(f"# AUC over seeds, {p.get('dataset', 'the dataset')}\n\n" + to_markdown(df))
+    _write_table(df, args.out, args.md, f"AUC over seeds, {p.get('dataset', 'the dataset')}", to_markdown)
     for row in df[df["figure"] == "micro_auc"].itertuples(index=False):
         log.info("%-6s micro AUC %.4f +- %.4f over %d seeds", row.score, row.mean, row.std, row.n_seeds)
     log.info("%d seeds -> %s%s", len(metrics), args.out, f", {args.md}" if args.md else "")
