@@ -220,14 +220,8 @@ def seeds_table():
     return path if config["seeds"] and Path(path).is_file() else ""
 
 
-def seeds_table_sha256():
-    path = seeds_table()
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
-
-
-def ablation_table_sha256():
-    """The ablation table's content hash, so that a new table reruns evaluate (see rule evaluate)."""
-    path = ablation_table()
+def content_sha256(path):
+    """A table's content hash ("" for no table), so that a new or changed table reruns evaluate (see rule evaluate)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
 
 

@@ -77,9 +77,9 @@ rule evaluate:
     params:
         evaluate=json.dumps({"dataset": DS, "config": config}),
         ablation=ablation_table(),
-        ablation_sha256=ablation_table_sha256(),
+        ablation_sha256=content_sha256(ablation_table()),
         seeds=seeds_table(),
-        seeds_sha256=seeds_table_sha256(),
+        seeds_sha256=content_sha256(seeds_table()),
     log:
         f"{R}/logs/eval/evaluate.log",
     conda:
