@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from mgenet.io import ALPHAPOSE_SUFFIX, write_alphapose
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_workflow(workdir: Path) -> Path:
+    """The Snakefile, default config, rules and envs in ``workdir``, so a test runs snakemake as a user would,
+    without touching the checkout's results or lock."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, workdir / name)
+    shutil.copytree(REPO / "workflow", workdir / "workflow")
+    shutil.copytree(REPO / "envs", workdir / "envs")
+    return workdir
+
+
+def snakemake_env() -> dict[str, str]:
+    """The environment for a snakemake subprocess: this interpreter's bin first, so rules find its `mgenet`."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
 
 
 def standing_pose(x: float, y: float, h: float = 60.0, score: float = 0.9) -> np.ndarray:

@@ -8,19 +8,17 @@ every per-video job with the resources it would be submitted with.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO, copy_workflow, snakemake_env
 
 from mgenet.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "workflow" / "profiles"
 GPU_RULES = ("extract_features", "train_stage2", "score_components", "train_stage2_ablation", "score_ablation",
              "train_stage2_seed", "score_components_seed")
@@ -65,12 +63,6 @@ def test_slurm_profile_gives_every_gpu_rule_a_gpu_and_the_others_none():
     assert "mem_mb" in p["default-resources"] and "runtime" in p["default-resources"]
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return env
-
-
 def _jobs(out: str) -> dict[str, list[dict]]:
     """The dry run's jobs: rule -> [{resources..., "shell": command}]."""
     jobs: dict[str, list[dict]] = {}
@@ -87,10 +79,7 @@ def _jobs(out: str) -> dict[str, list[dict]]:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     wd = tmp_path_factory.mktemp("wf")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, wd / name)
-    shutil.copytree(REPO / "workflow", wd / "workflow")
-    shutil.copytree(REPO / "envs", wd / "envs")
+    copy_workflow(wd)
     root = wd / "resources" / "datasets" / "tiny"
     (wd / "tiny.yaml").write_text(yaml.safe_dump({"dataset": {"name": "tiny", "root": str(root),
                                                               "generate": False}}))
@@ -104,7 +93,7 @@ def workdir(tmp_path_factory) -> Path:
 def _dry_run(workdir: Path, *args: str) -> str:
     cmd = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "-n", "--configfile",
            "tiny.yaml", "--executor", "slurm", *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc.stdout + proc.stderr
 
@@ -139,10 +128,10 @@ def test_slurm_dry_run_of_the_ablations_and_pose_extraction(workdir):
 def test_default_profile_dry_run(workdir):
     cmd = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/default", "-n", "--configfile",
            "tiny.yaml"]
-    proc = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Using profile workflow/profiles/default" in proc.stderr
     # the Snakefile sits at the root, so Snakemake does not apply workflow/profiles/default unasked
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "tiny.yaml"],
-                          cwd=workdir, env=_env(), capture_output=True, text=True)
+                          cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
     assert proc.returncode == 0 and "profile" not in proc.stderr, proc.stderr[-2000:]

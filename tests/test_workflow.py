@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import REPO, copy_workflow, snakemake_env
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "dataset": {"name": "tiny"},
     "demo": {"n_scenes": 3, "train_videos_per_scene": 2, "test_videos_per_scene": 2, "frames": 120,
@@ -28,16 +27,10 @@ TINY = {
 }
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return env
-
-
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     # --configfile takes several values: end it with --cores so that targets in args stay targets
     cmd = [sys.executable, "-m", "snakemake", "--configfile", "tiny.yaml", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
     if check and proc.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in workdir.glob("results/*/logs/**/*.log"))
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-4000:]}\n{logs}")
@@ -47,10 +40,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     wd = tmp_path_factory.mktemp("wf")
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, wd / name)
-    shutil.copytree(REPO / "workflow", wd / "workflow")
-    shutil.copytree(REPO / "envs", wd / "envs")
+    copy_workflow(wd)
     (wd / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     snakemake(wd)
     return wd
@@ -192,7 +182,7 @@ def _start(workdir: Path, config: str, log: Path) -> subprocess.Popen:
     """snakemake in its own process group, as a terminal runs it (Ctrl-C reaches the whole group)."""
     cmd = [sys.executable, "-m", "snakemake", "--configfile", config, "--cores", "1"]
     with open(log, "w") as out:
-        return subprocess.Popen(cmd, cwd=workdir, env=_env(), stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen(cmd, cwd=workdir, env=snakemake_env(), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
 
