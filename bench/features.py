@@ -1,6 +1,7 @@
 """Feature extraction throughput, decoder speed and memory flatness, each against a baseline measured in this run.
 
     python bench/features.py [--max-frames 96] [--repeat 5] [--crop 32 16] [--threads 2] [--skip-memory]
+                             [--device cpu|cuda|auto] [--amp auto|bf16|fp16|off]
 
 1. clips/s of the whole extraction of one demo-sized video (decode, crops, backbone, scene feature, HDF5 write)
    against the bare backbone forward on the same batches of ready, normalised tensors. Requires >= 0.8.
@@ -223,12 +224,15 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (the memory test always runs on the CPU)")
+    ap.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto",
+                    help="features.amp: mixed precision of the backbone on a GPU (a CPU run is float32 regardless)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--memory-frames", type=int, default=2000, help="length of the short video of the memory test")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    cfg = FeatureConfig.from_dict({"weights": "random", "crop": args.crop, "batch_size": args.batch_size})
+    cfg = FeatureConfig.from_dict({"weights": "random", "crop": args.crop, "batch_size": args.batch_size,
+                                   "amp": args.amp})
     tmp = Path(tempfile.mkdtemp(prefix="mgenet-bench-"))
     if args.video and args.segments:
         video, segments = args.video, args.segments
@@ -239,7 +243,7 @@ def main() -> int:
     if args.max_frames:
         segments = first_frames(segments, args.max_frames, tmp / "segments_subset.h5")
     print(f"video {video} ({open_frames(video).n_frames} frames), segments {segments}; crop {list(cfg.crop)}, "
-          f"batch {cfg.batch_size}, {args.threads} torch threads, {device} "
+          f"batch {cfg.batch_size}, {args.threads} torch threads, {device} amp {cfg.amp} "
           f"({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), decoder thread "
           f"{'on' if cfg.use_prefetch(device) else 'off'}")
 

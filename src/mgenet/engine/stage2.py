@@ -281,7 +281,7 @@ def resolve_model_config(cfg: MGENetConfig, shape: Mapping[str, int], where: str
 # ------------------------------------------------------------------------------------------------------ training
 
 
-def _amp(device: torch.device, enabled: bool) -> tuple[Any, torch.amp.GradScaler | None]:
+def amp_context(device: torch.device, enabled: bool) -> tuple[Any, torch.amp.GradScaler | None]:
     """Autocast context factory and loss scaler: bfloat16 on GPUs that have it, float16 + scaling otherwise."""
     if device.type != "cuda" or not enabled:
         return nullcontext, None
@@ -401,7 +401,7 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
     config = resolved.to_dict()
     seed_everything(tc.seed)
     model = MGENet(resolved.model).to(device)
-    autocast, scaler = _amp(device, tc.amp)
+    autocast, scaler = amp_context(device, tc.amp)
     partial = Path(f"{out_ckpt}.partial")
     phase_i, epoch0, history, opt_state = 0, 0, [], None
     if partial.exists():
@@ -499,7 +499,7 @@ def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 2
     source = ClipSource(test_pairs, block_rows=batch_size, buffer_blocks=1)
     if len(source):
         resolve_model_config(cfg, source.shape, str(test_pairs[0][0]))  # the test clips must fit the model
-    autocast, _ = _amp(device, bool(ck["config"]["train"]["amp"]))
+    autocast, _ = amp_context(device, bool(ck["config"]["train"]["amp"]))
     seed = int(ck["config"]["train"]["seed"])
     names = [v.name for v in source.videos]
     parts: list[pd.DataFrame] = []
