@@ -152,6 +152,25 @@ def test_exercise_is_normal_in_the_last_scene_only() -> None:
     assert all(v.scene != last for v in plan.videos for e in v.events if e.subtype == "exercise")
 
 
+def test_person_crops_show_the_same_pavement_in_every_scene() -> None:
+    """Scenes differ above the horizon only: every widened person crop lies below it, on the shared pavement."""
+    from mgenet.features.crops import widen_boxes
+
+    plan = plan_dataset(TINY)
+    W, H = TINY.width, TINY.height
+    for v in plan.videos:
+        for a in v.actors:
+            p = a.track.points[a.track.present][:, :17]
+            boxes = widen_boxes(np.concatenate([p.min(1), p.max(1)], 1), W, H)
+            assert boxes[:, 1].min() >= R.HORIZON * H, f"{v.name} person {a.pid}: crop reaches the far side"
+    verge_end = int(R.HORIZON * H) + int(0.04 * H) + 2
+    below = [s.background[verge_end:].reshape(-1, 3).mean(0) for s in plan.scenes]
+    above = [s.background[:int(R.HORIZON * H)].reshape(-1, 3).mean(0) for s in plan.scenes]
+    for i in range(1, TINY.n_scenes):
+        assert np.abs(below[i] - below[0]).max() < 6, "the pavement differs between scenes"
+        assert np.abs(above[i] - above[0]).max() > 20, "the scenes' far sides look alike"
+
+
 # --------------------------------------------------------------------------------------------- determinism
 
 

@@ -10,6 +10,8 @@
     root/scenes.csv                         video,split,scene
     root/dataset.json                       generator, version, config
 
+Scenes (park, plaza, street) differ on their far side only, above the pavement where people walk, which is the same in
+all of them (``demo_render.make_scene``): person crops look alike everywhere and the whole frame tells scenes apart.
 Normal: walking and standing; in the LAST scene also jumping jacks ("exercise"), common in its training and test videos.
 Anomalies (test videos only, one to two people, 40-90 frames): motion (running, jumping, falling, fighting), appearance
 (carrying a big box, riding a scooter; normal gait, so nearly invisible in the pose) and scene (jumping jacks in any
@@ -38,7 +40,7 @@ from mgenet.datasets import demo_render as R
 from mgenet.io import ALPHAPOSE_SUFFIX, INTERVAL_COLUMNS, PoseDict, write_alphapose
 
 GENERATOR = "mgenet.datasets.demo"
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 SUBTYPES = {"running": "motion", "jumping": "motion", "falling": "motion", "fighting": "motion",
             "carrying": "appearance", "riding": "appearance", "exercise": "scene"}

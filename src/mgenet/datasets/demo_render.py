@@ -374,21 +374,34 @@ class Scene:
 
 
 GROUND_TOP = 0.5  # feet never go above this fraction of the frame height
+HORIZON = 0.24  # far side of the pavement: above the widened crop of the farthest person (feet at 0.55 of the height)
+PAVEMENT = np.array((150.0, 150.0, 145.0))  # the same pedestrian pavement in every scene
+PATH = (172, 172, 166)  # its walkways
 
 
 def make_scene(index: int, width: int, height: int, rng: np.random.Generator) -> Scene:
-    """Background of scene ``index``: three styles (park, plaza, street), recoloured for indices beyond 3."""
+    """Background of scene ``index``: three styles (park, plaza, street), recoloured for indices beyond 3.
+
+    An elevated camera over a pedestrian pavement that is the same in every scene; the scene's identity is its far
+    side (sky, tree line, facades, a brick wall), above where people walk, plus a verge of its own along the horizon.
+    So the crop around a person shows the same pavement in every scene and only the whole frame (the scene feature)
+    tells the scenes apart: a behaviour's look does not depend on where it happens, which is what the scene-related
+    anomalies (jumping jacks are normal in one scene only) need to be learnable from person crops.
+    """
     W, H = width, height
-    horizon = int(0.45 * H)
+    horizon = int(HORIZON * H)
+    band = (horizon, horizon + int(0.04 * H))  # the scene's own verge (grass, kerb, road) between far side and pavement
     style = index % 3
     tint = rng.uniform(0.85, 1.15, 3) if index >= 3 else np.ones(3)
-    ground = np.array([(70, 140, 85), (175, 180, 185), (95, 95, 100)][style], float) * tint
+    verge = np.array([(70, 140, 85), (175, 180, 185), (95, 95, 100)][style], float) * tint
     sky = np.array([(235, 205, 160), (215, 200, 190), (225, 215, 200)][style], float) * tint
     img = np.empty((H, W, 3), np.float32)
     rows = np.linspace(0, 1, H)[:, None]
     img[:horizon] = (sky * (0.85 + 0.15 * rows[:horizon]))[:, None, :]
-    img[horizon:] = ground
-    img[horizon:] += rng.normal(0, 7, (H - horizon, W, 1)).astype(np.float32)
+    img[horizon:] = PAVEMENT
+    img[band[0]:band[1]] = verge
+    noise = rng.normal(0, 7, (H - int(0.45 * H), W, 1))  # as many draws as when the far side was lower: the plans
+    img[horizon:] += np.concatenate([noise[::-1], noise])[-(H - horizon):].astype(np.float32)  # and poses stay
     img = cv2.GaussianBlur(img, (3, 3), 0)
 
     paths = []
@@ -396,65 +409,59 @@ def make_scene(index: int, width: int, height: int, rng: np.random.Generator) ->
         y1, y2 = rng.uniform(0.55, 0.92, 2) * H
         a, b = np.array([-0.03 * W, y1]), np.array([1.03 * W, y2])
         paths.append((a, b) if rng.random() < 0.5 else (b, a))
-    path_color = np.array([(150, 190, 205), (205, 205, 200), (150, 150, 150)][style]) * tint
     for a, b in paths:  # walkway widths follow the perspective (proportional to feet y)
         quad = np.array([a + [0, -0.06 * a[1]], b + [0, -0.06 * b[1]], b + [0, 0.06 * b[1]], a + [0, 0.06 * a[1]]])
-        cv2.fillConvexPoly(img, np.round(quad).astype(np.int32), path_color.tolist(), cv2.LINE_AA)
+        cv2.fillConvexPoly(img, np.round(quad).astype(np.int32), PATH, cv2.LINE_AA)
 
-    if style == 0:  # park: tree line on the horizon, trees, benches
+    def far(u: float, lo: float, hi: float) -> float:
+        """A y on the verge for a draw u in [lo, hi] (the draws are the same as before the far side moved up)."""
+        return band[0] + (u - lo) / (hi - lo) * (band[1] - band[0])
+
+    if style == 0:  # park: tree line on the horizon, trees and benches on the verge
         for x in np.arange(-10, W + 20, 0.06 * W):
-            r = rng.uniform(0.05, 0.09) * H
+            r = rng.uniform(0.03, 0.055) * H
             cv2.circle(img, (int(x), int(horizon - 0.2 * r)), int(r), (40, 95 + rng.uniform(-15, 15), 45), -1)
         for _ in range(3):
-            x, y = rng.uniform(0.05, 0.95) * W, rng.uniform(0.48, 0.6) * H
+            x, y = rng.uniform(0.05, 0.95) * W, far(rng.uniform(0.48, 0.6), 0.48, 0.6)
             s = NEAR_HEIGHT * y
             cv2.rectangle(img, (int(x - 0.05 * s), int(y - 0.8 * s)), (int(x + 0.05 * s), int(y)), (40, 60, 90), -1)
             cv2.circle(img, (int(x), int(y - 1.0 * s)), int(0.4 * s), (35, 110, 50), -1)
         for _ in range(2):
-            x, y = rng.uniform(0.1, 0.9) * W, rng.uniform(0.5, 0.56) * H
+            x, y = rng.uniform(0.1, 0.9) * W, far(rng.uniform(0.5, 0.56), 0.5, 0.56)
             s = NEAR_HEIGHT * y
             cv2.rectangle(img, (int(x - 0.5 * s), int(y - 0.3 * s)), (int(x + 0.5 * s), int(y - 0.2 * s)),
                           (50, 90, 140), -1)
             cv2.rectangle(img, (int(x - 0.5 * s), int(y - 0.5 * s)), (int(x + 0.5 * s), int(y - 0.42 * s)),
                           (50, 90, 140), -1)
-    elif style == 1:  # plaza: building facades with windows, tiled pavement, planters
+    elif style == 1:  # plaza: building facades with windows, planters on the kerb
         x = 0
         while x < W:
             w = int(rng.uniform(0.18, 0.35) * W)
-            top = int(rng.uniform(0.05, 0.25) * H)
+            top = int(rng.uniform(0.05, 0.25) / 0.45 * horizon)
             color = rng.uniform(120, 210, 3)
             cv2.rectangle(img, (x, top), (x + w, horizon), color.tolist(), -1)
-            for wy in range(top + 6, horizon - 8, max(8, H // 20)):
+            for wy in range(top + 4, horizon - 5, max(6, H // 30)):
                 for wx in range(x + 5, x + w - 6, max(9, W // 30)):
-                    cv2.rectangle(img, (wx, wy), (wx + max(3, W // 80), wy + max(4, H // 50)), (110, 80, 60), -1)
+                    cv2.rectangle(img, (wx, wy), (wx + max(3, W // 80), wy + max(3, H // 70)), (110, 80, 60), -1)
             x += w + int(rng.uniform(0, 0.05) * W)
-        for k in range(1, 9):  # tile rows get further apart toward the camera
-            yk = int(horizon + (H - horizon) * (k / 8) ** 1.6)
-            cv2.line(img, (0, yk), (W, yk), (150, 150, 155), 1, cv2.LINE_AA)
-        for k in range(-8, 9):
-            cv2.line(img, (int(W / 2 + k * 0.04 * W), horizon), (int(W / 2 + k * 0.25 * W), H), (150, 150, 155), 1,
-                     cv2.LINE_AA)
         for _ in range(2):
-            x, y = rng.uniform(0.1, 0.9) * W, rng.uniform(0.5, 0.55) * H
+            x, y = rng.uniform(0.1, 0.9) * W, far(rng.uniform(0.5, 0.55), 0.5, 0.55)
             s = NEAR_HEIGHT * y
             cv2.rectangle(img, (int(x - 0.3 * s), int(y - 0.25 * s)), (int(x + 0.3 * s), int(y)), (90, 100, 110), -1)
             cv2.circle(img, (int(x), int(y - 0.35 * s)), int(0.3 * s), (40, 120, 60), -1)
-    else:  # street: brick wall with doors, road markings, zebra crossing, lamp posts
-        cv2.rectangle(img, (0, int(0.12 * H)), (W, horizon), (60, 75, 150), -1)
-        for by in range(int(0.12 * H), horizon, max(4, H // 40)):
+    else:  # street: brick wall with doors behind the road, lamp posts
+        wall_top = int(0.12 / 0.45 * horizon)
+        cv2.rectangle(img, (0, wall_top), (W, horizon), (60, 75, 150), -1)
+        for by in range(wall_top, horizon, max(3, H // 60)):
             cv2.line(img, (0, by), (W, by), (80, 95, 170), 1)
         for _ in range(3):
             dx = int(rng.uniform(0.05, 0.9) * W)
-            cv2.rectangle(img, (dx, int(0.28 * H)), (dx + W // 20, horizon), (40, 40, 50), -1)
-        ym = int(0.78 * H)
-        for x in range(0, W, W // 8):
-            cv2.line(img, (x, ym), (x + W // 16, ym), (220, 230, 235), max(1, H // 120))
-        zx = int(rng.uniform(0.3, 0.6) * W)
-        for k in range(6):
-            cv2.rectangle(img, (zx + k * W // 28, int(0.6 * H)), (zx + k * W // 28 + W // 60, H), (210, 215, 215), -1)
+            cv2.rectangle(img, (dx, int(0.28 / 0.45 * horizon)), (dx + W // 20, horizon), (40, 40, 50), -1)
+        cv2.line(img, (0, (band[0] + band[1]) // 2), (W, (band[0] + band[1]) // 2), (220, 230, 235), 1)
+        rng.uniform(0.3, 0.6)  # (was the zebra crossing's position: keeps the random stream, so the plans stay)
         for _ in range(2):
             x = int(rng.uniform(0.05, 0.95) * W)
-            cv2.line(img, (x, int(0.2 * H)), (x, int(0.52 * H)), (60, 60, 60), max(1, W // 160))
-            cv2.circle(img, (x, int(0.2 * H)), max(2, W // 80), (180, 230, 240), -1)
+            cv2.line(img, (x, int(0.2 / 0.45 * horizon)), (x, band[1]), (60, 60, 60), max(1, W // 160))
+            cv2.circle(img, (x, int(0.2 / 0.45 * horizon)), max(2, W // 80), (180, 230, 240), -1)
     bg = np.clip(img, 0, 255).astype(np.uint8)
-    return Scene(background=bg, paths=paths, shadow=tuple(int(c) for c in np.clip(ground * 0.55, 0, 255)))
+    return Scene(background=bg, paths=paths, shadow=tuple(int(c) for c in np.clip(PAVEMENT * 0.55, 0, 255)))
