@@ -161,6 +161,30 @@ def test_training_lowers_l_mo_and_writes_a_loadable_checkpoint(trained: tuple) -
     assert isinstance(model, MGENet) and not model.training
 
 
+def test_scene_memory_reads_scene_features_centred_on_the_training_videos(trained: tuple, tmp_path: Path) -> None:
+    out, _, pairs = trained
+    model, ck = load_stage2(out)
+    scenes = []
+    for features, _ in pairs:
+        with h5py.File(features) as f:
+            if f["tokens"].shape[0]:  # a video without clips does not count
+                scenes.append(f["scene"][:])
+    np.testing.assert_allclose(model.scene_centre.numpy(), np.mean(scenes, axis=0), rtol=1e-6)
+    e_s = torch.from_numpy(np.stack(scenes))
+    torch.testing.assert_close(model.scene_query(e_s), e_s - model.scene_centre)
+    # a checkpoint from before centring (no scene_centre) loads as uncentred
+    old = dict(ck, state_dict={k: v for k, v in ck["state_dict"].items() if k != "scene_centre"})
+    torch.save(old, tmp_path / "old.pt")
+    assert not load_stage2(tmp_path / "old.pt")[0].scene_centre.any()
+
+
+def test_centre_scene_off_leaves_scene_features_as_they_are(pairs: list, tmp_path: Path) -> None:
+    cfg = config(level1=1, level2=0, matching_epochs=0)
+    cfg = Stage2Config.from_dict({"model": {**TINY, "centre_scene": False}, "train": asdict(cfg.train)})
+    train_stage2(pairs, cfg, tmp_path / "s.pt", log=lambda s: None)
+    assert not load_stage2(tmp_path / "s.pt")[0].scene_centre.any()
+
+
 def test_level2_leaves_the_rgb_encoder_untouched(pairs: list, tmp_path: Path) -> None:
     out = tmp_path / "stage2.pt"
     train_stage2(pairs, config(level1=1, level2=2), out, log=lambda s: None, stop_after=1)

@@ -266,3 +266,24 @@ def test_mnad_update_moves_chosen_items_towards_their_queries() -> None:
     mem.items.copy_(items)
     mem.update(q)
     torch.testing.assert_close(mem.items, new)
+
+
+def test_centred_scene_features_that_share_most_pixels_write_to_their_own_items() -> None:
+    """Three scenes whose pooled features point almost the same way (cos > 0.98): written uncentred they all land on
+    one scene item; centred on their mean they keep one item each (the engine sets ``scene_centre`` so)."""
+    gen = torch.Generator().manual_seed(0)
+    common = 10 * torch.randn(16, generator=gen)
+    scenes = common + torch.randn(3, 16, generator=gen)
+    cos = torch.nn.functional.cosine_similarity(scenes[:, None], scenes[None], dim=-1)
+    assert cos.min() > 0.98
+    items_used = {}
+    for centred in (False, True):
+        torch.manual_seed(0)
+        m = MGENet(MGENetConfig(**{**SMALL, "n_scene": 8, "memory_temperature": 0.1}))
+        if centred:
+            m.scene_centre.copy_(scenes.mean(0))
+        for _ in range(20):  # level 1 writes every batch's scenes
+            m.scene_memory.update(m.scene_query(scenes))
+        items_used[centred] = set(m.scene_memory.address(m.scene_query(scenes)).argmax(1).tolist())
+    assert len(items_used[False]) == 1
+    assert len(items_used[True]) == 3

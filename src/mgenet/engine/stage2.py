@@ -363,7 +363,7 @@ def _run_epoch(model: MGENet, source: ClipSource, phase: str, key: tuple[int, ..
                 opt.step()
             if phase == "level1":  # MNAD's write, after the step, with the step's queries
                 model.behaviour_memory.update(terms["e_b"].detach().flatten(0, 1))
-                model.scene_memory.update(scene)
+                model.scene_memory.update(model.scene_query(scene))
         for k, v in terms.items():
             if k != "e_b":
                 sums[k] = sums.get(k, 0.0) + v.detach().item() * len(batch)
@@ -401,6 +401,8 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
     config = resolved.to_dict()
     seed_everything(tc.seed)
     model = MGENet(resolved.model).to(device)
+    if resolved.model.centre_scene:  # each training video counts once, however many clips it has
+        model.scene_centre.copy_(torch.from_numpy(np.mean([v.scene for v in source.videos if v.n], axis=0)))
     autocast, scaler = amp_context(device, tc.amp)
     partial = Path(f"{out_ckpt}.partial")
     phase_i, epoch0, history, opt_state = 0, 0, [], None
@@ -467,7 +469,9 @@ def load_stage2(path: PathLike, device: str | torch.device = "cpu") -> tuple[MGE
     device = resolve_device(device) if isinstance(device, str) else device
     ck = torch.load(path, map_location=device, weights_only=True)
     model = MGENet(MGENetConfig.from_dict(ck["config"]["model"]))
-    model.load_state_dict(ck["state_dict"])
+    state = dict(ck["state_dict"])
+    state.setdefault("scene_centre", torch.zeros_like(model.scene_centre))  # checkpoints from before centring
+    model.load_state_dict(state)
     return model.to(device).eval(), ck
 
 

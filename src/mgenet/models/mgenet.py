@@ -65,6 +65,10 @@ class MGENetConfig(FromDict):
         memory_temperature: addressing softmax temperature of all three memories (the paper: 1.0, see
             ``MemoryConfig``).
         matching_balance: join the behaviour and scene parts of W^r at equal length (see ``MatchingConfig``).
+        centre_scene: address the scene memory with e_s minus the mean scene feature of the training videos (set by
+            the engine before training; kept in the checkpoint). Pooled whole-frame features of scenes that share most
+            of their pixels (the same pavement, floor or sky) point almost the same way, so uncentred they all address
+            one item and W^s cannot tell the scenes apart; centring keeps what differs between them.
         alpha, beta: loss weights of L_app and the separateness losses (Eq. 12).
     """
 
@@ -94,6 +98,7 @@ class MGENetConfig(FromDict):
     sep_margin: float = 1.0
     memory_temperature: float = 1.0
     matching_balance: bool = False
+    centre_scene: bool = True
     alpha: float = 0.1
     beta: float = 0.001
 
@@ -139,6 +144,7 @@ class MGENet(nn.Module):
         tau = cfg.memory_temperature
         self.behaviour_memory = Memory(MemoryConfig(cfg.n_behaviour, cfg.dim, cfg.sep_margin, tau))
         self.scene_memory = Memory(MemoryConfig(cfg.n_scene, cfg.scene_dim, cfg.sep_margin, tau))
+        self.register_buffer("scene_centre", torch.zeros(cfg.scene_dim))  # see MGENetConfig.centre_scene
         self.matching_memory = MatchingMemory(MatchingConfig(cfg.n_matching, cfg.n_tokens * cfg.n_behaviour,
                                                              cfg.n_scene, cfg.top_k, cfg.sep_margin, tau,
                                                              cfg.matching_balance))
@@ -159,6 +165,10 @@ class MGENet(nn.Module):
     def motion_target(f_sk: torch.Tensor) -> torch.Tensor:
         """Flow latent (B, 2, T, V) -> per-frame (B, T, 2V): frame f's x's then y's."""
         return f_sk.permute(0, 2, 1, 3).flatten(2)
+
+    def scene_query(self, scene: torch.Tensor) -> torch.Tensor:
+        """e_s (B, C_s) as the scene memory sees it: minus ``scene_centre`` (zeros unless ``centre_scene``)."""
+        return scene - self.scene_centre
 
     def encode_rgb(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, t, h, w, C_b) -> e_b (B, P, dim)."""
@@ -197,7 +207,7 @@ class MGENet(nn.Module):
         f_rgb = self.predict_motion(e_b).float()  # (B, T, C_mo)
         l_mo = (self.motion_target(f_sk) - f_rgb).pow(2).sum((1, 2)).mean()  # ||f_sk - f_rgb||^2 per segment
         l_sep_b = self.behaviour_memory.separateness(e_b.flatten(0, 1))
-        l_sep_s = self.scene_memory.separateness(scene)
+        l_sep_s = self.scene_memory.separateness(self.scene_query(scene))
         loss = l_mo + self.cfg.beta * (l_sep_b + l_sep_s)
         return {"loss": loss, "l_mo": l_mo, "l_sep_b": l_sep_b, "l_sep_s": l_sep_s, "e_b": e_b}
 
@@ -218,7 +228,7 @@ class MGENet(nn.Module):
     def matching_step(self, tokens: torch.Tensor, scene: torch.Tensor, write: bool = True) -> torch.Tensor:
         """One batch of the matching pass: W^r of each clip, L_sep^r (logged), then the write into M^r."""
         w_b, _ = self.guidance(self.encode_rgb(tokens))
-        w_r = self.matching_memory.query(w_b, self.scene_memory.address(scene))
+        w_r = self.matching_memory.query(w_b, self.scene_memory.address(self.scene_query(scene)))
         l_sep_r = self.matching_memory.separateness(w_r)
         if write:
             self.matching_memory.update(w_r)
@@ -249,7 +259,7 @@ class MGENet(nn.Module):
         return {
             "mo": (f_sk - f_rgb).norm(dim=1),
             "app": 0.5 * dissim[0] + 0.5 * dissim[1],
-            "mm": self.matching_memory.score(w_b, self.scene_memory.address(scene)),
+            "mm": self.matching_memory.score(w_b, self.scene_memory.address(self.scene_query(scene))),
             "mo_fsk": f_sk.norm(dim=1),
             "mo_frgb": f_rgb.norm(dim=1),
             "mo_sum": (0.5 * (f_sk + f_rgb)).norm(dim=1),
