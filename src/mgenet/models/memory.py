@@ -61,9 +61,9 @@ class MatchingConfig(FromDict):
             paper's plain concatenation). Joined as they are, flatten(W^b) (norm up to sqrt(P)) outweighs W^s
             (norm <= 1) in the cosine that picks the item a query writes to, so items gather by behaviour and each
             item's scene part blends the scenes that behaviour occurs in; balancing lets items specialise to
-            behaviour-scene pairs. Reads are unchanged (c^b and c^s compare each part separately). On the demo it
-            made S_mm worse (scene-anomaly AUC 0.76 -> 0.63), because W^b there still carries the crop's
-            background, so it stays off by default.
+            behaviour-scene pairs. Reads are unchanged (c^b and c^s compare each part separately). The demo turns it
+            on (scene-anomaly AUC of S_mm 0.81-0.97 over five initialisations of M^r, 0.77 without, one run);
+            the default is the paper's concatenation.
     """
 
     n_items: int = 64
