@@ -1,7 +1,7 @@
 """Stage 2 throughput: the batched engine against a per-clip loop in the same run, and peak memory per batch size.
 
     python bench/stage2.py [--arch both|paper|small] [--clips 128] [--loop-clips 16] [--threads N] [--device auto]
-                           [--amp on|off|both]
+                           [--amp on|off|both] [--crop 32 16]
 
 Both paths are the pipeline's own code on demo-shaped clips (T=24 -> t=12, a 32x16 crop -> 4x2 tokens, C_b = C_s =
 192) stored in features/flow HDF5 files, so reading is included: training is ``train_stage2`` with one epoch of each
@@ -10,7 +10,8 @@ phase (the per-clip loop is the same with batch_size=1), scoring is ``score_stag
 CPU demo can afford. Peak memory per batch size is measured for one level-1 step, one level-2 step and one scoring
 batch: from torch.profiler's allocation events on CPU, torch.cuda.max_memory_allocated on a GPU. ``--amp`` sets the
 training config's ``amp`` (bfloat16 autocast on a GPU that has it, float16 with loss scaling otherwise; CPU runs ignore
-it); ``both`` measures everything twice, AMP on then off, in the same run.
+it); ``both`` measures everything twice, AMP on then off, in the same run. ``--crop 128 64`` gives real data's token
+grid (16 x 8 per step, P = 1536 tokens) instead of the demo's 4 x 2.
 """
 
 from __future__ import annotations
@@ -168,11 +169,15 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", choices=["on", "off", "both"], default="on",
                         help="mixed precision of the training config (GPU only; a CPU run ignores it)")
+    parser.add_argument("--crop", type=int, nargs=2, default=[32, 16], metavar=("H", "W"),
+                        help="person crop size whose token grid (H/8 x W/8) the clips have")
     args = parser.parse_args()
+    global h, w
+    h, w = args.crop[0] // 8, args.crop[1] // 8
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     print(f"device {device}, torch {torch.__version__}, {args.threads} intra-op thread(s); clips: "
-          f"{args.clips} batched (batch 64 train, 256 score), {args.loop_clips} per-clip")
+          f"{args.clips} batched (batch 64 train, 256 score), {args.loop_clips} per-clip; token grid {t}x{h}x{w}")
     archs = list(ARCHS) if args.arch == "both" else [args.arch]
     ok = True
     t_start = time.perf_counter()

@@ -132,7 +132,10 @@ def mnad_update(items: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         q = F.normalize(queries.float(), dim=-1)
         sim = q @ items.T  # (n, N)
         nearest = sim.argmax(1)  # (n,)
-        v = sim.softmax(0).gather(1, nearest[:, None]).squeeze(1)  # (n,) softmax over queries, at each query's item
+        # (n,) softmax over the queries, read at each query's item: exp(sim - logsumexp over queries). Not
+        # sim.softmax(0): a softmax along the first axis of an (n, N) tensor runs many times slower on a GPU (it
+        # took 79% of a level-1 step with 1536 tokens per clip, where n = batch * P queries).
+        v = (sim.gather(1, nearest[:, None]).squeeze(1) - sim.logsumexp(0)[nearest]).exp()
         vmax = torch.zeros(items.shape[0], device=items.device).scatter_reduce(0, nearest, v, "amax")
         delta = torch.zeros_like(items).index_add_(0, nearest, (v / vmax[nearest])[:, None] * q)
         return F.normalize(items + delta, dim=-1)
