@@ -180,3 +180,17 @@ def test_auto_without_a_gpu_is_the_cpu_said_once(monkeypatch, caplog):
         assert resolve_device("auto") == resolve_device("auto") == torch.device("cpu")
     said = [r for r in caplog.records if "device: auto -> cpu" in r.getMessage()]
     assert len(said) == 1 and said[0].levelno == logging.INFO
+
+
+def test_workflow_and_package_agree_on_the_demo_generator_version(tmp_path, capsys):
+    from helpers import REPO
+
+    from mgenet.datasets.demo import GENERATOR_VERSION
+
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert re.search(r'^DEMO_GENERATOR_VERSION = "(\w+)"$', common, re.M).group(1) == GENERATOR_VERSION
+    # a workflow from another checkout than the installed package is one error, and no dataset is written
+    params = json.dumps({"frames": 24, "generator_version": "0"})
+    assert main(["make-demo", "--params", params, "--out", str(tmp_path / "ds")]) != 0
+    assert "demo generator version 0" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()

@@ -42,9 +42,15 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_make_demo(args: argparse.Namespace) -> None:
-    from mgenet.datasets.demo import DemoConfig, generate_demo
+    from mgenet.datasets.demo import GENERATOR_VERSION, DemoConfig, generate_demo
 
-    cfg = DemoConfig.from_dict(_params(args))
+    p = _params(args)
+    wanted = str(p.pop("generator_version", GENERATOR_VERSION))
+    if wanted != GENERATOR_VERSION:
+        raise MgenetError(f"the workflow asks for demo generator version {wanted} but the installed mgenet has version "
+                          f"{GENERATOR_VERSION}: the workflow and the package come from different checkouts; "
+                          f"reinstall the package from this one (pip install -e .).")
+    cfg = DemoConfig.from_dict(p)
     t0 = time.time()
     generate_demo(args.out, cfg)
     log.info("demo dataset written to %s in %.1f s", args.out, time.time() - t0)

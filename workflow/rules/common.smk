@@ -28,6 +28,11 @@ if not STAGE2 and set(config["fusion"]["weights"]) & set(STAGE2_COMPONENTS):
 
 
 
+# The demo generator's version (mgenet.datasets.demo.GENERATOR_VERSION, kept equal by a test): a param of
+# make_demo_dataset, so a changed generator regenerates an existing demo and everything made from it.
+DEMO_GENERATOR_VERSION = "3"
+
+
 def params_json(*sections, **extra):
     """The config sections a step depends on, as one JSON string for its params, so editing any of them reruns it."""
     out = {}

@@ -8,7 +8,7 @@ if config["dataset"]["generate"]:
         output:
             directory(DATA_ROOT),
         params:
-            demo=params_json("demo"),
+            demo=params_json("demo", generator_version=DEMO_GENERATOR_VERSION),
         log:
             f"{R}/logs/data/make_demo_dataset.log",
         benchmark:

@@ -68,7 +68,9 @@ class MGENetConfig(FromDict):
         centre_scene: address the scene memory with e_s minus the mean scene feature of the training videos (set by
             the engine before training; kept in the checkpoint). Pooled whole-frame features of scenes that share most
             of their pixels (the same pavement, floor or sky) point almost the same way, so uncentred they all address
-            one item and W^s cannot tell the scenes apart; centring keeps what differs between them.
+            one item and W^s cannot tell the scenes apart; centring keeps what differs between them. Off by default
+            (the paper addresses with e_s itself); the demo turns it on. With a single training scene the centred
+            features hold only the videos' small differences: leave it off there.
         alpha, beta: loss weights of L_app and the separateness losses (Eq. 12).
     """
 
@@ -98,7 +100,7 @@ class MGENetConfig(FromDict):
     sep_margin: float = 1.0
     memory_temperature: float = 1.0
     matching_balance: bool = False
-    centre_scene: bool = True
+    centre_scene: bool = False
     alpha: float = 0.1
     beta: float = 0.001
 
