@@ -26,12 +26,7 @@ TRAIN = {"level1_epochs": 2, "level2_epochs": 1, "matching_epochs": 1, "batch_si
 PARAMS = {"enabled": True, "score_batch_size": 32, "model": MODEL, "train": TRAIN, "seed": 0, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> object:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_split(root: Path, split: str, sizes: dict[str, int], seed: int) -> list[Path]:

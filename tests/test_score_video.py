@@ -32,12 +32,7 @@ STAGE2 = {"model": {"dim": 16, "depth": 1, "heads": 2, "c_app": 8, "n_behaviour"
 STAGE2_COLUMNS = ["mo", "app", "mm"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> object:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def ok(*args: str) -> None:

@@ -58,14 +58,7 @@ def config(level1: int = 2, level2: int = 1, **train: object) -> Stage2Config:
                                                              "block_rows": 8, "buffer_blocks": 2, **train}})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> object:
-    """These tensors are too small to gain from intra-op threads, and on a busy 2-core machine OpenMP's waiting
-    makes two threads many times slower than one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_pairs(root: Path) -> list[tuple[Path, Path]]:
