@@ -63,10 +63,10 @@ def write_videos(root: Path, n_clips: int, per_video: int = 48, seed: int = 0) -
     return pairs
 
 
-def config(arch: str, batch_size: int, device: str, amp: bool = True) -> Stage2Config:
+def config(arch: str, batch_size: int, device: str, amp: bool = True, workers: int = 0) -> Stage2Config:
     return Stage2Config.from_dict({"model": ARCHS[arch], "train": {
         "level1_epochs": 1, "level2_epochs": 1, "matching_epochs": 1, "batch_size": batch_size, "device": device,
-        "block_rows": max(batch_size, 16), "amp": amp}})
+        "block_rows": max(batch_size, 16), "amp": amp, "num_workers": workers}})
 
 
 def subset(pairs: list, n_clips: int) -> list:
@@ -81,7 +81,8 @@ def subset(pairs: list, n_clips: int) -> list:
     return out
 
 
-def throughput(arch: str, pairs: list, loop_pairs: list, root: Path, device: str, amp: bool) -> dict[str, float]:
+def throughput(arch: str, pairs: list, loop_pairs: list, root: Path, device: str, amp: bool,
+               workers: int = 0) -> dict[str, float]:
     """clips/s of each path: per training phase (wall clock, from the engine's history), for scoring, and for the
     whole training run and scoring by process CPU time too (robust to other jobs on a shared machine)."""
     rates: dict[str, float] = {}
@@ -89,7 +90,7 @@ def throughput(arch: str, pairs: list, loop_pairs: list, root: Path, device: str
         ckpt = root / f"{arch}_{name}.pt"
         n = len(ClipSource(use))
         cpu0 = time.process_time()
-        history = train_stage2(use, config(arch, bs, device, amp), ckpt, log=lambda s: None)
+        history = train_stage2(use, config(arch, bs, device, amp, workers), ckpt, log=lambda s: None)
         rates[f"train_cpu_{name}"] = n * len(history) / (time.process_time() - cpu0)
         for row in history:
             rates[f"train_{row['phase']}_{name}"] = row["clips_per_s"]
@@ -169,6 +170,7 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", choices=["on", "off", "both"], default="on",
                         help="mixed precision of the training config (GPU only; a CPU run ignores it)")
+    parser.add_argument("--workers", type=int, default=0, help="stage2.train.num_workers (HDF5 reading processes)")
     parser.add_argument("--crop", type=int, nargs=2, default=[32, 16], metavar=("H", "W"),
                         help="person crop size whose token grid (H/8 x W/8) the clips have")
     args = parser.parse_args()
@@ -187,7 +189,7 @@ def main() -> int:
         loop_pairs = subset(pairs, args.loop_clips)
         amps = {"on": [True], "off": [False], "both": [True, False]}[args.amp] if device.type == "cuda" else [False]
         for arch, amp in ((a, m) for a in archs for m in amps):
-            r = throughput(arch, pairs, loop_pairs, root, args.device, amp)
+            r = throughput(arch, pairs, loop_pairs, root, args.device, amp, args.workers)
             print(f"\n[{arch}, AMP {'on' if amp else 'off'}] {ARCHS[arch] or 'defaults: dim 256, depth 4, heads 4'}")
             print(f"{'path':<22}{'batched clips/s':>16}{'per-clip clips/s':>18}{'ratio':>8}")
             for name in ("train_level1", "train_level2", "train_matching", "score", "train_cpu", "score_cpu"):

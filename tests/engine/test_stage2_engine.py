@@ -92,7 +92,8 @@ def test_source_yields_every_clip_once_in_a_seeded_order(pairs: list) -> None:
     def keys(key: tuple[int, ...] | None, bs: int = 10) -> list[tuple[int, int]]:
         out = []
         for batch in source.batches(bs, key):
-            assert batch.tokens.dtype == torch.float32 and batch.tokens.shape[1:] == (t, h, w, C)
+            assert batch.tokens.dtype == torch.float16 and batch.tokens.shape[1:] == (t, h, w, C)
+            assert batch.to(torch.device("cpu"))[0].dtype == torch.float32
             assert batch.f_sk.shape[1:] == (2, T, 18) and batch.scene.shape[1:] == (CS,)
             out += list(zip(batch.video.tolist(), batch.row.tolist()))
         return out
