@@ -149,6 +149,7 @@ def test_made_by_names_rules_of_the_workflow():
     assert len(named) >= 15 and named <= rules, named - rules
     assert made_by("results/ds/seeds/3/flow/test.h5") == ("encode_flow_seed", True)
     assert made_by("results/ds/ablation/full/scores/frames.parquet") == ("fuse_ablation", True)
+    assert made_by("results/ds/matching_seeds/4/models/stage2.pt") == ("rewrite_matching", True)
     assert made_by("elsewhere/stage2.pt") is None
 
 

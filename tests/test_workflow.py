@@ -146,6 +146,25 @@ def test_ablation_variants_reuse_the_main_stage2_unless_they_change_it(workdir):
     assert sim["mo"] != main["mo"]
 
 
+def test_matching_seeds_target_rewrites_only_the_matching_memory(workdir):
+    (workdir / "mseeds.yaml").write_text(yaml.safe_dump({**TINY, "matching_seeds": [0, 3]}))
+    proc = snakemake(workdir, "-n", "matching_seeds", "--configfile", "mseeds.yaml")
+    stats = (proc.stdout + proc.stderr).split("Job stats")[-1]
+    counts = dict((k, int(v)) for k, v in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
+    # seed 0 is the main run's; seed 3 writes M^r again and is scored, nothing is retrained
+    assert counts["rewrite_matching"] == 1 and counts["evaluate_mseed"] == 1
+    assert "train_stage2" not in counts and "train_flow" not in counts
+    snakemake(workdir, "matching_seeds", "--configfile", "mseeds.yaml")
+    r = workdir / "results" / "tiny"
+    df = pd.read_csv(r / "eval" / "matching_seeds.csv")
+    assert list(df.columns[-2:]) == ["seed_0", "seed_3"]
+    main = json.loads((r / "eval" / "metrics.json").read_text())["scores"]
+    three = json.loads((r / "matching_seeds" / "3" / "eval" / "metrics.json").read_text())["scores"]
+    assert three["mo"] == main["mo"] and three["app"] == main["app"] and three["nf"] == main["nf"]
+    assert three["mm"] != main["mm"]
+    assert (r / "eval" / "matching_seeds.md").read_text().startswith("# AUC over matching-memory seeds")
+
+
 def test_misspelt_config_key_fails_before_any_rule(workdir):
     bad = {**TINY, "flow": {"model": {"n_flow": 3}}}
     (workdir / "bad.yaml").write_text(yaml.safe_dump(bad))

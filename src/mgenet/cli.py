@@ -255,6 +255,17 @@ def cmd_train_stage2(args: argparse.Namespace) -> None:
              args.out, time.time() - t0)
 
 
+def cmd_rewrite_matching(args: argparse.Namespace) -> None:
+    from mgenet.engine.stage2 import rewrite_matching
+
+    p = _params(args)
+    t0 = time.time()
+    rewrite_matching(args.model, [(f, args.flow) for f in args.features], args.out, args.seed,
+                     device=p.get("device", "auto"), log=log.info)
+    log.info("matching memory of %s written again from seed %d -> %s in %.1f s", args.model, args.seed, args.out,
+             time.time() - t0)
+
+
 def cmd_score(args: argparse.Namespace) -> None:
     from mgenet.components import join_stage2, segment_table
     from mgenet.io import write_parquet
@@ -371,7 +382,8 @@ def cmd_seeds_table(args: argparse.Namespace) -> None:
     p = _params(args)
     metrics = _named_metrics(args.metrics, "SEED", "seed", "seeds")
     df = seed_summary(metrics)
-    _write_table(df, args.out, args.md, f"AUC over seeds, {p.get('dataset', 'the dataset')}", to_markdown)
+    _write_table(df, args.out, args.md, p.get("title", f"AUC over seeds, {p.get('dataset', 'the dataset')}"),
+                 to_markdown)
     for row in df[df["figure"] == "micro_auc"].itertuples(index=False):
         log.info("%-6s micro AUC %.4f +- %.4f over %d seeds", row.score, row.mean, row.std, row.n_seeds)
     log.info("%d seeds -> %s%s", len(metrics), args.out, f", {args.md}" if args.md else "")
@@ -460,6 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="the stage-2 checkpoint to write")
     sp.add_argument("--stop-after", type=int, default=None, metavar="N",
                     help="stop after N epochs, leaving <out>.partial as a kill would (for testing resumption)")
+    sp = add("rewrite-matching", cmd_rewrite_matching, "write a trained stage-2 model's matching memory M^r again "
+                                                       "from another seed's random start and clip order (only S_mm "
+                                                       "changes)")
+    sp.add_argument("--model", required=True, help="stage-2 checkpoint (from train-stage2)")
+    sp.add_argument("--features", nargs="+", required=True, help="features files of the training videos")
+    sp.add_argument("--flow", required=True, help="flow HDF5 of the training split")
+    sp.add_argument("--seed", type=int, required=True, help="seed of M^r's random start and clip order")
+    sp.add_argument("--out", required=True, help="the checkpoint to write")
     sp = add("score", cmd_score, "per-segment component scores of the test set: S_nf, and with --stage2 S_mo, "
                                  "S_app, S_mm and Table 3's level-1 measurements")
     sp.add_argument("--flow", required=True, help="flow HDF5 of the test split")

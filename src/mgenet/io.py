@@ -75,7 +75,7 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
 
 # The artifacts under results/{dataset}/ and the rules of workflow/rules/*.smk that make them (DESIGN.md §3), so that a
 # missing input's error names the rule to run. An ablation variant's and an extra seed's runs live under
-# ablation/<variant>/ and seeds/<seed>/, made by those rules' copies.
+# ablation/<variant>/, seeds/<seed>/ and matching_seeds/<seed>/, made by those rules' copies.
 MADE_BY = {
     r"manifest\.csv": "index_dataset",
     r"pose/[^/]+\.json": "import_pose or extract_pose (as pose.source says)",
@@ -94,6 +94,8 @@ VARIANT_RULES = {
     "seeds": {"train_flow": "train_flow_seed", "encode_flow": "encode_flow_seed", "train_stage2": "train_stage2_seed",
               "score_components": "score_components_seed", "fuse_scores": "fuse_scores_seed",
               "evaluate": "evaluate_seed"},
+    "matching_seeds": {"train_stage2": "rewrite_matching", "score_components": "score_components_mseed",
+                       "fuse_scores": "fuse_scores_mseed", "evaluate": "evaluate_mseed"},
 }
 
 
@@ -102,7 +104,7 @@ def made_by(path: str | os.PathLike) -> tuple[str, bool] | None:
     None if no rule makes a file of that name."""
     p = Path(path).as_posix()
     for pattern, rule in MADE_BY.items():
-        m = re.search(rf"(?:^|/)(results/[^/]+/)?(?:(ablation|seeds)/[^/]+/)?{pattern}$", p)
+        m = re.search(rf"(?:^|/)(results/[^/]+/)?(?:(ablation|seeds|matching_seeds)/[^/]+/)?{pattern}$", p)
         if m:
             rule = VARIANT_RULES[m.group(2)].get(rule, rule) if m.group(2) else rule
             return rule, m.group(1) is not None

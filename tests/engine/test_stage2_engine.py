@@ -13,8 +13,8 @@ import torch
 
 from mgenet import MgenetError
 from mgenet.engine import stage2 as engine
-from mgenet.engine.stage2 import (SCORE_COLUMNS, ClipSource, Stage2Config, load_stage2, score_stage2,
-                                  train_stage2)
+from mgenet.engine.stage2 import (SCORE_COLUMNS, ClipSource, Stage2Config, load_stage2, rewrite_matching,
+                                  score_stage2, train_stage2)
 from mgenet.models.mgenet import MGENet
 
 T, t, h, w, C, CS = 8, 4, 4, 2, 80, 12
@@ -153,6 +153,35 @@ def test_training_lowers_l_mo_and_writes_a_loadable_checkpoint(trained: tuple) -
     assert ck["config"]["train"]["level1_epochs"] == 8
     model, _ = load_stage2(out)
     assert isinstance(model, MGENet) and not model.training
+
+
+def test_rewriting_the_matching_memory_with_the_training_seed_reproduces_it(trained: tuple, tmp_path: Path) -> None:
+    out, _, pairs = trained
+    ck = torch.load(out, weights_only=True)
+    again, other = tmp_path / "again.pt", tmp_path / "other.pt"
+    rewrite_matching(out, pairs, again, seed=ck["config"]["train"]["seed"], device="cpu", log=lambda s: None)
+    rewrite_matching(out, pairs, other, seed=7, device="cpu", log=lambda s: None)
+    a, o = torch.load(again, weights_only=True), torch.load(other, weights_only=True)
+    for name, value in ck["state_dict"].items():
+        assert torch.equal(a["state_dict"][name], value), name
+        if name != "matching_memory.items":
+            assert torch.equal(o["state_dict"][name], value), name  # only M^r is written again
+    assert not torch.allclose(o["state_dict"]["matching_memory.items"], ck["state_dict"]["matching_memory.items"])
+    assert o["matching_seed"] == 7 and o["provenance"]["matching_seed"] == 7 and o["config"] == ck["config"]
+    assert [r["phase"] for r in o["history"]] == [r["phase"] for r in ck["history"]]
+    # the rewritten model scores: S_mo and S_app as before, S_mm from the new memory
+    test = [write_pair(tmp_path / "test", "t0", 12, 9, split="test")]
+    base, new = score_stage2(out, test, device="cpu"), score_stage2(other, test, device="cpu")
+    pd.testing.assert_series_equal(base["mo"], new["mo"])
+    pd.testing.assert_series_equal(base["app"], new["app"])
+    assert not np.allclose(base["mm"], new["mm"])
+
+
+def test_rewriting_the_matching_memory_needs_training_clips(trained: tuple, tmp_path: Path) -> None:
+    out, _, pairs = trained
+    with pytest.raises(MgenetError, match="no training clips"):
+        rewrite_matching(out, [pairs[1]], tmp_path / "x.pt", seed=1, device="cpu")  # video v1 has no clip
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_scene_memory_reads_scene_features_centred_on_the_training_videos(pairs: list, tmp_path: Path) -> None:

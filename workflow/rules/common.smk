@@ -258,5 +258,17 @@ def get_seed_metrics(wildcards):
     }
 
 
+# Matching-memory seeds (seeds.smk): M^r of the main model written again; the main seed's M^r is the main run's.
+MATCHING_SEEDS = [s for s in config["matching_seeds"] if s != config["seed"]]
+
+
+def get_matching_seed_metrics(wildcards):
+    """Every matching seed's metrics.json, named by the seed (the main run's for the main seed)."""
+    return {
+        str(s): f"{R}/eval/metrics.json" if s == config["seed"] else f"{R}/matching_seeds/{s}/eval/metrics.json"
+        for s in config["matching_seeds"]
+    }
+
+
 def seed_metrics_args(wildcards, input):
     return " ".join(f"{seed}={path}" for seed, path in input.items())

@@ -112,3 +112,98 @@ if config["seeds"]:
         input:
             f"{R}/eval/seeds.csv",
             f"{R}/eval/seeds.md",
+
+
+# Matching-memory seeds: `snakemake matching_seeds` keeps the trained model and writes only its matching memory M^r
+# again, once per seed of config `matching_seeds` (the items' random start and the clips' order), then scores,
+# fuses and evaluates each under results/{ds}/matching_seeds/{mseed}/ and summarises them in
+# results/{ds}/eval/matching_seeds.csv/.md. S_mo and S_app are the main run's; only S_mm (and the fused score)
+# change. The main seed reproduces the main model's M^r exactly, so the main run stands in for it.
+
+if STAGE2 and config["matching_seeds"]:
+
+    if MATCHING_SEEDS:
+
+        wildcard_constraints:
+            mseed="|".join(str(s) for s in MATCHING_SEEDS),
+
+        rule rewrite_matching:
+            input:
+                model=f"{R}/models/stage2.pt",
+                features=get_train_features,
+                flow=f"{R}/flow/train.h5",
+            output:
+                f"{R}/matching_seeds/{{mseed}}/models/stage2.pt",
+            params:
+                rewrite=json.dumps({"device": config["device"]}),
+            threads: 2
+            resources:
+                gpu=1 if config["device"] == "cuda" else 0,
+                mem_mb=4000,
+            log:
+                f"{R}/logs/matching_seeds/{{mseed}}/rewrite_matching.log",
+            benchmark:
+                f"{R}/benchmarks/matching_seeds/{{mseed}}/rewrite_matching.tsv"
+            conda:
+                "../../envs/models.yaml"
+            shell:
+                "mgenet --threads {threads} rewrite-matching --model {input.model} --features {input.features}"
+                " --flow {input.flow} --seed {wildcards.mseed} --params {params.rewrite:q} --out {output}"
+                " > {log} 2>&1"
+
+        use rule score_components as score_components_mseed with:
+            input:
+                flow=f"{R}/flow/test.h5",
+                model=f"{R}/matching_seeds/{{mseed}}/models/stage2.pt",
+                features=get_test_features,
+            output:
+                f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
+            log:
+                f"{R}/logs/matching_seeds/{{mseed}}/score_components.log",
+            benchmark:
+                f"{R}/benchmarks/matching_seeds/{{mseed}}/score_components.tsv"
+
+        use rule fuse_scores as fuse_scores_mseed with:
+            input:
+                scores=f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
+                manifest=f"{R}/manifest.csv",
+            output:
+                f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
+            log:
+                f"{R}/logs/matching_seeds/{{mseed}}/fuse_scores.log",
+
+        rule evaluate_mseed:
+            input:
+                f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
+            output:
+                f"{R}/matching_seeds/{{mseed}}/eval/metrics.json",
+            params:
+                evaluate=json.dumps({"dataset": DS}),
+            log:
+                f"{R}/logs/matching_seeds/{{mseed}}/evaluate.log",
+            conda:
+                "../../envs/core.yaml"
+            shell:
+                "mgenet evaluate --frames {input} --params {params.evaluate:q} --out {output} > {log} 2>&1"
+
+    rule tabulate_matching_seeds:
+        input:
+            unpack(get_matching_seed_metrics),
+        output:
+            csv=f"{R}/eval/matching_seeds.csv",
+            md=f"{R}/eval/matching_seeds.md",
+        params:
+            metrics=seed_metrics_args,
+            table=json.dumps({"dataset": DS, "title": f"AUC over matching-memory seeds (M^r written again), {DS}"}),
+        log:
+            f"{R}/logs/matching_seeds/tabulate_matching_seeds.log",
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "mgenet seeds-table --metrics {params.metrics} --params {params.table:q} --out {output.csv}"
+            " --md {output.md} > {log} 2>&1"
+
+    rule matching_seeds:
+        input:
+            f"{R}/eval/matching_seeds.csv",
+            f"{R}/eval/matching_seeds.md",

@@ -458,6 +458,57 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
     return history
 
 
+def rewrite_matching(ckpt: PathLike, train_pairs: Sequence[Pair], out_ckpt: PathLike, seed: int,
+                     device: str | torch.device = "auto", log: Callable[[str], None] = print) -> None:
+    """Write the matching memory M^r of a trained model again, from the random start and clip order of ``seed``.
+
+    M^r is written once, after both levels, starting from random items (the paper's final-round update): which items
+    come to hold which behaviour-scene pairs depends on that start and on the order the clips arrive in. Every other
+    weight is kept, so S_mo and S_app stay exactly as they were and only S_mm changes. With ``seed`` = the training
+    seed this reproduces the checkpoint's M^r exactly (the items are drawn as ``train_stage2`` draws them); other
+    seeds show how much S_mm depends on the start (``snakemake matching_seeds``).
+
+    Args:
+        ckpt: a final checkpoint of ``train_stage2``.
+        train_pairs: the training videos' (features file, flow file), as given to ``train_stage2``.
+        out_ckpt: the checkpoint to write: ``ckpt`` with the new M^r and ``matching_seed`` recorded.
+        seed: seed of the items' random start and of the clip order of the matching passes.
+        device: where to run the encoders.
+        log: receives one line per matching pass.
+
+    Raises:
+        MgenetError: a missing checkpoint, no training clip, or clips that do not fit the model.
+    """
+    device = resolve_device(device) if isinstance(device, str) else device
+    model, ck = load_stage2(ckpt, device)
+    tc = Stage2TrainConfig.from_dict(ck["config"]["train"])
+    source = ClipSource(train_pairs, tc.block_rows, tc.buffer_blocks)
+    if not len(source):
+        raise MgenetError(f"no training clips in the {len(train_pairs)} features file(s) given; give the training "
+                          f"videos' features, as for train-stage2.")
+    resolve_model_config(model.cfg, source.shape, str(train_pairs[0][0]))
+    seed_everything(seed)  # the model is built as train_stage2 builds it, so its items are that run's start
+    start = MGENet(model.cfg).matching_memory.items
+    model.matching_memory.items.copy_(start.to(device))
+    _set_phase(model, "matching")
+    autocast, _ = amp_context(device, tc.amp)
+    history = [r for r in ck["history"] if r["phase"] != "matching"]
+    for epoch in range(tc.matching_epochs):
+        t0 = time.perf_counter()
+        row = _run_epoch(model, source, "matching", (seed, PHASES.index("matching"), epoch), tc, device, None,
+                         autocast, None, [])
+        seconds = time.perf_counter() - t0
+        clips = row.pop("clips")
+        history.append({"phase": "matching", "epoch": epoch + 1, **row, "seconds": seconds,
+                        "clips_per_s": clips / seconds})
+        log(f"matching pass {epoch + 1}/{tc.matching_epochs} (seed {seed}): l_sep_r {row['l_sep_r']:.4g}; "
+            f"{int(clips)} clips in {seconds:.1f} s")
+    out = {"config": ck["config"], "state_dict": _cpu_state(model), "history": history, "matching_seed": seed,
+           "provenance": {**ck.get("provenance", {}), "matching_seed": seed, "rewritten_from": str(ckpt)}}
+    with atomic_path(out_ckpt) as tmp:
+        torch.save(out, tmp)
+
+
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
