@@ -163,6 +163,9 @@ def test_matching_seeds_target_rewrites_only_the_matching_memory(workdir):
     assert three["mo"] == main["mo"] and three["app"] == main["app"] and three["nf"] == main["nf"]
     assert three["mm"] != main["mm"]
     assert (r / "eval" / "matching_seeds.md").read_text().startswith("# AUC over matching-memory seeds")
+    # the next plain run puts the summary into the report (evaluate alone reruns)
+    snakemake(workdir, "--configfile", "mseeds.yaml")
+    assert '<h2 id="matching-seeds">' in (r / "eval" / "report.html").read_text()
 
 
 def test_misspelt_config_key_fails_before_any_rule(workdir):

@@ -325,15 +325,24 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             if not Path(args.ablation).is_file():
                 raise MgenetError(f"{args.ablation}: ablation table not found; `snakemake ablation` makes it.")
             ablation = pd.read_csv(args.ablation)
-        seeds = None
-        if args.seeds:
-            if not Path(args.seeds).is_file():
-                raise MgenetError(f"{args.seeds}: seeds summary not found; `snakemake seeds` makes it.")
-            seeds = pd.read_csv(args.seeds)
+        seeds, matching_seeds = (_optional_table(path, target) for path, target in
+                                 ((args.seeds, "seeds"), (args.matching_seeds, "matching_seeds")))
         provenance = collect_provenance(args.frames, args.models, args.features)
         write_report(frames, metrics, Path(args.report), Path(args.plots or Path(args.report).parent / "plots"),
-                     config=p.get("config"), provenance=provenance, ablation=ablation, seeds=seeds)
+                     config=p.get("config"), provenance=provenance, ablation=ablation, seeds=seeds,
+                     matching_seeds=matching_seeds)
         log.info("report -> %s", args.report)
+
+
+def _optional_table(path: str, target: str) -> Any:
+    """A summary CSV for the report (a pandas DataFrame), or None when ``path`` is empty."""
+    import pandas as pd
+
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise MgenetError(f"{path}: summary over {target.replace('_', ' ')} not found; `snakemake {target}` makes it.")
+    return pd.read_csv(path)
 
 
 def _named_metrics(items: list[str], key: str, what: str, target: str) -> dict[str, dict]:
@@ -498,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--plots", default="", help="folder for the PNG plots")
     sp.add_argument("--ablation", default="", help="ablation table CSV (`mgenet ablation-table`) to show in the report")
     sp.add_argument("--seeds", default="", help="summary over seeds CSV (`mgenet seeds-table`) to show in the report")
+    sp.add_argument("--matching-seeds", default="", help="summary over matching-memory seeds CSV (`snakemake "
+                                                         "matching_seeds`) to show in the report")
     sp.add_argument("--models", nargs="*", default=[], help="checkpoints whose sha256 the report records")
     sp.add_argument("--features", nargs="*", default=[],
                     help="features files whose backbone checkpoint sha256 the report records")

@@ -329,7 +329,8 @@ def _seeds_table(df: pd.DataFrame) -> str:
 
 
 def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Path, config: dict | None,
-                provenance: dict | None, ablation: pd.DataFrame | None, seeds: pd.DataFrame | None = None) -> None:
+                provenance: dict | None, ablation: pd.DataFrame | None, seeds: pd.DataFrame | None = None,
+                matching_seeds: pd.DataFrame | None = None) -> None:
     ds = html.escape(str(metrics.get("dataset", "")))
     n_anom = int(frames["gt"].sum())
     out.write(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>mgenet report: {ds}</title>'
@@ -345,12 +346,18 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
     out.write('<p class="note">micro: all test frames concatenated (STG-NF protocol); macro: mean over videos '
               "that contain both classes; per type: all normal frames against the anomalous frames of that type. "
               "– = undefined (a single class).</p>\n")
-    if seeds is not None:
-        n = int(seeds["n_seeds"].max()) if len(seeds) else 0
-        names = ", ".join(c[5:] for c in seeds.columns if c.startswith("seed_"))
-        out.write('<h2 id="seeds">Over seeds</h2>\n' + _seeds_table(seeds) + f'\n<p class="note">Mean ± sample std '
-                  f"over {n} training seeds ({html.escape(names)}; <code>snakemake seeds</code>, eval/seeds.csv); the "
-                  "table above is the main seed's run.</p>\n")
+    for table, anchor, title, what, target in (
+            (seeds, "seeds", "Over seeds", "training seeds", "seeds"),
+            (matching_seeds, "matching-seeds", "Over matching-memory seeds",
+             "seeds of the matching memory's random start and clip order (only M^r written again: S_nf, S_mo and "
+             "S_app do not change)", "matching_seeds")):
+        if table is None:
+            continue
+        n = int(table["n_seeds"].max()) if len(table) else 0
+        names = ", ".join(c[5:] for c in table.columns if c.startswith("seed_"))
+        out.write(f'<h2 id="{anchor}">{title}</h2>\n' + _seeds_table(table) + f'\n<p class="note">Mean ± sample std '
+                  f"over {n} {html.escape(what)} ({html.escape(names)}; <code>snakemake {target}</code>, "
+                  f"eval/{target}.csv); the table above is the main seed's run.</p>\n")
     out.write('<h2 id="ablation">Ablations</h2>\n')
     if ablation is None:
         out.write('<p class="note">No ablation table yet: <code>snakemake ablation</code> makes eval/ablation.csv, and '
@@ -394,7 +401,7 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
 
 def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir: Path, config: dict | None = None,
                  provenance: dict | None = None, ablation: pd.DataFrame | None = None,
-                 seeds: pd.DataFrame | None = None) -> None:
+                 seeds: pd.DataFrame | None = None, matching_seeds: pd.DataFrame | None = None) -> None:
     """Write ``plots_dir/roc.png``, one ``plots_dir/{video}.png`` per test video, and a self-contained HTML report.
 
     Args:
@@ -406,6 +413,7 @@ def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir:
         provenance: versions, hashes, inputs (:func:`collect_provenance`); shown as a table.
         ablation: the ablation table (``eval/ablation.csv``), when one has been made.
         seeds: the summary over seeds (``eval/seeds.csv``), when one has been made.
+        matching_seeds: the summary over matching-memory seeds (``eval/matching_seeds.csv``), when one has been made.
 
     Raises:
         MgenetError: a video name that cannot be a plot file name.
@@ -419,4 +427,4 @@ def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir:
                               f"path separator); rename the video in the dataset.")
     plots_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_html) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        _write_html(out, frames, metrics, plots_dir, config, provenance, ablation, seeds)
+        _write_html(out, frames, metrics, plots_dir, config, provenance, ablation, seeds, matching_seeds)

@@ -225,6 +225,12 @@ def seeds_table():
     return path if config["seeds"] and Path(path).is_file() else ""
 
 
+def matching_seeds_table():
+    """eval/matching_seeds.csv if `snakemake matching_seeds` has made it for this config, else ""."""
+    path = f"{R}/eval/matching_seeds.csv"
+    return path if STAGE2 and config["matching_seeds"] and Path(path).is_file() else ""
+
+
 def content_sha256(path):
     """A table's content hash ("" for no table), so that a new or changed table reruns evaluate (see rule evaluate)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""

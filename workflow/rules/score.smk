@@ -64,7 +64,8 @@ rule fuse_scores:
 # it comes from the separate `ablation` target, and as an input it would make `all` train and score every ablation
 # variant. Instead the report shows eval/ablation.csv when it exists as the DAG is built; its path and sha256 are
 # params, so after `snakemake ablation` (or when the table changes) the next `snakemake` reruns this rule alone.
-# The summary over seeds (`snakemake seeds`, eval/seeds.csv) is shown the same way.
+# The summaries over seeds (`snakemake seeds`, eval/seeds.csv) and over matching-memory seeds (`snakemake
+# matching_seeds`, eval/matching_seeds.csv) are shown the same way.
 rule evaluate:
     input:
         frames=f"{R}/scores/frames.parquet",
@@ -80,6 +81,8 @@ rule evaluate:
         ablation_sha256=content_sha256(ablation_table()),
         seeds=seeds_table(),
         seeds_sha256=content_sha256(seeds_table()),
+        matching_seeds=matching_seeds_table(),
+        matching_seeds_sha256=content_sha256(matching_seeds_table()),
     log:
         f"{R}/logs/eval/evaluate.log",
     conda:
@@ -87,5 +90,5 @@ rule evaluate:
     shell:
         "mgenet evaluate --frames {input.frames} --params {params.evaluate:q} --out {output.metrics}"
         " --report {output.report} --plots {output.plots} --ablation={params.ablation:q}"
-        " --seeds={params.seeds:q}"
+        " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q}"
         " --models {input.models} --features {input.features} > {log} 2>&1"
