@@ -176,6 +176,14 @@ def test_misspelt_config_key_fails_before_any_rule(workdir):
     assert "n_flow" in proc.stderr + proc.stdout and "was unexpected" in proc.stderr + proc.stdout
 
 
+def test_matching_seeds_without_stage2_fail_before_any_rule(workdir):
+    bad = {**TINY, "stage2": {**TINY["stage2"], "enabled": False}, "fusion": {"weights": {"nf": 1.0}},
+           "matching_seeds": [1]}
+    (workdir / "bad_mseeds.yaml").write_text(yaml.safe_dump(bad))
+    proc = snakemake(workdir, "-n", "--configfile", "bad_mseeds.yaml", check=False)
+    assert proc.returncode != 0 and "stage2.enabled is false" in proc.stderr + proc.stdout
+
+
 def test_seeds_target_trains_the_other_seeds_and_reports_mean_and_std(workdir):
     (workdir / "seeds.yaml").write_text(yaml.safe_dump({**TINY, "seeds": [0, 1]}))
     proc = snakemake(workdir, "-n", "seeds", "--configfile", "seeds.yaml")

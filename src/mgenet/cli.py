@@ -389,7 +389,7 @@ def cmd_seeds_table(args: argparse.Namespace) -> None:
     from mgenet.seeds import seed_summary, to_markdown
 
     p = _params(args)
-    metrics = _named_metrics(args.metrics, "SEED", "seed", "seeds")
+    metrics = _named_metrics(args.metrics, "SEED", "seed", p.get("target", "seeds"))
     df = seed_summary(metrics)
     _write_table(df, args.out, args.md, p.get("title", f"AUC over seeds, {p.get('dataset', 'the dataset')}"),
                  to_markdown)

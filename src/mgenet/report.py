@@ -356,8 +356,8 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
         n = int(table["n_seeds"].max()) if len(table) else 0
         names = ", ".join(c[5:] for c in table.columns if c.startswith("seed_"))
         out.write(f'<h2 id="{anchor}">{title}</h2>\n' + _seeds_table(table) + f'\n<p class="note">Mean ± sample std '
-                  f"over {n} {html.escape(what)} ({html.escape(names)}; <code>snakemake {target}</code>, "
-                  f"eval/{target}.csv); the table above is the main seed's run.</p>\n")
+                  f"over {n} {html.escape(what)}: {html.escape(names)}. Made by <code>snakemake {target}</code> "
+                  f"(eval/{target}.csv); the frame-level AUC table is the main seed's run.</p>\n")
     out.write('<h2 id="ablation">Ablations</h2>\n')
     if ablation is None:
         out.write('<p class="note">No ablation table yet: <code>snakemake ablation</code> makes eval/ablation.csv, and '

@@ -167,7 +167,8 @@ def test_rewriting_the_matching_memory_with_the_training_seed_reproduces_it(trai
         if name != "matching_memory.items":
             assert torch.equal(o["state_dict"][name], value), name  # only M^r is written again
     assert not torch.allclose(o["state_dict"]["matching_memory.items"], ck["state_dict"]["matching_memory.items"])
-    assert o["matching_seed"] == 7 and o["provenance"]["matching_seed"] == 7 and o["config"] == ck["config"]
+    assert o["provenance"]["matching_seed"] == 7 and o["provenance"]["stage"] == "rewrite_matching"
+    assert o["provenance"]["trained"] == ck["provenance"] and o["config"] == ck["config"]
     assert [r["phase"] for r in o["history"]] == [r["phase"] for r in ck["history"]]
     # the rewritten model scores: S_mo and S_app as before, S_mm from the new memory
     test = [write_pair(tmp_path / "test", "t0", 12, 9, split="test")]

@@ -25,6 +25,11 @@ if not STAGE2 and set(config["fusion"]["weights"]) & set(STAGE2_COMPONENTS):
         f"fusion.weights {config['fusion']['weights']} name stage-2 components but stage2.enabled is false;"
         " give weights for nf only, or enable stage 2."
     )
+if not STAGE2 and config["matching_seeds"]:
+    raise ValueError(
+        f"matching_seeds {config['matching_seeds']} rewrite stage 2's matching memory but stage2.enabled is false;"
+        " enable stage 2 or drop matching_seeds."
+    )
 
 
 

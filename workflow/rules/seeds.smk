@@ -194,7 +194,8 @@ if STAGE2 and config["matching_seeds"]:
             md=f"{R}/eval/matching_seeds.md",
         params:
             metrics=seed_metrics_args,
-            table=json.dumps({"dataset": DS, "title": f"AUC over matching-memory seeds (M^r written again), {DS}"}),
+            table=json.dumps({"dataset": DS, "target": "matching_seeds",
+                              "title": f"AUC over matching-memory seeds (M^r written again), {DS}"}),
         log:
             f"{R}/logs/matching_seeds/tabulate_matching_seeds.log",
         conda:

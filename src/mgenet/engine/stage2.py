@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from mgenet import MgenetError
 from mgenet.components import KEY_COLUMNS
 from mgenet.engine.flow import _seed_worker, resolve_device, seed_everything
-from mgenet.io import atomic_path, missing_file, provenance
+from mgenet.io import atomic_path, missing_file, provenance, sha256_file
 from mgenet.models.masking import clip_mask_pairs, keep_indices, random_masks
 from mgenet.models.mgenet import LEVEL1_VARIANTS, SHAPE_FIELDS, MGENet, MGENetConfig
 from mgenet.models.vit import FromDict
@@ -464,9 +464,10 @@ def rewrite_matching(ckpt: PathLike, train_pairs: Sequence[Pair], out_ckpt: Path
 
     M^r is written once, after both levels, starting from random items (the paper's final-round update): which items
     come to hold which behaviour-scene pairs depends on that start and on the order the clips arrive in. Every other
-    weight is kept, so S_mo and S_app stay exactly as they were and only S_mm changes. With ``seed`` = the training
-    seed this reproduces the checkpoint's M^r exactly (the items are drawn as ``train_stage2`` draws them); other
-    seeds show how much S_mm depends on the start (``snakemake matching_seeds``).
+    weight is kept, so S_mo and S_app stay as they were and only S_mm changes. With ``seed`` = the training seed
+    this redoes the checkpoint's M^r (the items are drawn as ``train_stage2`` draws them and the clips come in the
+    same order; on a CPU the result is bit for bit the same, on a GPU the write's scatter-add may differ in the last
+    bits); other seeds show how much S_mm depends on the start (``snakemake matching_seeds``).
 
     Args:
         ckpt: a final checkpoint of ``train_stage2``.
@@ -503,8 +504,12 @@ def rewrite_matching(ckpt: PathLike, train_pairs: Sequence[Pair], out_ckpt: Path
                         "clips_per_s": clips / seconds})
         log(f"matching pass {epoch + 1}/{tc.matching_epochs} (seed {seed}): l_sep_r {row['l_sep_r']:.4g}; "
             f"{int(clips)} clips in {seconds:.1f} s")
-    out = {"config": ck["config"], "state_dict": _cpu_state(model), "history": history, "matching_seed": seed,
-           "provenance": {**ck.get("provenance", {}), "matching_seed": seed, "rewritten_from": str(ckpt)}}
+    trained = ck.get("provenance", {})
+    out = {"config": ck["config"], "state_dict": _cpu_state(model), "history": history,
+           "provenance": {**provenance(config_hash=trained.get("config_hash", ""), stage="rewrite_matching",
+                                       matching_seed=seed, n_clips=len(source)),
+                          "trained": dict(trained), "rewritten_from": str(ckpt),
+                          "rewritten_from_sha256": sha256_file(ckpt)}}
     with atomic_path(out_ckpt) as tmp:
         torch.save(out, tmp)
 
