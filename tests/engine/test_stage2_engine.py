@@ -354,6 +354,12 @@ def test_cuda_amp_training_and_scoring(pairs: list, tmp_path: Path) -> None:
     assert len(df) == 64 and np.isfinite(df[SCORE_COLUMNS[4:]].to_numpy()).all()
     np.testing.assert_allclose(df["mo"], cpu["mo"], rtol=0.05)
     assert asdict(load_stage2(out, "cuda")[0].cfg) == torch.load(out, weights_only=True)["config"]["model"]
+    # M^r written again on the GPU (the write's scatter-add is not bit-exact there, so only its form is checked)
+    again = tmp_path / "again.pt"
+    rewrite_matching(out, pairs, again, seed=3, device="cuda", log=lambda s: None)
+    items = torch.load(again, weights_only=True)["state_dict"]["matching_memory.items"]
+    assert items.device.type == "cpu" and torch.allclose(items.norm(dim=1), torch.ones(len(items)), atol=1e-5)
+    assert np.isfinite(score_stage2(again, pairs, device="cuda")["mm"]).all()
 
 
 def test_score_table_columns_feed_the_fusion(trained: tuple) -> None:
