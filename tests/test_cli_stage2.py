@@ -117,6 +117,31 @@ def test_score_joins_stage2_with_the_flow_nll(data: dict, trained: Path) -> None
     pd.testing.assert_frame_equal(pd.read_parquet(out2), df, rtol=1e-5)
 
 
+def test_rewritten_matching_memory_changes_only_s_mm(data: dict, trained: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    rewritten = tmp_path / "stage2_mr5.pt"
+    assert main(["--threads", "1", "rewrite-matching", "--model", str(trained), "--features", *map(str, data["train"]),
+                 "--flow", str(data["train_flow"]), "--seed", "5", "--params", json.dumps({"device": "cpu"}),
+                 "--out", str(rewritten)]) == 0
+    test = ["--flow", str(data["test_flow"]), "--features", *map(str, data["test"]), "--params",
+            json.dumps({"device": "cpu"})]
+    base, full, only = (tmp_path / f"{n}.parquet" for n in ("base", "full", "only"))
+    assert main(["score", "--stage2", str(trained), *test, "--out", str(base)]) == 0
+    assert main(["score", "--stage2", str(rewritten), *test, "--out", str(full)]) == 0
+    assert main(["score", "--stage2", str(rewritten), *test, "--base", str(base), "--out", str(only)]) == 0
+    b, f, o = (pd.read_parquet(p) for p in (base, full, only))
+    # --base keeps the base table's other scores and computes S_mm alone: the same table as a full rescoring
+    pd.testing.assert_frame_equal(o, f)
+    pd.testing.assert_frame_equal(o.drop(columns="mm"), b.drop(columns="mm"))
+    assert not np.allclose(o["mm"], b["mm"])
+    rc = main(["score", "--flow", str(data["test_flow"]), "--base", str(base), "--out", str(tmp_path / "x.parquet")])
+    assert rc == 1 and "--base goes with --stage2" in capsys.readouterr().err
+    pd.read_parquet(base).drop(columns="mm").to_parquet(tmp_path / "nomm.parquet")
+    rc = main(["score", "--stage2", str(rewritten), *test, "--base", str(tmp_path / "nomm.parquet"),
+               "--out", str(tmp_path / "x.parquet")])
+    assert rc == 1 and "no S_mm column" in capsys.readouterr().err and not (tmp_path / "x.parquet").exists()
+
+
 def test_score_without_stage2_is_nf_only(data: dict) -> None:
     out = data["root"] / "scores" / "nf.parquet"
     assert main(["score", "--flow", str(data["test_flow"]), "--out", str(out)]) == 0

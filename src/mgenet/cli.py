@@ -274,15 +274,24 @@ def cmd_score(args: argparse.Namespace) -> None:
     if bool(args.stage2) != bool(args.features):
         raise MgenetError("score: --stage2 and --features go together (the stage-2 model and the test videos' "
                           "features files); give both, or neither for S_nf alone.")
+    if args.base and not args.stage2:
+        raise MgenetError("score: --base goes with --stage2 (S_mm is computed with that model, every other score is "
+                          "taken from the base table).")
     df = segment_table(args.flow)
     if args.stage2:
         from mgenet.engine.stage2 import score_stage2
+        from mgenet.io import read_parquet
 
+        base = read_parquet(args.base) if args.base else None
+        if base is not None and "mm" not in base.columns:
+            raise MgenetError(f"{args.base}: no S_mm column (mm) to replace; give the segment table of a stage-2 run.")
         t0 = time.time()
         s2 = score_stage2(args.stage2, [(f, args.flow) for f in args.features],
-                          batch_size=int(p.get("batch_size", 256)), device=p.get("device", "auto"))
-        log.info("stage 2 scored %d segments of %d videos in %.1f s", len(s2), len(args.features), time.time() - t0)
-        df = join_stage2(df, s2)
+                          batch_size=int(p.get("batch_size", 256)), device=p.get("device", "auto"),
+                          only_mm=base is not None)
+        log.info("stage 2 scored %d segments of %d videos in %.1f s%s", len(s2), len(args.features),
+                 time.time() - t0, " (S_mm only)" if base is not None else "")
+        df = join_stage2(df, s2) if base is None else join_stage2(base.drop(columns="mm"), s2)[list(base.columns)]
     write_parquet(df, args.out)
     log.info("%d test segments scored (%s) -> %s", len(df), ", ".join(c for c in df.columns
                                                                       if c in ("nf", "mo", "app", "mm")), args.out)
@@ -494,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--flow", required=True, help="flow HDF5 of the test split")
     sp.add_argument("--stage2", default="", help="stage-2 checkpoint (from train-stage2)")
     sp.add_argument("--features", nargs="*", default=[], help="with --stage2: features files of the test videos")
+    sp.add_argument("--base", default="", help="with --stage2: a segment table whose scores are kept but for S_mm, "
+                                               "which is computed alone (a model with M^r written again)")
     sp.add_argument("--out", required=True)
     sp = add("fuse", cmd_fuse, "fuse component scores and turn segment scores into frame scores")
     sp.add_argument("--scores", required=True)

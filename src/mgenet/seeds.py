@@ -41,7 +41,8 @@ def seed_summary(metrics: Mapping[str, dict]) -> pd.DataFrame:
     for s in names[1:]:
         if list(metrics[s].get("scores", {})) != scores:
             raise MgenetError(f"seed {s} has scores {list(metrics[s].get('scores', {}))} but seed {names[0]} has "
-                              f"{scores}; the runs come from different configurations; rerun the target that made them.")
+                              f"{scores}; the runs come from different configurations: rerun the target that made "
+                              f"them.")
     types = sorted({t for m in metrics.values() for v in m["scores"].values() for t in v.get("by_type", {})})
     rows = []
     for score in scores:

@@ -115,9 +115,9 @@ if config["seeds"]:
 
 
 # Matching-memory seeds: `snakemake matching_seeds` keeps the trained model and writes only its matching memory M^r
-# again, once per seed of config `matching_seeds` (the items' random start and the clips' order), then scores,
-# fuses and evaluates each under results/{ds}/matching_seeds/{mseed}/ and summarises them in
-# results/{ds}/eval/matching_seeds.csv/.md. S_mo and S_app are the main run's; only S_mm (and the fused score)
+# again, once per seed of config `matching_seeds` (the items' random start and the clips' order), then scores S_mm
+# with it, fuses and evaluates each under results/{ds}/matching_seeds/{mseed}/ and summarises them in
+# results/{ds}/eval/matching_seeds.csv/.md. S_nf, S_mo and S_app are the main run's; only S_mm (and the fused score)
 # change. The main seed reproduces the main model's M^r exactly, so the main run stands in for it.
 
 if STAGE2 and config["matching_seeds"]:
@@ -151,17 +151,31 @@ if STAGE2 and config["matching_seeds"]:
                 " --flow {input.flow} --seed {wildcards.mseed} --params {params.rewrite:q} --out {output}"
                 " > {log} 2>&1"
 
-        use rule score_components as score_components_mseed with:
+        # S_mm with the rewritten M^r; S_nf, S_mo, S_app and the level-1 measurements are the main run's (--base),
+        # which the rewrite cannot change, so the mask encoder's passes are not run again
+        rule score_components_mseed:
             input:
                 flow=f"{R}/flow/test.h5",
                 model=f"{R}/matching_seeds/{{mseed}}/models/stage2.pt",
                 features=get_test_features,
+                base=f"{R}/scores/segments.parquet",
             output:
                 f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
+            params:
+                score=stage2_score_params(),
+            threads: 2
+            resources:
+                gpu=1 if config["device"] == "cuda" else 0,
             log:
                 f"{R}/logs/matching_seeds/{{mseed}}/score_components.log",
             benchmark:
                 f"{R}/benchmarks/matching_seeds/{{mseed}}/score_components.tsv"
+            conda:
+                "../../envs/models.yaml"
+            shell:
+                "mgenet --threads {threads} score --flow {input.flow} --stage2 {input.model}"
+                " --features {input.features} --base {input.base} --params {params.score:q} --out {output}"
+                " > {log} 2>&1"
 
         use rule fuse_scores as fuse_scores_mseed with:
             input:

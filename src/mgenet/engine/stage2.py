@@ -537,7 +537,7 @@ def load_stage2(path: PathLike, device: str | torch.device = "cpu") -> tuple[MGE
 
 @torch.no_grad()
 def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 256,
-                 device: str | torch.device = "auto") -> pd.DataFrame:
+                 device: str | torch.device = "auto", only_mm: bool = False) -> pd.DataFrame:
     """Score every test segment with the stage-2 model.
 
     S_app's two complementary masks of a clip are seeded by (training seed, video, row), so a clip's scores do not
@@ -548,11 +548,14 @@ def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 2
         test_pairs: (features file, flow file) per test video.
         batch_size: clips per forward pass (also rows per HDF5 read).
         device: where to run the model.
+        only_mm: compute S_mm alone (no mask-encoder passes), e.g. for a model whose matching memory alone was
+            written again (``rewrite_matching``).
 
     Returns:
         One row per segment, in file order: video, person_id, start_frame, mid_frame, ``mo``, ``app``, ``mm``
         (Eq. 13-15, higher = more anomalous) and Table 3's level-1 measurements ``mo_fsk``, ``mo_frgb``,
-        ``mo_sum``, ``mo_sim`` (see ``mgenet.models.mgenet.LEVEL1_VARIANTS``; ``mo`` is f_sk - f_rgb).
+        ``mo_sum``, ``mo_sim`` (see ``mgenet.models.mgenet.LEVEL1_VARIANTS``; ``mo`` is f_sk - f_rgb). With
+        ``only_mm``: the keys and ``mm``.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     model, ck = load_stage2(ckpt, device)
@@ -563,18 +566,22 @@ def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 2
     autocast, _ = amp_context(device, bool(ck["config"]["train"]["amp"]))
     seed = int(ck["config"]["train"]["seed"])
     names = [v.name for v in source.videos]
+    columns = KEY_COLUMNS + ["mm"] if only_mm else SCORE_COLUMNS
     parts: list[pd.DataFrame] = []
     for batch in source.batches(batch_size):
         tokens, f_sk, scene = batch.to(device)
         videos = [names[i] for i in batch.video]
-        m1, m2 = clip_mask_pairs(seed, videos, batch.row, cfg.h, cfg.w, cfg.mask)
         with autocast():
-            s = model.scores(tokens, f_sk, scene, keep_indices(m1, cfg.t).to(device),
-                             keep_indices(m2, cfg.t).to(device))
+            if only_mm:
+                s = {"mm": model.matching_score(tokens, scene)}
+            else:
+                m1, m2 = clip_mask_pairs(seed, videos, batch.row, cfg.h, cfg.w, cfg.mask)
+                s = model.scores(tokens, f_sk, scene, keep_indices(m1, cfg.t).to(device),
+                                 keep_indices(m2, cfg.t).to(device))
         parts.append(pd.DataFrame({"video": np.array(videos, dtype=object), "person_id": batch.person_id,
                                    "start_frame": batch.start_frame, "mid_frame": batch.mid_frame,
-                                   **{k: s[k].double().cpu().numpy() for k in SCORE_COLUMNS[4:]}}))
+                                   **{k: s[k].double().cpu().numpy() for k in columns[4:]}}))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object if c == "video" else np.int64 if c in KEY_COLUMNS
-                                          else np.float64) for c in SCORE_COLUMNS})
-    return pd.concat(parts, ignore_index=True)[SCORE_COLUMNS]
+                                          else np.float64) for c in columns})
+    return pd.concat(parts, ignore_index=True)[columns]

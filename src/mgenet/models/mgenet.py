@@ -239,6 +239,12 @@ class MGENet(nn.Module):
     # ------------------------------------------------------------------------------------------------- scores
 
     @torch.no_grad()
+    def matching_score(self, tokens: torch.Tensor, scene: torch.Tensor) -> torch.Tensor:
+        """S_mm alone (Eq. 15), (B,): the RGB encoder and the three memories, without the mask encoder's passes."""
+        w_b, _ = self.guidance(self.encode_rgb(tokens))
+        return self.matching_memory.score(w_b, self.scene_memory.address(self.scene_query(scene)))
+
+    @torch.no_grad()
     def scores(self, tokens: torch.Tensor, f_sk: torch.Tensor, scene: torch.Tensor, keep1: torch.Tensor,
                keep2: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-segment anomaly scores, each (B,), higher = more anomalous.
