@@ -274,24 +274,29 @@ def cmd_score(args: argparse.Namespace) -> None:
     if bool(args.stage2) != bool(args.features):
         raise MgenetError("score: --stage2 and --features go together (the stage-2 model and the test videos' "
                           "features files); give both, or neither for S_nf alone.")
-    if args.base and not args.stage2:
-        raise MgenetError("score: --base goes with --stage2 (S_mm is computed with that model, every other score is "
-                          "taken from the base table).")
-    df = segment_table(args.flow)
-    if args.stage2:
-        from mgenet.engine.stage2 import score_stage2
+    base = None
+    if args.base:  # a table whose scores are kept but for S_mm, which this model computes alone
         from mgenet.io import read_parquet
 
-        base = read_parquet(args.base) if args.base else None
-        if base is not None and "mm" not in base.columns:
+        if not args.stage2:
+            raise MgenetError("score: --base goes with --stage2 (S_mm is computed with that model, every other score "
+                              "is taken from the base table).")
+        base = read_parquet(args.base)
+        if "mm" not in base.columns:
             raise MgenetError(f"{args.base}: no S_mm column (mm) to replace; give the segment table of a stage-2 run.")
+    df = segment_table(args.flow) if base is None else base.drop(columns="mm")
+    if args.stage2:
+        from mgenet.engine.stage2 import score_stage2
+
         t0 = time.time()
         s2 = score_stage2(args.stage2, [(f, args.flow) for f in args.features],
                           batch_size=int(p.get("batch_size", 256)), device=p.get("device", "auto"),
                           only_mm=base is not None)
         log.info("stage 2 scored %d segments of %d videos in %.1f s%s", len(s2), len(args.features),
                  time.time() - t0, " (S_mm only)" if base is not None else "")
-        df = join_stage2(df, s2) if base is None else join_stage2(base.drop(columns="mm"), s2)[list(base.columns)]
+        df = join_stage2(df, s2)
+        if base is not None:
+            df = df[list(base.columns)]  # S_mm back in its place
     write_parquet(df, args.out)
     log.info("%d test segments scored (%s) -> %s", len(df), ", ".join(c for c in df.columns
                                                                       if c in ("nf", "mo", "app", "mm")), args.out)
@@ -314,8 +319,6 @@ def cmd_fuse(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     from mgenet.evaluation import compute_metrics
     from mgenet.io import read_parquet, write_json
     from mgenet.report import collect_provenance, write_report
@@ -329,13 +332,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         micro, macro = (("n/a" if v is None else f"{v:.4f}") for v in (m["micro_auc"], m["macro_auc"]))
         log.info("%-6s micro AUC %s  macro AUC %s  %s", name, micro, macro, types)
     if args.report:
-        ablation = None
-        if args.ablation:
-            if not Path(args.ablation).is_file():
-                raise MgenetError(f"{args.ablation}: ablation table not found; `snakemake ablation` makes it.")
-            ablation = pd.read_csv(args.ablation)
-        seeds, matching_seeds = (_optional_table(path, target) for path, target in
-                                 ((args.seeds, "seeds"), (args.matching_seeds, "matching_seeds")))
+        ablation, seeds, matching_seeds = (
+            _optional_table(path, what, target) for path, what, target in
+            ((args.ablation, "ablation table", "ablation"), (args.seeds, "seeds summary", "seeds"),
+             (args.matching_seeds, "summary over matching-memory seeds", "matching_seeds")))
         provenance = collect_provenance(args.frames, args.models, args.features)
         write_report(frames, metrics, Path(args.report), Path(args.plots or Path(args.report).parent / "plots"),
                      config=p.get("config"), provenance=provenance, ablation=ablation, seeds=seeds,
@@ -343,14 +343,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         log.info("report -> %s", args.report)
 
 
-def _optional_table(path: str, target: str) -> Any:
-    """A summary CSV for the report (a pandas DataFrame), or None when ``path`` is empty."""
+def _optional_table(path: str, what: str, target: str) -> Any:
+    """A table CSV for the report (a pandas DataFrame), or None when ``path`` is empty; ``target`` makes it."""
     import pandas as pd
 
     if not path:
         return None
     if not Path(path).is_file():
-        raise MgenetError(f"{path}: summary over {target.replace('_', ' ')} not found; `snakemake {target}` makes it.")
+        raise MgenetError(f"{path}: {what} not found; `snakemake {target}` makes it.")
     return pd.read_csv(path)
 
 

@@ -218,22 +218,16 @@ def get_report_features(wildcards):
     return get_test_features(wildcards) if STAGE2 else []
 
 
-def ablation_table():
-    """eval/ablation.csv if `snakemake ablation` has made it (for this config: ablations need stage 2), else ""."""
-    path = f"{R}/eval/ablation.csv"
-    return path if STAGE2 and ABLATIONS and Path(path).is_file() else ""
+def summary_table(name, enabled):
+    """eval/{name}.csv if the config asks for it (``enabled``) and `snakemake {name}` has made it, else "": the report
+    shows the ablation table and the summaries over seeds when they exist (see rule evaluate)."""
+    path = f"{R}/eval/{name}.csv"
+    return path if enabled and Path(path).is_file() else ""
 
 
-def seeds_table():
-    """eval/seeds.csv if `snakemake seeds` has made it for this config's seeds, else "" (as for the ablation table)."""
-    path = f"{R}/eval/seeds.csv"
-    return path if config["seeds"] and Path(path).is_file() else ""
-
-
-def matching_seeds_table():
-    """eval/matching_seeds.csv if `snakemake matching_seeds` has made it for this config, else ""."""
-    path = f"{R}/eval/matching_seeds.csv"
-    return path if STAGE2 and config["matching_seeds"] and Path(path).is_file() else ""
+ABLATION_TABLE = summary_table("ablation", STAGE2 and ABLATIONS)  # ablations need stage 2
+SEEDS_TABLE = summary_table("seeds", config["seeds"])
+MATCHING_SEEDS_TABLE = summary_table("matching_seeds", STAGE2 and config["matching_seeds"])
 
 
 def content_sha256(path):

@@ -77,12 +77,12 @@ rule evaluate:
         plots=directory(f"{R}/eval/plots"),
     params:
         evaluate=json.dumps({"dataset": DS, "config": config}),
-        ablation=ablation_table(),
-        ablation_sha256=content_sha256(ablation_table()),
-        seeds=seeds_table(),
-        seeds_sha256=content_sha256(seeds_table()),
-        matching_seeds=matching_seeds_table(),
-        matching_seeds_sha256=content_sha256(matching_seeds_table()),
+        ablation=ABLATION_TABLE,
+        ablation_sha256=content_sha256(ABLATION_TABLE),
+        seeds=SEEDS_TABLE,
+        seeds_sha256=content_sha256(SEEDS_TABLE),
+        matching_seeds=MATCHING_SEEDS_TABLE,
+        matching_seeds_sha256=content_sha256(MATCHING_SEEDS_TABLE),
     log:
         f"{R}/logs/eval/evaluate.log",
     conda:
