@@ -118,7 +118,7 @@ if config["seeds"]:
 # again, once per seed of config `matching_seeds` (the items' random start and the clips' order), then scores S_mm
 # with it, fuses and evaluates each under results/{ds}/matching_seeds/{mseed}/ and summarises them in
 # results/{ds}/eval/matching_seeds.csv/.md. S_nf, S_mo and S_app are the main run's; only S_mm (and the fused score)
-# change. The main seed reproduces the main model's M^r exactly, so the main run stands in for it.
+# change. The main seed redraws the main model's own M^r, so the main run stands in for it.
 
 if STAGE2 and config["matching_seeds"]:
 
