@@ -284,6 +284,6 @@ def test_centred_scene_features_that_share_most_pixels_write_to_their_own_items(
             m.scene_centre.copy_(scenes.mean(0))
         for _ in range(20):  # level 1 writes every batch's scenes
             m.scene_memory.update(m.scene_query(scenes))
-        items_used[centred] = set(m.scene_memory.address(m.scene_query(scenes)).argmax(1).tolist())
+        items_used[centred] = set(m.scene_address(scenes).argmax(1).tolist())
     assert len(items_used[False]) == 1
     assert len(items_used[True]) == 3

@@ -32,7 +32,6 @@ if not STAGE2 and config["matching_seeds"]:
     )
 
 
-
 # The demo generator's version (mgenet.datasets.demo.GENERATOR_VERSION, kept equal by a test): a param of
 # make_demo_dataset, so a changed generator regenerates an existing demo and everything made from it.
 DEMO_GENERATOR_VERSION = "3"

@@ -326,8 +326,10 @@ def _set_rng_state(s: Mapping[str, Any]) -> None:
 
 def _run_epoch(model: MGENet, source: ClipSource, phase: str, key: tuple[int, ...], tc: Stage2TrainConfig,
                device: torch.device, opt: torch.optim.Optimizer | None, autocast: Any,
-               scaler: torch.amp.GradScaler | None, params: list[torch.nn.Parameter]) -> dict[str, float]:
-    """One epoch of one phase; returns the clip-weighted mean of each loss term."""
+               scaler: torch.amp.GradScaler | None, params: list[torch.nn.Parameter]) -> dict[str, Any]:
+    """One epoch of one phase; returns its history row: phase, epoch, the clip-weighted mean of each loss term,
+    seconds, clips_per_s."""
+    t0 = time.perf_counter()
     cfg = model.cfg
     frozen = [p for m in model.level1_modules() for p in m.parameters()]
     sums: dict[str, float] = {}
@@ -369,7 +371,9 @@ def _run_epoch(model: MGENet, source: ClipSource, phase: str, key: tuple[int, ..
             if k != "e_b":
                 sums[k] = sums.get(k, 0.0) + v.detach().item() * len(batch)
         n += len(batch)
-    return {k: v / max(n, 1) for k, v in sums.items()} | {"clips": float(n)}
+    seconds = time.perf_counter() - t0
+    return {"phase": phase, "epoch": key[-1] + 1, **{k: v / max(n, 1) for k, v in sums.items()}, "seconds": seconds,
+            "clips_per_s": n / seconds}
 
 
 def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathLike,
@@ -431,14 +435,10 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
         if opt is not None and pi == phase_i and start > 0 and opt_state is not None:
             opt.load_state_dict(opt_state)
         for epoch in range(start, n_epochs[phase]):
-            t0 = time.perf_counter()
             row = _run_epoch(model, source, phase, (tc.seed, pi, epoch), tc, device, opt, autocast, scaler, params)
-            seconds = time.perf_counter() - t0
-            clips = row.pop("clips")
-            row = {"phase": phase, "epoch": epoch + 1, **row, "seconds": seconds, "clips_per_s": clips / seconds}
             history.append(row)
             terms = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith("l"))
-            log(f"{phase} epoch {epoch + 1}/{n_epochs[phase]}: {terms}; {int(clips)} clips in {seconds:.1f} s "
+            log(f"{phase} epoch {epoch + 1}/{n_epochs[phase]}: {terms}; {len(source)} clips in {row['seconds']:.1f} s "
                 f"({row['clips_per_s']:.0f}/s)")
             ckpt = {"config": config, "state_dict": _cpu_state(model), "history": history, "phase": pi,
                     "epoch": epoch + 1, "optimizer": opt.state_dict() if opt else None,
@@ -495,15 +495,11 @@ def rewrite_matching(ckpt: PathLike, train_pairs: Sequence[Pair], out_ckpt: Path
     autocast, _ = amp_context(device, tc.amp)
     history = [r for r in ck["history"] if r["phase"] != "matching"]
     for epoch in range(tc.matching_epochs):
-        t0 = time.perf_counter()
         row = _run_epoch(model, source, "matching", (seed, PHASES.index("matching"), epoch), tc, device, None,
                          autocast, None, [])
-        seconds = time.perf_counter() - t0
-        clips = row.pop("clips")
-        history.append({"phase": "matching", "epoch": epoch + 1, **row, "seconds": seconds,
-                        "clips_per_s": clips / seconds})
+        history.append(row)
         log(f"matching pass {epoch + 1}/{tc.matching_epochs} (seed {seed}): l_sep_r {row['l_sep_r']:.4g}; "
-            f"{int(clips)} clips in {seconds:.1f} s")
+            f"{len(source)} clips in {row['seconds']:.1f} s")
     trained = ck.get("provenance", {})
     out = {"config": ck["config"], "state_dict": _cpu_state(model), "history": history,
            "provenance": {**provenance(config_hash=trained.get("config_hash", ""), stage="rewrite_matching",

@@ -172,6 +172,10 @@ class MGENet(nn.Module):
         """e_s (B, C_s) as the scene memory sees it: minus ``scene_centre`` (zeros unless ``centre_scene``)."""
         return scene - self.scene_centre
 
+    def scene_address(self, scene: torch.Tensor) -> torch.Tensor:
+        """W^s (B, N_s): the scene memory's addressing weights of e_s (B, C_s)."""
+        return self.scene_memory.address(self.scene_query(scene))
+
     def encode_rgb(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, t, h, w, C_b) -> e_b (B, P, dim)."""
         return self.rgb_encoder(tokens)
@@ -230,7 +234,7 @@ class MGENet(nn.Module):
     def matching_step(self, tokens: torch.Tensor, scene: torch.Tensor, write: bool = True) -> torch.Tensor:
         """One batch of the matching pass: W^r of each clip, L_sep^r (logged), then the write into M^r."""
         w_b, _ = self.guidance(self.encode_rgb(tokens))
-        w_r = self.matching_memory.query(w_b, self.scene_memory.address(self.scene_query(scene)))
+        w_r = self.matching_memory.query(w_b, self.scene_address(scene))
         l_sep_r = self.matching_memory.separateness(w_r)
         if write:
             self.matching_memory.update(w_r)
@@ -242,7 +246,7 @@ class MGENet(nn.Module):
     def matching_score(self, tokens: torch.Tensor, scene: torch.Tensor) -> torch.Tensor:
         """S_mm alone (Eq. 15), (B,): the RGB encoder and the three memories, without the mask encoder's passes."""
         w_b, _ = self.guidance(self.encode_rgb(tokens))
-        return self.matching_memory.score(w_b, self.scene_memory.address(self.scene_query(scene)))
+        return self.matching_memory.score(w_b, self.scene_address(scene))
 
     @torch.no_grad()
     def scores(self, tokens: torch.Tensor, f_sk: torch.Tensor, scene: torch.Tensor, keep1: torch.Tensor,
@@ -267,7 +271,7 @@ class MGENet(nn.Module):
         return {
             "mo": (f_sk - f_rgb).norm(dim=1),
             "app": 0.5 * dissim[0] + 0.5 * dissim[1],
-            "mm": self.matching_memory.score(w_b, self.scene_memory.address(self.scene_query(scene))),
+            "mm": self.matching_memory.score(w_b, self.scene_address(scene)),
             "mo_fsk": f_sk.norm(dim=1),
             "mo_frgb": f_rgb.norm(dim=1),
             "mo_sum": (0.5 * (f_sk + f_rgb)).norm(dim=1),
