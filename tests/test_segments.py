@@ -73,3 +73,19 @@ def test_build_segments_no_person():
 def test_segment_config_rejects_unknown_key():
     with pytest.raises(ValueError, match="seglen"):
         SegmentConfig.from_dict({"seglen": 3})
+
+
+def test_norm_size_stgnf_divides_by_856x480_whatever_the_frame():
+    """STG-NF divides every video's pixels by 856x480; ``frame`` divides by the video's own size. Only x's scale
+    relative to y differs: y is standardised either way."""
+    poses = {1: {f: standing_pose(10 + 2 * f, 80) for f in range(12)}}
+    kp = coco17_to_openpose18(np.stack([poses[1][f] for f in range(8)]))[None, ..., :2]
+    stgnf = build_segments(poses, 320, 240, "train", SegmentConfig(seg_len=8, train_stride=4))["pose"]
+    frame = build_segments(poses, 320, 240, "train", SegmentConfig(seg_len=8, train_stride=4,
+                                                                   norm_size="frame"))["pose"]
+    np.testing.assert_allclose(stgnf[0], normalize_segments(kp, 856, 480)[0].transpose(2, 0, 1), rtol=1e-6)
+    np.testing.assert_allclose(frame[0], normalize_segments(kp, 320, 240)[0].transpose(2, 0, 1), rtol=1e-6)
+    np.testing.assert_allclose(stgnf[:, 1], frame[:, 1], rtol=1e-5)
+    np.testing.assert_allclose(stgnf[:, 0], frame[:, 0] * (480 / 856) / (240 / 320), rtol=1e-5)
+    with pytest.raises(ValueError, match="norm_size"):
+        SegmentConfig(norm_size="video")

@@ -187,21 +187,41 @@ def cmd_features(args: argparse.Namespace) -> None:
     log.info("%s: %s -> %s", args.video, stats.summary(), args.out)
 
 
+def _save_imported_flow(path: str, out: str, seg_len: int | None, extra: dict[str, Any]) -> None:
+    """Import an official STG-NF checkpoint and save it as an mgenet flow checkpoint (history empty)."""
+    from mgenet.engine.flow import FlowTrainConfig, save_checkpoint
+    from mgenet.engine.stgnf_checkpoint import import_stgnf
+    from mgenet.io import sha256_file
+
+    model, info = import_stgnf(path, seg_len=seg_len)
+    info["sha256"] = sha256_file(path)
+    save_checkpoint(out, model, model.cfg, FlowTrainConfig(), [],
+                    extra={"mgenet_version": __version__, "imported_from": info, **extra})
+    log.info("STG-NF checkpoint %s (epoch %s, seg_len %d, R %g) imported -> %s", path, info["epoch"],
+             model.cfg.seg_len, model.cfg.prior_mean, out)
+
+
 def cmd_train_flow(args: argparse.Namespace) -> None:
     from mgenet.engine.flow import FlowTrainConfig, save_checkpoint, train_flow
     from mgenet.models.flow import FlowConfig
     from mgenet.segments import training_settings
 
     p = _params(args)
+    # the segment settings the flow learned from, read back from the files' provenance (for `mgenet score-video`)
+    extra = {"config_hash": config_hash(p), "segments": training_settings(args.segments)}
+    if p.get("checkpoint"):
+        _save_imported_flow(p["checkpoint"], args.out, p["seg_len"], extra)
+        return
     model_cfg = FlowConfig.from_dict({**p.get("model", {}), "seg_len": p["seg_len"]})
     train_cfg = FlowTrainConfig.from_dict({**p.get("train", {}), "seed": p.get("seed", 0),
                                            "device": p.get("device", "auto")})
     model, history = train_flow(args.segments, model_cfg, train_cfg, log=log.info)
-    # the segment settings the flow learned from, read back from the files' provenance (for `mgenet score-video`)
-    save_checkpoint(args.out, model, model_cfg, train_cfg, history,
-                    extra={"config_hash": config_hash(p), "mgenet_version": __version__,
-                           "segments": training_settings(args.segments)})
+    save_checkpoint(args.out, model, model_cfg, train_cfg, history, extra={"mgenet_version": __version__, **extra})
     log.info("flow checkpoint -> %s", args.out)
+
+
+def cmd_import_stgnf(args: argparse.Namespace) -> None:
+    _save_imported_flow(args.checkpoint, args.out, args.seg_len, {})
 
 
 def cmd_encode_flow(args: argparse.Namespace) -> None:
@@ -479,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("train-flow", cmd_train_flow, "train the pose flow (stage 1, STG-NF) on training segments")
     sp.add_argument("--segments", nargs="+", required=True)
     sp.add_argument("--out", required=True)
+    sp = add("import-stgnf", cmd_import_stgnf, "import a checkpoint of the official STG-NF code (ShanghaiTech, "
+                                               "UBnormal) as an mgenet flow checkpoint", params=False)
+    sp.add_argument("checkpoint", help="the STG-NF checkpoint (a dict with epoch, state_dict, optimizer, args)")
+    sp.add_argument("--out", required=True, help="the mgenet flow checkpoint to write (e.g. flow.pt)")
+    sp.add_argument("--seg-len", type=int, default=None, help="refuse a checkpoint trained on another window length")
     sp = add("encode-flow", cmd_encode_flow, "latent and NLL of every segment under the trained flow")
     sp.add_argument("--model", required=True)
     sp.add_argument("--segments", nargs="+", required=True)

@@ -12,13 +12,27 @@ from mgenet.io import PoseDict, agreed_attrs
 from mgenet.pose.skeleton import boxes_from_keypoints, coco17_to_openpose18, normalize_segments
 
 
+# STG-NF divides every dataset's pixel coordinates by ShanghaiTech's 856x480 before centring and scaling by the std of
+# y (utils/data_utils.py, whatever the video's size), so x and y keep one fixed relative scale across datasets.
+STGNF_FRAME_SIZE = (856, 480)
+NORM_SIZES = ("stgnf", "frame")
+
+
 @dataclass(frozen=True)
 class SegmentConfig:
+    """How tracks are cut into windows and normalised; ``norm_size`` is ``stgnf`` (divide by 856x480, STG-NF) or
+    ``frame`` (divide by the video's own width and height)."""
+
     seg_len: int = 24
     train_stride: int = 6
     test_stride: int = 1
     max_missing: int = 2
     keep_last_window: bool = False
+    norm_size: str = "stgnf"
+
+    def __post_init__(self) -> None:
+        if self.norm_size not in NORM_SIZES:
+            raise ValueError(f"segments.norm_size must be one of {NORM_SIZES}, got {self.norm_size!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> SegmentConfig:
@@ -36,7 +50,7 @@ class SegmentConfig:
 
 
 # What a training segments file's provenance tells of the settings it was cut with (its ``stride`` is train_stride).
-TRAINED_WITH = ("seg_len", "max_missing", "keep_last_window", "stride")
+TRAINED_WITH = ("seg_len", "max_missing", "keep_last_window", "stride", "norm_size")
 
 
 def training_settings(paths: list[str | os.PathLike]) -> dict:
@@ -108,7 +122,8 @@ def build_segments(poses: PoseDict, width: int, height: int, split: str, cfg: Se
         }
     kp18 = coco17_to_openpose18(np.stack(kps))  # (N, T, 18, 3)
     frames_arr = np.asarray(frame_rows, dtype=np.int32)  # (N, T)
-    pose = normalize_segments(kp18[..., :2], width, height)  # (N, T, 18, 2)
+    size = STGNF_FRAME_SIZE if cfg.norm_size == "stgnf" else (width, height)
+    pose = normalize_segments(kp18[..., :2], *size)  # (N, T, 18, 2)
     return {
         "pose": pose.transpose(0, 3, 1, 2),  # (N, 2, T, 18)
         "confidence": kp18[..., 2],

@@ -64,15 +64,26 @@ def tagged_files(tmp_path: Path, sizes: list[int]) -> tuple[list[Path], int]:
 # ----------------------------------------------------------------------------------------------- data stream
 
 
-def test_flip_negates_x_and_swaps_left_right() -> None:
+def test_flip_negates_x_only_as_stgnf() -> None:
+    """STG-NF negates pixel x before normalising, which negates normalised x; joints keep their labels."""
+    pose = np.zeros((1, 2, T, 18), dtype=np.float32)
+    pose[0, 0] = np.arange(18)
+    pose[0, 1] = 100 + np.arange(18)
+    out = flip_pose(pose)
+    np.testing.assert_array_equal(out[:, 0], -pose[:, 0])
+    np.testing.assert_array_equal(out[:, 1], pose[:, 1])
+    assert pose[0, 0, 0, 5] == 5  # input untouched
+
+
+def test_flip_with_swap_negates_x_and_swaps_left_right() -> None:
     pose = np.zeros((1, 2, T, 18), dtype=np.float32)
     pose[0, 0] = np.arange(18)  # x = joint index
     pose[0, 1] = 100 + np.arange(18)
-    out = flip_pose(pose)
+    out = flip_pose(pose, swap_joints=True)
     assert out[0, 0, 0, 2] == -5 and out[0, 0, 0, 5] == -2  # r-shoulder <- l-shoulder, x negated
     assert out[0, 1, 0, 10] == 113 and out[0, 1, 0, 17] == 116  # ankles and ears swapped; y kept
     assert out[0, 0, 0, 1] == -1 and out[0, 1, 0, 0] == 100  # midline joints stay
-    np.testing.assert_array_equal(flip_pose(out), pose)
+    np.testing.assert_array_equal(flip_pose(out, swap_joints=True), pose)
     assert pose[0, 0, 0, 5] == 5  # input untouched
 
 
@@ -89,9 +100,9 @@ def test_stream_yields_every_row_once_per_epoch(tmp_path: Path, flip: bool) -> N
     ids = rows[:, 1, 0, 1].numpy()
     counts = np.bincount(ids.astype(int), minlength=n)
     np.testing.assert_array_equal(counts, np.full(n, 2 if flip else 1))
-    if flip:  # one copy of each row as is, one mirrored
+    if flip:  # one copy of each row as is, one mirrored (x negated, joints in place)
         as_is = rows[:, 0, 0, 2] == 1.0
-        mirrored = rows[:, 0, 0, 5] == -1.0
+        mirrored = rows[:, 0, 0, 2] == -1.0
         assert (as_is ^ mirrored).all() and as_is.sum() == n
     assert not np.array_equal(ids[:n], np.sort(ids[:n]))  # shuffled
 
@@ -120,7 +131,8 @@ def test_training_lowers_nll_and_separates_out_of_distribution(tmp_path: Path) -
     model, history = train_flow(paths, FlowConfig(**SMALL), train_cfg, log=lambda s: None)
     assert [h["epoch"] for h in history] == list(range(1, 9))
     assert history[-1]["nll"] < history[0]["nll"] - 0.2
-    assert history[1]["lr"] == pytest.approx(1e-2 * 0.99)
+    # STG-NF's schedule: lr * 0.99^e is set after epoch e, so the first two epochs run at the full rate
+    assert [h["lr"] for h in history[:3]] == pytest.approx([1e-2, 1e-2, 1e-2 * 0.99])
     assert all(h["segments_per_s"] > 0 and h["seconds"] > 0 for h in history)
     normal = torch.from_numpy(walkers(200, seed=100))  # held out
     running = torch.from_numpy(walkers(200, seed=101, amplitude=0.6))  # the same body moving very differently
@@ -166,6 +178,23 @@ def test_bad_segment_files_are_clear_errors(tmp_path: Path) -> None:
         SegmentStream([path, longer], flip=True, seed=0)
     with pytest.raises(MgenetError, match="build_segments"):
         SegmentStream([path, tmp_path / "missing.h5"], flip=True, seed=0)
+
+
+def test_lr_schedules() -> None:
+    stgnf = FlowTrainConfig(lr=1.0, lr_decay=0.5)
+    assert [stgnf.epoch_lr(e) for e in range(4)] == [1.0, 1.0, 0.5, 0.25]
+    exp = FlowTrainConfig(lr=1.0, lr_decay=0.5, lr_schedule="exponential")
+    assert [exp.epoch_lr(e) for e in range(4)] == [1.0, 0.5, 0.25, 0.125]
+    with pytest.raises(ValueError, match="lr_schedule"):
+        FlowTrainConfig(lr_schedule="cosine")
+
+
+def test_stgnf_training_defaults() -> None:
+    """STG-NF's training (args.py, optim_init.py): Adamax 5e-4 built without weight decay, 0.99 a epoch, 8 epochs of
+    256, clip 100, flip without a joint swap."""
+    cfg = FlowTrainConfig()
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_decay, cfg.lr_schedule, cfg.weight_decay, cfg.grad_clip,
+            cfg.flip_augment, cfg.flip_swap_joints) == (8, 256, 5e-4, 0.99, "stgnf", 0.0, 100.0, True, False)
 
 
 def test_configs_and_devices() -> None:
@@ -215,6 +244,17 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     with torch.no_grad():
         loaded(x * 10)
     assert torch.equal(loaded.steps[0].actnorm.bias, model.steps[0].actnorm.bias)
+
+
+def test_checkpoint_of_the_earlier_flow_asks_for_retraining(tmp_path: Path) -> None:
+    model, model_cfg, train_cfg, history, _ = _trained(tmp_path)
+    path = tmp_path / "flow.pt"
+    save_checkpoint(path, model, model_cfg, train_cfg, history)
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["model_config"]["coupling"], ckpt["model_config"]["prior_mean"]  # as mgenet <= 1a71ce5 wrote them
+    torch.save(ckpt, path)
+    with pytest.raises(MgenetError, match="earlier mgenet.*train_flow"):
+        load_checkpoint(path)
 
 
 def test_missing_checkpoint_names_the_rule(tmp_path: Path) -> None:

@@ -74,6 +74,12 @@ def get_train_segments(wildcards):
     return expand(f"{R}/segments/{{video}}.h5", video=videos_of(wildcards, "train"))
 
 
+def get_flow_checkpoint(wildcards):
+    """An official STG-NF checkpoint to import instead of training (flow.checkpoint), as an input so that replacing
+    the file reruns the import."""
+    return [config["flow"]["checkpoint"]] if config["flow"]["checkpoint"] else []
+
+
 def get_pose_source(wildcards):
     """A video's pose file as given by the dataset (imported and validated by import_pose)."""
     df = manifest(wildcards)

@@ -3,7 +3,8 @@
 
 rule train_flow:
     input:
-        get_train_segments,
+        segments=get_train_segments,
+        checkpoint=get_flow_checkpoint,
     output:
         f"{R}/models/flow.pt",
     params:
@@ -16,8 +17,8 @@ rule train_flow:
     conda:
         "../../envs/models.yaml"
     shell:
-        "mgenet --threads {threads} train-flow --segments {input} --params {params.flow:q} --out {output}"
-        " > {log} 2>&1"
+        "mgenet --threads {threads} train-flow --segments {input.segments:q} --params {params.flow:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule encode_flow:

@@ -30,6 +30,7 @@ from mgenet.models.flow import STGNF, FlowConfig
 from mgenet.models.graph import FLIP_PERMUTATION
 
 PathLike = str | os.PathLike
+LR_SCHEDULES = ("stgnf", "exponential")
 
 
 @dataclass
@@ -41,9 +42,13 @@ class FlowTrainConfig:
         batch_size: segments per optimiser step.
         lr: Adamax learning rate.
         lr_decay: multiplicative learning-rate decay per epoch.
-        weight_decay: Adamax weight decay (STG-NF: 5e-5).
+        lr_schedule: ``stgnf`` sets lr * lr_decay^e after epoch e (0-based), so epochs 1 and 2 both run at lr, as
+            STG-NF's ``adjust_lr``; ``exponential`` runs epoch e at lr * lr_decay^e.
+        weight_decay: Adamax weight decay. STG-NF's args say 5e-5 but its optimizer is built with the learning rate
+            alone (``init_optimizer(..., lr=...)``), so it trains with none.
         grad_clip: max global gradient norm.
         flip_augment: add every segment's horizontal mirror to the training set.
+        flip_swap_joints: the mirror also swaps left and right joints; STG-NF's only negates x.
         seed: seeds torch, numpy, random and the data order.
         device: ``auto`` (cuda if available), ``cpu``, ``cuda`` or ``cuda:N``.
         num_workers: DataLoader processes reading HDF5 (0 reads in the training process).
@@ -55,14 +60,26 @@ class FlowTrainConfig:
     batch_size: int = 256
     lr: float = 5e-4
     lr_decay: float = 0.99
-    weight_decay: float = 5e-5
+    lr_schedule: str = "stgnf"
+    weight_decay: float = 0.0
     grad_clip: float = 100.0
     flip_augment: bool = True
+    flip_swap_joints: bool = False
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
     block_rows: int = 256
     buffer_blocks: int = 16
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+
+    def epoch_lr(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch``."""
+        if self.lr_schedule == "stgnf":
+            return self.lr * self.lr_decay ** max(epoch - 1, 0)
+        return self.lr * self.lr_decay ** epoch
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FlowTrainConfig:
@@ -102,10 +119,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def flip_pose(pose: np.ndarray) -> np.ndarray:
-    """Horizontal mirror of normalised segments (N, 2, T, 18): negate x and swap left and right joints, so the
-    mirrored body is a plausible body with correct joint labels."""
-    out = pose[..., list(FLIP_PERMUTATION)].copy()
+def flip_pose(pose: np.ndarray, swap_joints: bool = False) -> np.ndarray:
+    """Horizontal mirror of normalised segments (N, 2, T, 18): negate x, as STG-NF does (it negates pixel x before
+    normalising, which negates normalised x). ``swap_joints`` also swaps left and right joints, so the mirrored body
+    keeps correct joint labels."""
+    out = pose[..., list(FLIP_PERMUTATION)].copy() if swap_joints else pose.copy()
     out[:, 0] *= -1
     return out
 
@@ -122,8 +140,9 @@ class SegmentStream(IterableDataset):
     """
 
     def __init__(self, paths: Sequence[PathLike], flip: bool, seed: int, block_rows: int = 256,
-                 buffer_blocks: int = 16) -> None:
+                 buffer_blocks: int = 16, swap_joints: bool = False) -> None:
         self.flip = flip
+        self.swap_joints = swap_joints
         self.seed = seed
         self.buffer_blocks = buffer_blocks
         self.epoch = 0
@@ -160,7 +179,7 @@ class SegmentStream(IterableDataset):
                 parts += [f["pose"][start:stop] for _, start, stop in file_blocks]
         pose = np.concatenate(parts).astype(np.float32, copy=False)
         if self.flip:
-            pose = np.concatenate([pose, flip_pose(pose)])
+            pose = np.concatenate([pose, flip_pose(pose, self.swap_joints)])
         return pose[rng.permutation(len(pose))]  # shuffled within the buffer
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -227,7 +246,7 @@ def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_c
     seed_everything(train_cfg.seed)
     device = resolve_device(train_cfg.device)
     stream = SegmentStream(segment_paths, train_cfg.flip_augment, train_cfg.seed, train_cfg.block_rows,
-                           train_cfg.buffer_blocks)
+                           train_cfg.buffer_blocks, train_cfg.flip_swap_joints)
     if stream.n_rows == 0:
         raise MgenetError(f"no training segments in the {len(segment_paths)} segments file(s) given; the training "
                           f"videos yielded no person track of seg_len={model_cfg.seg_len} frames. Check the pose "
@@ -235,12 +254,13 @@ def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_c
     _check_shape(stream, model_cfg)
     model = STGNF(model_cfg).to(device)
     opt = torch.optim.Adamax(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=train_cfg.lr_decay)
     history: list[dict[str, float]] = []
     for epoch in range(train_cfg.epochs):
-        model.train()
+        model.train()  # BatchNorm on batch statistics, ActNorm initialised by the first batch
         stream.set_epoch(epoch)
-        lr = opt.param_groups[0]["lr"]
+        lr = train_cfg.epoch_lr(epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
         t0, total, n = time.perf_counter(), 0.0, 0
         for x in stream.batches(train_cfg.batch_size, train_cfg.num_workers):
             x = x.to(device, non_blocking=True)  # (B, C, T, V)
@@ -256,7 +276,6 @@ def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_c
             opt.step()
             total += value * len(x)
             n += len(x)
-        sched.step()
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "nll": total / n, "lr": lr, "seconds": seconds, "segments_per_s": n / seconds}
         history.append(row)
@@ -288,6 +307,9 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple
         raise missing_file(path, "flow checkpoint", otherwise="rule train_flow (`mgenet train-flow`) makes it.")
     device = resolve_device(device) if isinstance(device, str) else device
     ckpt = torch.load(path, map_location=device, weights_only=True)
+    if "coupling" not in ckpt["model_config"]:
+        raise MgenetError(f"{path}: a flow checkpoint of an earlier mgenet, whose flow was not STG-NF's; delete it "
+                          f"and rerun (rule train_flow trains the flow again).")
     model = STGNF(FlowConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval(), ckpt
