@@ -266,11 +266,23 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
+NUMPY_MAGIC = b"\x93NUMPY"
+
+
+def is_numpy_file(path: str | os.PathLike) -> bool:
+    """Whether a file is a NumPy array whatever its name (STG-NF ships UBnormal's test labels as ``*_tracks.txt``
+    files that are ``.npy`` arrays)."""
+    with open(path, "rb") as f:
+        return f.read(len(NUMPY_MAGIC)) == NUMPY_MAGIC
+
+
 def load_gt_mask(path: str | os.PathLike | None, n_frames: int | None = None) -> np.ndarray:
     """Per-frame ground truth (1 = anomalous), checked against the video's frame count.
 
-    Reads a ``.npy`` mask (ShanghaiTech / STG-NF), a UBnormal ``*_tracks.txt`` (one ``id,start,end`` line per
-    anomalous object, end inclusive), or ``None``/"" for a test video without anomalies (all zeros).
+    Reads a ``.npy`` mask (ShanghaiTech / STG-NF, 1 = anomalous), a UBnormal ``*_tracks.txt`` (one ``id,start,end``
+    line per anomalous object, end inclusive), a ``*_tracks.txt`` that is really a NumPy array of per-frame labels
+    with **1 = normal, 0 = anomalous** (STG-NF's UBnormal test files; recognised by content and flipped), or
+    ``None``/"" for a test video without anomalies (all zeros).
     """
     if path is None or str(path) == "":
         if n_frames is None:
@@ -279,11 +291,17 @@ def load_gt_mask(path: str | os.PathLike | None, n_frames: int | None = None) ->
     path = Path(path)
     if not path.exists():
         raise MgenetError(f"{path}: ground-truth file not found (expected gt/test_frame_mask/<video>.npy).")
-    if path.suffix == ".txt":
+    normal_is_one = path.suffix == ".txt" and is_numpy_file(path)
+    if path.suffix == ".txt" and not normal_is_one:
         if n_frames is None:
             raise ValueError("n_frames is needed to expand a tracks file")
         gt = np.zeros(n_frames, np.uint8)
-        for i, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            raise MgenetError(f"{path}: neither a text tracks file (track_id,start_frame,end_frame per line) nor a "
+                              f"NumPy array of per-frame labels.") from None
+        for i, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -300,7 +318,10 @@ def load_gt_mask(path: str | os.PathLike | None, n_frames: int | None = None) ->
         raise MgenetError(f"{path}: not a readable .npy array ({e}).") from e
     gt = np.asarray(gt).reshape(-1)
     if not np.isin(gt, (0, 1)).all():
-        raise MgenetError(f"{path}: ground truth must hold only 0 (normal) and 1 (anomalous).")
+        raise MgenetError(f"{path}: ground truth must hold only 0 and 1 "
+                          f"({'1 = normal, as STG-NF stores UBnormal test labels' if normal_is_one else '1 = anomalous'}).")
+    if normal_is_one:
+        gt = 1 - gt
     if n_frames is not None and len(gt) != n_frames:
         raise MgenetError(f"{path}: ground truth has {len(gt)} frames but the video has {n_frames}. "
                           f"Regenerate the mask for this video or fix the video/pose pairing.")

@@ -96,3 +96,73 @@ def test_extract_source_lists_videos_without_pose_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MgenetError, match="no video found under videos/train"):
         index_dataset(tmp_path / "empty", "stgnf", pose_source="extract")
+
+
+def _stgnf_ubnormal(root, n_frames=40):
+    """UBnormal as STG-NF ships it: pose/{train,test,validation}, test labels as NumPy arrays saved under a
+    `_tracks.txt` name with 1 = normal (all ones for a normal test video), training and validation tracks as text,
+    and the official lists of anomalous videos per split."""
+    from helpers import walking_track
+
+    from mgenet.io import ALPHAPOSE_SUFFIX, write_alphapose
+
+    rng = np.random.default_rng(0)
+    videos = {"train": ["normal_scene_1_scenario_1"], "test": ["abnormal_scene_1_scenario_2", "normal_scene_2_scenario_1"],
+              "validation": ["abnormal_scene_2_scenario_5"]}
+    for folder, names in videos.items():
+        for name in names:
+            write_alphapose({0: walking_track(range(n_frames), 30, 120, 1.0, rng)},
+                            root / "pose" / folder / f"{name}{ALPHAPOSE_SUFFIX}")
+    gt = root / "gt"
+    gt.mkdir()
+    labels = np.ones(n_frames)  # float64, 1 = normal, as STG-NF's files
+    labels[10:20] = 0
+    with open(gt / "abnormal_scene_1_scenario_2_tracks.txt", "wb") as f:
+        np.save(f, labels)
+    with open(gt / "normal_scene_2_scenario_1_tracks.txt", "wb") as f:
+        np.save(f, np.ones(n_frames))
+    (gt / "abnormal_scene_2_scenario_5_tracks.txt").write_text("1,5,9\r\n")
+    (gt / "abnormal_scene_7_scenario_3_tracks.txt").write_text("0,0,450\r\n")  # a training video's, not indexed
+    (gt / "abnormal_test_video_names.txt").write_text("abnormal_scene_1_scenario_2\n")
+    (gt / "abnormal_validation_video_names.txt").write_text("abnormal_scene_2_scenario_5\n")
+    (gt / "abnormal_training_video_names.txt").write_text("abnormal_scene_7_scenario_3\n")
+    return root
+
+
+def test_ubnormal_as_stgnf_ships_it(tmp_path):
+    root = _stgnf_ubnormal(tmp_path / "UBnormal")
+    df = index_dataset(root, "ubnormal", resolution=[1080, 720]).set_index("video")
+    assert df["split"].to_dict() == {"normal_scene_1_scenario_1": "train", "abnormal_scene_1_scenario_2": "test",
+                                     "normal_scene_2_scenario_1": "test", "abnormal_scene_2_scenario_5": "val"}
+    ab = df.loc["abnormal_scene_1_scenario_2"]
+    assert ab["frames"] == 40  # the per-frame labels give the length
+    gt = load_gt_mask(ab["gt_path"], 40)  # a NumPy file named .txt, 1 = normal: flipped to 1 = anomalous
+    assert gt.dtype == np.uint8 and gt.sum() == 10 and gt[10:20].all() and not gt[:10].any()
+    assert load_gt_mask(df.loc["normal_scene_2_scenario_1", "gt_path"], 40).sum() == 0
+    val = load_gt_mask(df.loc["abnormal_scene_2_scenario_5", "gt_path"], 40)  # text tracks, end inclusive
+    assert val.sum() == 5 and val[5:10].all()
+
+
+def test_ubnormal_split_lists_catch_misplaced_videos(tmp_path):
+    root = _stgnf_ubnormal(tmp_path / "UBnormal")
+    src = root / "pose" / "validation" / "abnormal_scene_2_scenario_5_alphapose_tracked_person.json"
+    src.rename(root / "pose" / "test" / src.name)
+    with pytest.raises(MgenetError, match=r"abnormal_scene_2_scenario_5 \(in pose/test, but "
+                                          r"gt/abnormal_validation_video_names.txt lists it"):
+        index_dataset(root, "ubnormal", resolution=[1080, 720])
+    (root / "pose" / "test" / src.name).rename(root / "pose" / "train" / "abnormal_scene_7_scenario_3"
+                                               "_alphapose_tracked_person.json")
+    with pytest.raises(MgenetError, match="anomalous training video: those go to pose/abnormal_train"):
+        index_dataset(root, "ubnormal", resolution=[1080, 720])
+
+
+def test_a_binary_tracks_file_that_is_not_numpy_is_one_error(tmp_path):
+    bad = tmp_path / "x_tracks.txt"
+    bad.write_bytes(b"\x93\xff\x00garbage")
+    with pytest.raises(MgenetError, match="neither a text tracks file"):
+        load_gt_mask(bad, 10)
+    labels = tmp_path / "y_tracks.txt"
+    with open(labels, "wb") as f:
+        np.save(f, np.full(10, 2.0))
+    with pytest.raises(MgenetError, match="1 = normal"):
+        load_gt_mask(labels, 10)

@@ -11,10 +11,18 @@ Layouts:
 
     ``ubnormal`` — UBnormal with STG-NF's pose files::
 
-        root/pose/{train,test}/{video}_alphapose_tracked_person.json
-        root/gt/{video}_tracks.txt                           UBnormal's per-object intervals: id,start,end
+        root/pose/{train,test,validation}/{video}_alphapose_tracked_person.json
+        root/gt/{video}_tracks.txt                           either UBnormal's per-object intervals (id,start,end
+                                                             lines: STG-NF's training and validation files) or a
+                                                             NumPy array of per-frame labels, 1 = normal (STG-NF's
+                                                             test files); recognised by content
+        root/gt/abnormal_{training,validation,test}_video_names.txt   (optional) the official split lists
         videos (optional): root/**/{video}.mp4               (UBnormal ships Scene{N}/{video}.mp4)
-        scene = the N of ``scene_N`` in the name; ``normal_*`` test videos have no tracks file (all frames normal)
+        scene = the N of ``scene_N`` in the name; a test video without a tracks file has no anomaly
+
+A validation split (``val``) is read where the dataset has one: ``pose/validation/`` or ``pose/val/`` (its ground
+truth as for test). STG-NF's ``pose/abnormal_train/`` (anomalous training videos, for its supervised setting) is not
+indexed: the flow trains on normal videos only.
 
 Without videos the frame size comes from ``dataset.resolution`` and the frame count from the ground truth (test) or
 the last posed frame (train).
@@ -28,23 +36,29 @@ from pathlib import Path
 import pandas as pd
 
 from mgenet import MgenetError
-from mgenet.io import ALPHAPOSE_SUFFIX, load_gt_mask, read_alphapose
+from mgenet.io import ALPHAPOSE_SUFFIX, is_numpy_file, load_gt_mask, read_alphapose
 from mgenet.video import VIDEO_EXTS, probe
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "val")
+POSE_FOLDERS = {"train": ("train",), "test": ("test",), "val": ("validation", "val")}
+LONG_NAMES = {"train": "training", "test": "testing", "val": "validation"}
+# UBnormal's official lists of its anomalous videos per split, as STG-NF ships them in gt/
+SPLIT_LISTS = {"train": "abnormal_training_video_names.txt", "val": "abnormal_validation_video_names.txt",
+               "test": "abnormal_test_video_names.txt"}
 LAYOUTS = ("stgnf", "ubnormal")
 
 
 def _pose_files(root: Path, split: str) -> dict[str, Path]:
-    folder = root / "pose" / split
-    if not folder.is_dir():
-        return {}
-    return {p.name[: -len(ALPHAPOSE_SUFFIX)]: p for p in sorted(folder.glob(f"*{ALPHAPOSE_SUFFIX}"))}
+    for name in POSE_FOLDERS[split]:
+        folder = root / "pose" / name
+        if folder.is_dir():
+            return {p.name[: -len(ALPHAPOSE_SUFFIX)]: p for p in sorted(folder.glob(f"*{ALPHAPOSE_SUFFIX}"))}
+    return {}
 
 
 def _video_files(root: Path, split: str) -> dict[str, Path]:
     """Videos (files or frame folders) of a split, for datasets whose pose is extracted from the videos."""
-    long = {"train": "training", "test": "testing"}[split]
+    long = LONG_NAMES[split]
     found: dict[str, Path] = {}
     for folder in (root / "videos" / split, root / long / "videos", root / long / "frames"):
         if not folder.is_dir():
@@ -56,7 +70,7 @@ def _video_files(root: Path, split: str) -> dict[str, Path]:
 
 
 def _find_video_stgnf(root: Path, video: str, split: str) -> Path | None:
-    long = {"train": "training", "test": "testing"}[split]
+    long = LONG_NAMES[split]
     for folder in (root / "videos" / split, root / long / "videos"):
         for ext in VIDEO_EXTS:
             if (p := folder / f"{video}{ext}").exists():
@@ -77,6 +91,29 @@ def _scene_stgnf(root: Path) -> dict[str, str]:
         return {}
     df = pd.read_csv(table, dtype=str, keep_default_na=False)
     return dict(zip(df["video"], df["scene"]))
+
+
+def check_split_lists(root: Path, df: pd.DataFrame) -> None:
+    """Check each video's split against UBnormal's official lists of anomalous videos, where ``gt/`` has them.
+
+    Raises:
+        MgenetError: an anomalous training video among the normal training poses (the flow would learn it as
+            normal), or a video in another split's folder than its list says; each names the video, the folder and
+            the list.
+    """
+    listed: dict[str, str] = {}
+    for split, name in SPLIT_LISTS.items():
+        if (path := root / "gt" / name).exists():
+            listed.update({v.strip(): split for v in path.read_text().splitlines() if v.strip()})
+    # an anomalous training video belongs in pose/abnormal_train, never among the indexed splits
+    wrong = [(v, s, listed[v]) for v, s in zip(df["video"], df["split"])
+             if v in listed and (listed[v] != s or listed[v] == "train")]
+    if wrong:
+        lines = [f"{v} (in pose/{POSE_FOLDERS[s][0]}, but gt/{SPLIT_LISTS[want]} lists it"
+                 f"{' as an anomalous training video: those go to pose/abnormal_train' if want == 'train' else ''})"
+                 for v, s, want in wrong[:10]]
+        raise MgenetError(f"{root}: {len(wrong)} video(s) in a split folder their official list contradicts: "
+                          f"{'; '.join(lines)}. Move each pose file to its list's folder.")
 
 
 def _scene_key(scene: object) -> object:
@@ -160,10 +197,11 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
                 video_path = source if extract else _find_video_stgnf(root, video, split)
                 scene = scene_of.get(video, video.split("_")[0])
                 gt_path = root / "gt" / "test_frame_mask" / f"{video}.npy"
-                if split == "test" and not gt_path.exists():
-                    raise MgenetError(f"{gt_path}: ground truth missing for test video {video} "
+                if split != "train" and not gt_path.exists():
+                    raise MgenetError(f"{gt_path}: ground truth missing for {split} video {video} "
                                       f"({f'video {video_path}' if extract else f'pose file {pose_path}'}). Add the "
-                                      f"mask or move the {'video' if extract else 'pose file'} out of the test split.")
+                                      f"mask or move the {'video' if extract else 'pose file'} out of the {split} "
+                                      f"split.")
             else:
                 video_path = source if extract else _find_video_ubnormal(root, video, ub_videos)
                 m = re.search(r"scene_(\d+)", video)
@@ -181,13 +219,13 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
                                       f"[width, height] in config.yaml.")
                 width, height = resolution
                 fps = 25.0
-                if split == "test" and gt_path is not None and gt_path.suffix == ".npy":
-                    frames = len(load_gt_mask(gt_path))
+                if split != "train" and gt_path is not None and (gt_path.suffix == ".npy" or is_numpy_file(gt_path)):
+                    frames = len(load_gt_mask(gt_path))  # per-frame labels: their length is the video's
                 else:
                     poses = read_alphapose(pose_path)
                     last = max((f for p in poses.values() for f in p), default=-1)
                     frames = last + 1
-            if split == "test":
+            if split != "train":
                 load_gt_mask(gt_path, frames)  # fails on a length mismatch, naming the file
             rows.append({"video": video, "split": split, "scene": str(scene), "frames": int(frames),
                          "fps": float(fps), "height": int(height), "width": int(width),
@@ -200,6 +238,8 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
     if not rows:
         raise MgenetError(f"{root}: no pose file found under pose/train or pose/test "
                           f"(expected <video>{ALPHAPOSE_SUFFIX}); is dataset.layout ({layout}) right?")
+    if layout == "ubnormal":
+        check_split_lists(root, pd.DataFrame(rows))
     df = select_scenes(pd.DataFrame(rows), scenes, move_to_train, root / intervals if intervals else None)
     if not (df["split"] == "train").any() or not (df["split"] == "test").any():
         raise MgenetError(f"{root}: need both training and test videos (pose/train and pose/test"
