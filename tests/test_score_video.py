@@ -91,7 +91,8 @@ def frames_of(out: Path) -> pd.DataFrame:
 
 def test_checkpoints_record_how_their_training_data_were_made(run: dict) -> None:
     flow = torch.load(run["r"] / "models" / "flow.pt", weights_only=True)
-    assert flow["segments"] == {"seg_len": 8, "max_missing": 2, "keep_last_window": False, "train_stride": 3}
+    assert flow["segments"] == {"seg_len": 8, "max_missing": 2, "keep_last_window": False, "train_stride": 3,
+                                "norm_size": "stgnf"}
     feats = torch.load(run["r"] / "models" / "stage2.pt", weights_only=True)["provenance"]["features"]
     assert feats["checkpoint_sha256"] == "random:0" and feats["weights"] == "random"
     assert feats["crop"] == [32, 16] and feats["scene_size"] == [32, 32] and feats["seg_len"] == 8

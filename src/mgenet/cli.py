@@ -204,20 +204,26 @@ def _save_imported_flow(path: str, out: str, seg_len: int | None, extra: dict[st
 def cmd_train_flow(args: argparse.Namespace) -> None:
     from mgenet.engine.flow import FlowTrainConfig, save_checkpoint, train_flow
     from mgenet.models.flow import FlowConfig
-    from mgenet.segments import training_settings
 
     p = _params(args)
-    # the segment settings the flow learned from, read back from the files' provenance (for `mgenet score-video`)
-    extra = {"config_hash": config_hash(p), "segments": training_settings(args.segments)}
     if p.get("checkpoint"):
-        _save_imported_flow(p["checkpoint"], args.out, p["seg_len"], extra)
+        _save_imported_flow(p["checkpoint"], args.out, p["seg_len"], _flow_extra(p, args.segments))
         return
     model_cfg = FlowConfig.from_dict({**p.get("model", {}), "seg_len": p["seg_len"]})
     train_cfg = FlowTrainConfig.from_dict({**p.get("train", {}), "seed": p.get("seed", 0),
                                            "device": p.get("device", "auto")})
     model, history = train_flow(args.segments, model_cfg, train_cfg, log=log.info)
-    save_checkpoint(args.out, model, model_cfg, train_cfg, history, extra={"mgenet_version": __version__, **extra})
+    save_checkpoint(args.out, model, model_cfg, train_cfg, history,
+                    extra={"mgenet_version": __version__, **_flow_extra(p, args.segments)})
     log.info("flow checkpoint -> %s", args.out)
+
+
+def _flow_extra(p: dict[str, Any], segments: list[str]) -> dict[str, Any]:
+    """What a flow checkpoint records beside the model: the config hash, and the segment settings the flow learned
+    from, read back from the training files' provenance (for `mgenet score-video`)."""
+    from mgenet.segments import training_settings
+
+    return {"config_hash": config_hash(p), "segments": training_settings(segments)}
 
 
 def cmd_import_stgnf(args: argparse.Namespace) -> None:

@@ -205,3 +205,30 @@ def test_cli_import_writes_an_mgenet_checkpoint(tmp_path: Path) -> None:
         torch.testing.assert_close(model.nll(x)[1], reference_nll(sd, x, 3.0), atol=1e-5, rtol=1e-5)
     assert main(["import-stgnf", str(src), "--out", str(tmp_path / "x.pt"), "--seg-len", "24"]) == 1
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_train_flow_imports_when_flow_checkpoint_is_set(tmp_path: Path) -> None:
+    """The DAG's train_flow with flow.checkpoint: the import, with the training segments' settings recorded."""
+    import json
+
+    import numpy as np
+
+    from mgenet.io import write_segments
+
+    seg = tmp_path / "v.h5"
+    n = 3
+    write_segments(seg, {"pose": np.zeros((n, 2, T, V)), "confidence": np.ones((n, T, V)),
+                         "keypoints": np.zeros((n, T, V, 2)), "boxes": np.zeros((n, T, 4)),
+                         "frames": np.arange(T)[None].repeat(n, 0), "person_id": np.zeros(n),
+                         "start_frame": np.arange(n), "mid_frame": np.arange(n) + T // 2},
+                   {"video": "v", "split": "train", "seg_len": T, "stride": 6, "max_missing": 2,
+                    "keep_last_window": False, "norm_size": "stgnf"})
+    src = save_official(tmp_path / "ckpt.tar", official_state())
+    out = tmp_path / "flow.pt"
+    params = json.dumps({"seg_len": T, "checkpoint": str(src), "model": {"n_flows": 99}, "train": {"epochs": 1}})
+    assert main(["train-flow", "--segments", str(seg), "--params", params, "--out", str(out)]) == 0
+    model, ckpt = load_checkpoint(out)
+    assert model.cfg.n_flows == 3  # the checkpoint's architecture, not flow.model's
+    assert ckpt["segments"]["train_stride"] == 6 and ckpt["imported_from"]["source"] == str(src)
+    params = json.dumps({"seg_len": 24, "checkpoint": str(src)})
+    assert main(["train-flow", "--segments", str(seg), "--params", params, "--out", str(tmp_path / "x.pt")]) == 1
