@@ -225,6 +225,24 @@ def test_evaluate_command_writes_the_full_report(frames, tmp_path):
     assert cli.main([*args, "--ablation", str(tmp_path / "missing.csv")]) == 1
 
 
+def test_metrics_table_shows_intervals_ap_eer_regions_and_the_paired_gain(frames, tmp_path):
+    m = compute_metrics(frames, "demo", bootstrap=50, seed=0)
+    m["scores"]["fused"].update({"rbdc": 0.125, "tbdc": 0.25})
+    m["localization"] = {"iou": 0.1, "track_fraction": 0.1, "max_fp_per_frame": 1.0, "n_regions": 7, "n_tracks": 2,
+                         "n_detections": 40, "n_frames": 190}
+    write_report(frames, m, tmp_path / "r.html", tmp_path / "plots")
+    section = _section((tmp_path / "r.html").read_text(encoding="utf-8"), "metrics")
+    for head in ("95% CI", "micro AP", "macro EER", "RBDC", "TBDC", "DeLong p"):
+        assert f"<th>{head}</th>" in section, head
+    lo, hi = m["scores"]["fused"]["micro_auc_ci95"]
+    assert f"{lo:.4f} – {hi:.4f}" in section and "<td>0.1250</td>" in section
+    gain = m["scores"]["mo"]["fused_vs_this"]
+    assert f"{gain['auc_diff']:+.4f}" in section and f"{gain['ci95'][0]:.4f} – {gain['ci95'][1]:.4f}" in section
+    # the one video without an anomaly is named as skipped by the macro figures
+    assert "2 videos; 1 one-class video(s) skipped: 01_0003." in section
+    assert "50 bootstrap resamples of the test videos" in section and "7 anomalous regions in 2 tracks" in section
+
+
 def test_report_handles_undefined_auc(frames, tmp_path):
     normal = frames.assign(gt=0, type="")
     metrics = compute_metrics(normal, "demo")
