@@ -154,7 +154,7 @@ def delong_test(gt: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, fl
 
     Returns:
         ``(difference, z, two-sided p)``; NaNs when ``gt`` holds a single class. A zero variance (identical
-        rankings) gives z = 0 and p = 1 for a zero difference.
+        rankings) gives z = 0 and p = 1 for a zero difference (an infinite z and p = 0 otherwise).
     """
     gt = np.asarray(gt)
     if _single_class(gt):
@@ -162,9 +162,10 @@ def delong_test(gt: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, fl
     auc, cov = delong_covariance(gt, np.stack([a, b]))
     diff = float(auc[0] - auc[1])
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
-    if var <= 1e-15:
-        return diff, (0.0 if abs(diff) < 1e-12 else math.copysign(math.inf, diff)), (1.0 if abs(diff) < 1e-12
-                                                                                      else 0.0)
+    if var <= 1e-15:  # rankings that move together exactly: only a zero difference is possible in practice
+        if abs(diff) < 1e-12:
+            return diff, 0.0, 1.0
+        return diff, math.copysign(math.inf, diff), 0.0
     z = diff / math.sqrt(var)
     return diff, z, float(2 * norm.sf(abs(z)))
 
