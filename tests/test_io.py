@@ -8,7 +8,7 @@ import pytest
 from helpers import standing_pose
 
 from mgenet import MgenetError
-from mgenet.io import atomic_path, load_gt_mask, read_alphapose, write_alphapose
+from mgenet.io import atomic_path, load_gt_mask, read_alphapose, read_anomaly_boxes, write_alphapose
 
 
 def test_alphapose_round_trip(tmp_path):
@@ -111,3 +111,21 @@ def test_gt_mask_formats_and_length_check(tmp_path):
     with pytest.raises(MgenetError, match="outside the video"):
         load_gt_mask(tmp_path / "t_tracks.txt", 5)
     assert load_gt_mask("", 3).tolist() == [0, 0, 0]
+
+
+def test_anomaly_boxes_are_checked(tmp_path):
+    path = tmp_path / "boxes.csv"
+    path.write_text("video,track,frame,x1,y1,x2,y2\n01_0001,3,10,1,2,5,9\n01_0001,3,11,1,2,5,9\n")
+    df = read_anomaly_boxes(path)
+    assert df["video"].tolist() == ["01_0001"] * 2 and df["track"].tolist() == ["3", "3"]
+    assert df["frame"].tolist() == [10, 11]
+    for text, message in [("video,track,frame,x1,y1,x2\n", "lacks columns"),
+                          ("video,track,frame,x1,y1,x2,y2\nv,1,0,5,2,5,9\n", "row 2 is not a box"),
+                          ("video,track,frame,x1,y1,x2,y2\nv,1,-1,1,2,5,9\n", "row 2 is not a box"),
+                          ("video,track,frame,x1,y1,x2,y2\nv,1,0,1,2,5,9\nv,1,0,1,2,6,9\n", "two boxes in frame 0"),
+                          ("video,track,frame,x1,y1,x2,y2\nv,1,0,a,2,5,9\n", "must be numbers")]:
+        path.write_text(text)
+        with pytest.raises(MgenetError, match=message):
+            read_anomaly_boxes(path)
+    with pytest.raises(MgenetError, match="anomaly boxes"):
+        read_anomaly_boxes(tmp_path / "none.csv")

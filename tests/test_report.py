@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
+import logging
 import re
 import shutil
 import subprocess
@@ -223,6 +225,63 @@ def test_evaluate_command_writes_the_full_report(frames, tmp_path):
     assert (tmp_path / "plots" / "roc.png").exists()
     # A table asked for by name must exist (the workflow passes it only when it does).
     assert cli.main([*args, "--ablation", str(tmp_path / "missing.csv")]) == 1
+
+
+def test_metrics_table_shows_intervals_ap_eer_regions_and_the_paired_gain(frames, tmp_path):
+    m = compute_metrics(frames, "demo", bootstrap=50, seed=0)
+    m["scores"]["fused"].update({"rbdc": 0.125, "tbdc": 0.25})
+    m["localization"] = {"iou": 0.1, "track_fraction": 0.1, "max_fp_per_frame": 1.0, "n_regions": 7, "n_tracks": 2,
+                         "n_detections": 40, "n_frames": 190}
+    write_report(frames, m, tmp_path / "r.html", tmp_path / "plots")
+    section = _section((tmp_path / "r.html").read_text(encoding="utf-8"), "metrics")
+    for head in ("95% CI", "micro AP", "macro EER", "RBDC", "TBDC", "DeLong p"):
+        assert f"<th>{head}</th>" in section, head
+    lo, hi = m["scores"]["fused"]["micro_auc_ci95"]
+    assert f"{lo:.4f} – {hi:.4f}" in section and "<td>0.1250</td>" in section
+    gain = m["scores"]["mo"]["fused_vs_this"]
+    assert f"{gain['auc_diff']:+.4f}" in section and f"{gain['ci95'][0]:.4f} – {gain['ci95'][1]:.4f}" in section
+    # the one video without an anomaly is named as skipped by the macro figures
+    assert "2 videos; 1 one-class video(s) skipped: 01_0003." in section
+    assert "50 bootstrap resamples of the test videos" in section and "7 anomalous regions in 2 tracks" in section
+
+
+def test_evaluate_command_adds_rbdc_and_tbdc_when_the_dataset_has_boxes(frames, tmp_path, caplog):
+    from mgenet.io import write_segments
+
+    frames.to_parquet(tmp_path / "frames.parquet", index=False)
+    # video 01_0014: person 1 on the anomalous box in frames 22 and 23 (segments starting at 20 and 21, T = 4),
+    # person 2 elsewhere in frame 42. S_nf scores person 2 highest (a false positive first), S_mo lowest.
+    starts = np.array([20, 21, 40], np.int32)
+    boxes = np.repeat(np.array([[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]], np.float32)[:, None], 4, axis=1)
+    write_segments(tmp_path / "01_0014.h5", {
+        "pose": np.zeros((3, 2, 4, 18)), "confidence": np.ones((3, 4, 18)), "keypoints": np.zeros((3, 4, 18, 2)),
+        "boxes": boxes, "frames": starts[:, None] + np.arange(4), "person_id": [1, 1, 2], "start_frame": starts,
+        "mid_frame": starts + 2}, {})
+    pd.DataFrame({"video": "01_0014", "person_id": [1, 1, 2], "start_frame": starts, "mid_frame": starts + 2,
+                  "nf": [5.0, 4.0, 9.0], "mo": [5.0, 4.0, 1.0]}).to_parquet(tmp_path / "seg.parquet")
+    (tmp_path / "boxes.csv").write_text("video,track,frame,x1,y1,x2,y2\n01_0014,1,22,0,0,10,10\n"
+                                        "01_0014,1,23,0,0,10,10\n")
+    params = {"dataset": "demo", "seed": 0, "evaluation": {"bootstrap": 20}, "fusion": {"weights": {"mo": 1.0}}}
+    args = ["evaluate", "--frames", str(tmp_path / "frames.parquet"), "--out", str(tmp_path / "metrics.json"),
+            "--params", json.dumps(params), "--segments", str(tmp_path / "seg.parquet"),
+            "--segment-files", str(tmp_path / "01_0014.h5")]
+    assert cli.main([*args, "--boxes", str(tmp_path / "boxes.csv")]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    # S_nf: one false positive (1 of 190 frames) before both regions: the curve is 0 until x = 1/190, then 1
+    assert (m["scores"]["nf"]["rbdc"], m["scores"]["nf"]["tbdc"]) == (pytest.approx(189 / 190),) * 2
+    assert (m["scores"]["mo"]["rbdc"], m["scores"]["fused"]["rbdc"]) == (1.0, 1.0)
+    assert m["localization"]["n_regions"] == 2 and m["localization"]["n_detections"] == 3
+    assert m["bootstrap"]["resamples"] == 20
+    # without a boxes file the two figures are absent, not 0, and the log says why
+    with caplog.at_level(logging.INFO, logger="mgenet"):
+        assert cli.main([*args, "--boxes", str(tmp_path / "none.csv")]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert "rbdc" not in m["scores"]["nf"] and "localization" not in m
+    assert "RBDC and TBDC are not computed" in caplog.text
+    # boxes without the detections' inputs: one error, no metrics file
+    (tmp_path / "metrics.json").unlink()
+    assert cli.main([*args[:7], "--boxes", str(tmp_path / "boxes.csv")]) == 1
+    assert not (tmp_path / "metrics.json").exists()
 
 
 def test_report_handles_undefined_auc(frames, tmp_path):

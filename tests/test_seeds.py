@@ -39,6 +39,25 @@ def test_mean_and_sample_std_per_score_and_figure() -> None:
     assert "| nf | 0.700 ± 0.100 | 0.700 ± 0.100 | – | – |" in text and "over 3 seeds (0, 1, 2)" in text
 
 
+def test_ap_eer_regions_and_the_fused_gain_are_summarised_when_present() -> None:
+    def with_extra(fused: float, gain: float) -> dict:
+        m = metrics(fused, 0.6, None)
+        m["scores"]["nf"].update({"micro_ap": 0.4, "micro_eer": 0.3, "fused_vs_this": {"auc_diff": gain}})
+        m["scores"]["fused"].update({"micro_ap": fused - 0.2, "micro_eer": 0.2, "rbdc": 0.5, "tbdc": 0.7})
+        return m
+
+    df = seed_summary({"0": with_extra(0.8, 0.2), "1": with_extra(0.9, 0.3)})
+    assert list(df.loc[df["score"] == "fused", "figure"]) == ["micro_auc", "macro_auc", "micro_ap", "micro_eer",
+                                                              "rbdc", "tbdc", "fused_gain"]
+    gain = df[(df["score"] == "nf") & (df["figure"] == "fused_gain")].iloc[0]
+    assert gain["mean"] == pytest.approx(0.25) and gain["std"] == pytest.approx(0.05 * 2 ** 0.5)
+    ap = df[(df["score"] == "fused") & (df["figure"] == "micro_ap")].iloc[0]
+    assert ap["mean"] == pytest.approx(0.65)
+    nf_rbdc = df[(df["score"] == "nf") & (df["figure"] == "rbdc")].iloc[0]
+    assert math.isnan(nf_rbdc["mean"]) and nf_rbdc["n_seeds"] == 0
+    # files without these figures keep the table of before (see the test above): no empty columns appear
+
+
 def test_runs_of_different_configurations_are_refused() -> None:
     other = metrics(0.8, 0.6, 0.9)
     other["scores"]["mo"] = other["scores"]["nf"]

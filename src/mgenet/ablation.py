@@ -16,6 +16,9 @@ from mgenet import MgenetError
 from mgenet.scoring import FUSED
 
 BASE_COLUMNS = ["variant", "description", "fusion", "micro_auc", "macro_auc"]
+# Columns after the per-type AUCs, each shown when some variant's metrics file holds it (older files lack them).
+EXTRA_COLUMNS = ("micro_auc_ci95_low", "micro_auc_ci95_high", "micro_ap", "macro_ap", "micro_eer", "macro_eer", "rbdc",
+                 "tbdc")
 
 
 def fusion_formula(weights: Mapping[str, float], motion_score: str = "mo") -> str:
@@ -32,7 +35,8 @@ def fusion_formula(weights: Mapping[str, float], motion_score: str = "mo") -> st
 
 def ablation_table(metrics: Mapping[str, dict], descriptions: Mapping[str, str] | None = None,
                    fusion: Mapping[str, Mapping] | None = None, score: str = FUSED) -> pd.DataFrame:
-    """One row per variant, in the given order: its ``score``'s micro and macro AUC and one ``auc_<type>`` per type.
+    """One row per variant, in the given order: its ``score``'s micro and macro AUC, one ``auc_<type>`` per type,
+    then its AUC interval, AP, EER and RBDC / TBDC where the metrics files hold them.
 
     Args:
         metrics: variant name -> its parsed ``metrics.json`` (DESIGN §3).
@@ -42,7 +46,8 @@ def ablation_table(metrics: Mapping[str, dict], descriptions: Mapping[str, str] 
 
     Returns:
         Columns variant, description, fusion (the variant's fused score as a formula), micro_auc, macro_auc, then
-        auc_<type> for every anomaly type found in any file, sorted; undefined AUCs are NaN.
+        auc_<type> for every anomaly type found in any file, sorted, then those of ``EXTRA_COLUMNS`` that some file
+        holds (``micro_auc_ci95_low`` / ``_high``: the bootstrap interval); undefined figures are NaN.
 
     Raises:
         MgenetError: no variant, or a metrics file without that score.
@@ -61,8 +66,12 @@ def ablation_table(metrics: Mapping[str, dict], descriptions: Mapping[str, str] 
                "fusion": fusion_formula(f.get("weights", {}), f.get("motion_score", "mo")),
                "micro_auc": _num(s.get("micro_auc")), "macro_auc": _num(s.get("macro_auc"))}
         row.update({f"auc_{t}": _num(s.get("by_type", {}).get(t)) for t in types})
+        ci = s.get("micro_auc_ci95") or [None, None]
+        row.update({"micro_auc_ci95_low": _num(ci[0]), "micro_auc_ci95_high": _num(ci[1])})
+        row.update({c: _num(s.get(c)) for c in EXTRA_COLUMNS[2:]})
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*BASE_COLUMNS, *[f"auc_{t}" for t in types]])
+    extra = [c for c in EXTRA_COLUMNS if any(not math.isnan(r[c]) for r in rows)]
+    return pd.DataFrame(rows, columns=[*BASE_COLUMNS, *[f"auc_{t}" for t in types], *extra])
 
 
 def _num(x: float | None) -> float:
@@ -78,6 +87,7 @@ def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
         return str(v).replace("|", "\\|")
 
     head = "| " + " | ".join(df.columns) + " |"
-    rule = "|" + "|".join("---:" if c.startswith(("micro", "macro", "auc_")) else "---" for c in df.columns) + "|"
+    rule = "|" + "|".join("---:" if c.startswith(("micro", "macro", "auc_", "rbdc", "tbdc")) else "---"
+                          for c in df.columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, rule, *body]) + "\n"

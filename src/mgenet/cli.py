@@ -330,11 +330,10 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_fuse(args: argparse.Namespace) -> None:
     from mgenet.io import load_gt_mask, read_intervals, read_manifest, read_parquet, write_parquet
-    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_segments, select_motion_score
+    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_with
 
     p = _params(args)
-    seg = select_motion_score(read_parquet(args.scores), p.get("motion_score", "mo"))
-    seg = fuse_segments(seg, p["weights"])
+    seg = fuse_with(read_parquet(args.scores), p)
     man = read_manifest(args.manifest)
     test = man[man["split"] == "test"]
     gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in test.itertuples()}
@@ -350,13 +349,27 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from mgenet.report import collect_provenance, write_report
 
     p = _params(args)
+    ev = p.get("evaluation", {})
     frames = read_parquet(args.frames)
-    metrics = compute_metrics(frames, p.get("dataset", "dataset"))
+    t0 = time.time()
+    metrics = compute_metrics(frames, p.get("dataset", "dataset"), bootstrap=int(ev.get("bootstrap", 0)),
+                              seed=int(p.get("seed", 0)))
+    log.info("frame-level metrics (%d bootstrap resamples of the test videos) in %.1f s",
+             int(ev.get("bootstrap", 0)), time.time() - t0)
+    if args.boxes:
+        _add_localization(args, p, frames, metrics)
     write_json(metrics, args.out)
+    skipped = metrics["macro_videos"]["skipped_one_class"]
+    if skipped:
+        log.info("macro figures average %d videos; %d one-class video(s) skipped: %s", metrics["macro_videos"]["n_used"],
+                 len(skipped), ", ".join(skipped))
     for name, m in metrics["scores"].items():
         types = " ".join(f"{t}={v:.3f}" for t, v in m["by_type"].items() if v is not None)
-        micro, macro = (("n/a" if v is None else f"{v:.4f}") for v in (m["micro_auc"], m["macro_auc"]))
-        log.info("%-6s micro AUC %s  macro AUC %s  %s", name, micro, macro, types)
+        ci = m.get("micro_auc_ci95")
+        ci_text = f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else ""
+        region = f"  RBDC {_num(m['rbdc'])}  TBDC {_num(m['tbdc'])}" if "rbdc" in m else ""
+        log.info("%-6s micro AUC %s%s  macro AUC %s  AP %s  EER %s%s  %s", name, _num(m["micro_auc"]), ci_text,
+                 _num(m["macro_auc"]), _num(m["micro_ap"]), _num(m["micro_eer"]), region, types)
     if args.report:
         ablation, seeds, matching_seeds = (
             _optional_table(path, what, target) for path, what, target in
@@ -367,6 +380,41 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                      config=p.get("config"), provenance=provenance, ablation=ablation, seeds=seeds,
                      matching_seeds=matching_seeds)
         log.info("report -> %s", args.report)
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def _add_localization(args: argparse.Namespace, p: dict[str, Any], frames: Any, metrics: dict) -> None:
+    """RBDC and TBDC into ``metrics`` when the dataset has boxes of its anomalous objects (``--boxes``)."""
+    from mgenet.io import read_anomaly_boxes, read_parquet
+    from mgenet.region_metrics import IOU, MAX_FP_PER_FRAME, TRACK_FRACTION, add_localization, detections, \
+        localization_metrics, segment_boxes
+    from mgenet.scoring import fuse_with, score_columns
+
+    if not Path(args.boxes).is_file():
+        log.info("no boxes of the anomalous objects at %s: RBDC and TBDC are not computed (a demo dataset generated "
+                 "before mgenet wrote gt/anomaly_boxes.csv lacks them: delete it and rerun to regenerate it)",
+                 args.boxes)
+        return
+    if not args.segments or not args.segment_files:
+        raise MgenetError("evaluate: --boxes needs --segments (the segment score table) and --segment-files (the "
+                          "test videos' segments files), whose boxes are the detections.")
+    if "fusion" not in p:
+        raise MgenetError("evaluate: --boxes needs the fusion settings in --params ({\"fusion\": {...}}) to fuse the "
+                          "segment scores as rule fuse_scores does.")
+    ev = p.get("evaluation", {})
+    seg = fuse_with(read_parquet(args.segments), p["fusion"])
+    det = detections(seg, segment_boxes(args.segment_files))
+    cols = [c for c in score_columns(frames) if c in det.columns]
+    loc = localization_metrics(det, read_anomaly_boxes(args.boxes), len(frames), frames["video"].unique(), cols,
+                               iou=float(ev.get("iou", IOU)), track_fraction=float(ev.get("track_fraction",
+                                                                                          TRACK_FRACTION)),
+                               max_fp=float(ev.get("max_fp_per_frame", MAX_FP_PER_FRAME)))
+    if loc is None:
+        log.info("%s holds no anomalous region of the test videos: RBDC and TBDC are not computed", args.boxes)
+    add_localization(metrics, loc)
 
 
 def _optional_table(path: str, what: str, target: str) -> Any:
@@ -551,6 +599,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", default="", help="summary over seeds CSV (`mgenet seeds-table`) to show in the report")
     sp.add_argument("--matching-seeds", default="", help="summary over matching-memory seeds CSV (`snakemake "
                                                          "matching_seeds`) to show in the report")
+    sp.add_argument("--boxes", default="", help="boxes of the anomalous objects per frame (video,track,frame,x1,y1,"
+                                               "x2,y2): RBDC and TBDC when the file exists")
+    sp.add_argument("--segments", default="", help="with --boxes: the segment score table (scores/segments.parquet)")
+    sp.add_argument("--segment-files", nargs="*", default=[],
+                    help="with --boxes: the test videos' segments files, whose boxes are the detections")
     sp.add_argument("--models", nargs="*", default=[], help="checkpoints whose sha256 the report records")
     sp.add_argument("--features", nargs="*", default=[],
                     help="features files whose backbone checkpoint sha256 the report records")

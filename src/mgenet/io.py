@@ -342,6 +342,46 @@ def read_intervals(path: str | os.PathLike | None) -> pd.DataFrame:
     return df[INTERVAL_COLUMNS]
 
 
+# Per-frame boxes of the anomalous objects (RBDC / TBDC, mgenet.region_metrics): one row per object per frame it is
+# anomalous in; ``track`` names the object within its video (the demo: its person id), x2 and y2 are exclusive pixel
+# edges. Frames with no row hold no anomalous region.
+ANOMALY_BOX_COLUMNS = ["video", "track", "frame", "x1", "y1", "x2", "y2"]
+
+
+def write_anomaly_boxes(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        df[ANOMALY_BOX_COLUMNS].to_csv(tmp, index=False)
+
+
+def read_anomaly_boxes(path: str | os.PathLike) -> pd.DataFrame:
+    """The anomalous objects' boxes (``ANOMALY_BOX_COLUMNS``), checked: boxes with x1 < x2 and y1 < y2, frames >= 0,
+    no (video, track, frame) twice."""
+    path = Path(path)
+    if not path.exists():
+        raise missing_file(path, "anomaly boxes")
+    df = pd.read_csv(path, dtype={"video": str, "track": str}, keep_default_na=False)
+    missing = [c for c in ANOMALY_BOX_COLUMNS if c not in df.columns]
+    if missing:
+        raise MgenetError(f"{path}: anomaly box table lacks columns {missing} (need {ANOMALY_BOX_COLUMNS}).")
+    df = df[ANOMALY_BOX_COLUMNS]
+    try:
+        xy = df[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float64)
+        frame = df["frame"].to_numpy(dtype=np.int64)
+    except (ValueError, TypeError) as e:
+        raise MgenetError(f"{path}: frame and box columns must be numbers ({e}); fix the table.") from None
+    bad = ~np.isfinite(xy).all(axis=1) | (xy[:, 2] <= xy[:, 0]) | (xy[:, 3] <= xy[:, 1]) | (frame < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise MgenetError(f"{path}: row {i + 2} is not a box (x1 < x2, y1 < y2, frame >= 0): "
+                          f"{df.iloc[i].to_dict()}; fix the table.")
+    dup = df.duplicated(["video", "track", "frame"])
+    if dup.any():
+        r = df.loc[dup].iloc[0]
+        raise MgenetError(f"{path}: track {r.track!r} of video {r.video!r} has two boxes in frame {r.frame}; keep one "
+                          f"box per object per frame.")
+    return df.assign(frame=frame)
+
+
 # ------------------------------------------------------------------------------------------------ segments HDF5
 # results/{ds}/segments/{video}.h5 — one row per person window:
 #   pose       (N, 2, T, 18) float32  normalised x, y (STG-NF)       dims: clip, coord, time, joint

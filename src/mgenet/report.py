@@ -35,6 +35,10 @@ from mgenet.scoring import FUSED, score_columns
 
 LABELS = {"nf": "S_nf (pose flow NLL)", "mo": "S_mo (motion)", "app": "S_app (appearance)",
           "mm": "S_mm (behaviour-scene matching)", FUSED: "fused"}
+FIGURE_TITLES = {"micro_auc": "micro AUC", "macro_auc": "macro AUC", "micro_ap": "micro AP", "macro_ap": "macro AP",
+                 "micro_eer": "micro EER", "macro_eer": "macro EER", "rbdc": "RBDC", "tbdc": "TBDC",
+                 "fused_gain": "fused − this, AUC", "micro_auc_ci95_low": "micro AUC 95% CI low",
+                 "micro_auc_ci95_high": "micro AUC 95% CI high"}
 SHORT = {"nf": "S_nf", "mo": "S_mo", "app": "S_app", "mm": "S_mm", FUSED: "fused"}
 # Fixed colours so a component looks the same in the ROC and in every per-video plot.
 COLOURS = {"nf": "tab:blue", "mo": "tab:orange", "app": "tab:green", "mm": "tab:purple", FUSED: "black"}
@@ -184,18 +188,76 @@ def video_figure(g: pd.DataFrame, cols: list[str], ref: dict[str, np.ndarray], c
     return fig
 
 
+def _ci(ci: list | None) -> str:
+    return "–" if not ci or None in ci else f"{ci[0]:.4f} – {ci[1]:.4f}"
+
+
 def _metrics_table(metrics: dict) -> str:
+    """One row per score: micro AUC and its interval, macro AUC, AP, EER, RBDC / TBDC (with boxes), per-type AUC."""
     scores = metrics.get("scores", {})
     types = sorted({t for s in scores.values() for t in s.get("by_type", {})})
-    head = "".join(f"<th>AUC {html.escape(t)}</th>" for t in types)
+    with_ci = any("micro_auc_ci95" in s for s in scores.values())
+    figures = [f for f in ("macro_auc", "micro_ap", "macro_ap", "micro_eer", "macro_eer", "rbdc", "tbdc")
+               if any(f in s for s in scores.values())]
+    head = ("<th>micro AUC</th>" + ("<th>95% CI</th>" if with_ci else "")
+            + "".join(f"<th>{FIGURE_TITLES[f]}</th>" for f in figures)
+            + "".join(f"<th>AUC {html.escape(t)}</th>" for t in types))
     rows = []
     for name, s in scores.items():
-        cells = "".join(f"<td>{_fmt(s.get('by_type', {}).get(t))}</td>" for t in types)
+        cells = f"<td>{_fmt(s.get('micro_auc'))}</td>" + (f"<td>{_ci(s.get('micro_auc_ci95'))}</td>" if with_ci else "")
+        cells += "".join(f"<td>{_fmt(s.get(f))}</td>" for f in figures)
+        cells += "".join(f"<td>{_fmt(s.get('by_type', {}).get(t))}</td>" for t in types)
         cls = ' class="fused"' if name == FUSED else ""
-        rows.append(f"<tr{cls}><td>{html.escape(LABELS.get(name, name))}</td><td>{_fmt(s.get('micro_auc'))}</td>"
-                    f"<td>{_fmt(s.get('macro_auc'))}</td>{cells}</tr>")
-    return (f'<table class="metrics"><thead><tr><th>score</th><th>micro AUC</th><th>macro AUC</th>{head}</tr>'
+        rows.append(f"<tr{cls}><td>{html.escape(LABELS.get(name, name))}</td>{cells}</tr>")
+    return (f'<table class="metrics"><thead><tr><th>score</th>{head}</tr>'
             f"</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _paired_table(metrics: dict) -> str:
+    """The fused score's micro-AUC gain over each component: paired bootstrap interval and DeLong's test; "" when
+    there is no fused score or no component."""
+    rows = []
+    for name, s in metrics.get("scores", {}).items():
+        paired = s.get("fused_vs_this")
+        if not paired:
+            continue
+        diff, p = paired.get("auc_diff"), paired.get("delong_p")
+        diff_text = "–" if diff is None else f"{diff:+.4f}"
+        p_text = "–" if p is None else f"{p:.2g}"
+        rows.append(f"<tr><td>{html.escape(LABELS.get(name, name))}</td><td>{diff_text}</td>"
+                    f"<td>{_ci(paired.get('ci95'))}</td><td>{_fmt(paired.get('delong_z'))}</td>"
+                    f"<td>{p_text}</td></tr>")
+    if not rows:
+        return ""
+    return ('<table class="metrics"><thead><tr><th>component</th><th>fused − component, micro AUC</th>'
+            "<th>95% CI (paired bootstrap)</th><th>DeLong z</th><th>DeLong p</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _metrics_note(metrics: dict) -> str:
+    """What the metrics table's figures are computed on: skipped videos, resamples, the RBDC / TBDC settings."""
+    parts = ["micro: all test frames concatenated (STG-NF protocol); macro: mean over the videos that contain both "
+             "classes; per type: all normal frames against the anomalous frames of that type; AP: area under the "
+             "precision-recall curve; EER: equal error rate (lower is better). – = undefined (a single class)."]
+    mv = metrics.get("macro_videos")
+    if mv:
+        skipped = mv.get("skipped_one_class", [])
+        parts.append(f"Macro figures average {mv.get('n_used')} videos; {len(skipped)} one-class video(s) skipped"
+                     + (f": {html.escape(', '.join(map(str, skipped)))}." if skipped else "."))
+    b = metrics.get("bootstrap")
+    if b:
+        parts.append(f"95% intervals: percentiles of {b.get('resamples')} bootstrap resamples of the test videos "
+                     f"(seed {b.get('seed')}; {b.get('valid_resamples')} with both classes), the same resamples for "
+                     "every score, so the intervals of the fused score's gain are paired. DeLong's test treats frames "
+                     "as independent, which frames of one video are not: its p-value is optimistic, the bootstrap "
+                     "interval is the one to read.")
+    loc = metrics.get("localization")
+    if loc:
+        parts.append(f"RBDC / TBDC (Ramachandra &amp; Jones, WACV 2020): {loc.get('n_regions')} anomalous regions in "
+                     f"{loc.get('n_tracks')} tracks, {loc.get('n_detections')} detections (segment boxes at their "
+                     f"middle frame), IoU ≥ {loc.get('iou')}, a track detected with ≥ {loc.get('track_fraction')} of "
+                     f"its regions, area up to {loc.get('max_fp_per_frame')} false positives per frame.")
+    return '<p class="note">' + " ".join(parts) + "</p>\n"
 
 
 def _video_caption(g: pd.DataFrame, name: str) -> str:
@@ -208,13 +270,17 @@ def _video_caption(g: pd.DataFrame, name: str) -> str:
 
 def _column_title(column: str) -> str:
     """``auc_motion`` -> ``AUC motion``, ``micro_auc`` -> ``micro AUC``, the metrics table's wording."""
-    return f"AUC {column[4:]}" if column.startswith("auc_") else column.replace("_auc", " AUC")
+    if column in FIGURE_TITLES:
+        return FIGURE_TITLES[column]
+    return f"AUC {column[4:]}" if column.startswith("auc_") else column.replace("_auc", " AUC").replace("_", " ")
 
 
 def _ablation_table(df: pd.DataFrame) -> str:
-    """The ablation table (``mgenet ablation-table``'s CSV), the best value of each AUC column in bold."""
+    """The ablation table (``mgenet ablation-table``'s CSV), the best value of each figure in bold (the highest; the
+    lowest for an EER; none for an interval's bounds)."""
     aucs = {c: pd.to_numeric(df[c], errors="coerce") for c in df.columns
-            if c in ("micro_auc", "macro_auc") or c.startswith("auc_")}
+            if c in FIGURE_TITLES or c.startswith(("auc_", "micro_auc_ci95"))}
+    best = {c: v.min() if c.endswith("_eer") else v.max() for c, v in aucs.items() if "_ci95" not in c}
     # Numbers align right (the table's default), text left; a fusion formula stays on one line.
     kind = {c: "" if c in aucs else ' class="formula"' if c == "fusion" else ' class="text"' for c in df.columns}
     rows = []
@@ -224,7 +290,7 @@ def _ablation_table(df: pd.DataFrame) -> str:
             if c in aucs:
                 v = aucs[c].iloc[i]
                 text = _fmt(None if pd.isna(v) else float(v))
-                cells.append(f"<td><b>{text}</b></td>" if v == aucs[c].max() else f"<td>{text}</td>")
+                cells.append(f"<td><b>{text}</b></td>" if c in best and v == best[c] else f"<td>{text}</td>")
             else:
                 v = df[c].iloc[i]
                 cells.append(f"<td{kind[c]}>{html.escape('' if pd.isna(v) else str(v))}</td>")
@@ -343,9 +409,10 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
               f"{metrics.get('n_frames', len(frames))} frames, {n_anom} anomalous "
               f"({100 * n_anom / max(len(frames), 1):.1f}%).</p>\n")
     out.write('<h2 id="metrics">Frame-level AUC</h2>\n' + _metrics_table(metrics) + "\n")
-    out.write('<p class="note">micro: all test frames concatenated (STG-NF protocol); macro: mean over videos '
-              "that contain both classes; per type: all normal frames against the anomalous frames of that type. "
-              "– = undefined (a single class).</p>\n")
+    paired = _paired_table(metrics)
+    if paired:
+        out.write('<h3 id="paired">Fused score against each component</h3>\n' + paired + "\n")
+    out.write(_metrics_note(metrics))
     for table, anchor, title, what, target in (
             (seeds, "seeds", "Over seeds", "training seeds", "seeds"),
             (matching_seeds, "matching-seeds", "Over matching-memory seeds",

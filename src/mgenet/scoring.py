@@ -138,6 +138,12 @@ def select_motion_score(seg: pd.DataFrame, measure: str = "mo") -> pd.DataFrame:
     return seg.assign(mo=seg[measure])
 
 
+def fuse_with(seg: pd.DataFrame, fusion: Mapping) -> pd.DataFrame:
+    """The segment table as rule fuse_scores fuses it: ``fusion.motion_score`` as S_mo (:func:`select_motion_score`),
+    then the fused column of ``fusion.weights`` (:func:`fuse_segments`)."""
+    return fuse_segments(select_motion_score(seg, fusion.get("motion_score", "mo")), fusion["weights"])
+
+
 def smooth(x: np.ndarray, sigmas: Sequence[float]) -> np.ndarray:
     """Apply ``gaussian_filter1d`` with each sigma in turn (STG-NF's smooth_scores); empty ``sigmas`` = identity."""
     y = np.asarray(x, dtype=np.float64)

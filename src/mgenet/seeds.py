@@ -3,7 +3,8 @@
 Reported AUCs in this field move by several points between seeds, so a single run says little. The workflow trains
 the flow and stage 2 once per seed on the same features (the backbone F_B is fixed, so features are not redrawn),
 evaluates each run like the main one, and this module summarises the runs: for every score and every figure (micro,
-macro, one per anomaly type), the mean, the sample standard deviation (ddof = 1; 0 for a single seed) and each seed's
+macro, one per anomaly type, then AP, EER, RBDC / TBDC and the fused score's AUC gain over the score where the
+metrics files hold them), the mean, the sample standard deviation (ddof = 1; 0 for a single seed) and each seed's
 value.
 """
 
@@ -18,6 +19,9 @@ import pandas as pd
 from mgenet import MgenetError
 
 SUMMARY_COLUMNS = ["score", "figure", "mean", "std", "n_seeds"]
+# Figures after the AUCs, each summarised when some metrics file holds it (files of older versions lack them):
+# fused_gain is the fused score's micro AUC minus this score's (``fused_vs_this.auc_diff``).
+EXTRA_FIGURES = ("micro_ap", "macro_ap", "micro_eer", "macro_eer", "rbdc", "tbdc", "fused_gain")
 
 
 def seed_summary(metrics: Mapping[str, dict]) -> pd.DataFrame:
@@ -27,9 +31,10 @@ def seed_summary(metrics: Mapping[str, dict]) -> pd.DataFrame:
         metrics: seed (as text) -> that run's parsed ``metrics.json`` (DESIGN §3), in the order to report.
 
     Returns:
-        Columns score, figure (``micro_auc``, ``macro_auc``, ``auc_<type>``), mean, std, n_seeds (seeds where the
-        figure is defined), then ``seed_<s>`` per seed. Scores in the order of the first file, figures micro, macro,
-        then types sorted. A figure undefined in every seed has NaN mean and std.
+        Columns score, figure (``micro_auc``, ``macro_auc``, ``auc_<type>``, then those of ``EXTRA_FIGURES`` some
+        file holds), mean, std, n_seeds (seeds where the figure is defined), then ``seed_<s>`` per seed. Scores in
+        the order of the first file, figures micro, macro, types sorted, then the extra figures in their order. A
+        figure undefined in every seed has NaN mean and std.
 
     Raises:
         MgenetError: no seed, or seeds whose files hold different scores (runs of different configurations).
@@ -44,9 +49,11 @@ def seed_summary(metrics: Mapping[str, dict]) -> pd.DataFrame:
                               f"{scores}; the runs come from different configurations: rerun the target that made "
                               f"them.")
     types = sorted({t for m in metrics.values() for v in m["scores"].values() for t in v.get("by_type", {})})
+    extra = [f for f in EXTRA_FIGURES if any(not math.isnan(_figure(v, f)) for m in metrics.values()
+                                             for v in m["scores"].values())]
     rows = []
     for score in scores:
-        for figure in ["micro_auc", "macro_auc", *[f"auc_{t}" for t in types]]:
+        for figure in ["micro_auc", "macro_auc", *[f"auc_{t}" for t in types], *extra]:
             values = np.array([_figure(metrics[s]["scores"][score], figure) for s in names])
             ok = values[~np.isnan(values)]
             mean = float(ok.mean()) if len(ok) else math.nan
@@ -57,7 +64,12 @@ def seed_summary(metrics: Mapping[str, dict]) -> pd.DataFrame:
 
 
 def _figure(score: Mapping, figure: str) -> float:
-    v = score.get(figure) if not figure.startswith("auc_") else score.get("by_type", {}).get(figure[4:])
+    if figure.startswith("auc_"):
+        v = score.get("by_type", {}).get(figure[4:])
+    elif figure == "fused_gain":
+        v = (score.get("fused_vs_this") or {}).get("auc_diff")
+    else:
+        v = score.get(figure)
     return math.nan if v is None else float(v)
 
 

@@ -16,7 +16,7 @@ import pytest
 from mgenet.datasets import demo
 from mgenet.datasets import demo_render as R
 from mgenet.datasets.demo import SUBTYPES, DemoConfig, generate_demo, plan_dataset, plan_schedule
-from mgenet.io import ALPHAPOSE_SUFFIX, read_alphapose
+from mgenet.io import ALPHAPOSE_SUFFIX, read_alphapose, read_anomaly_boxes
 
 TINY = DemoConfig(seed=3, n_scenes=3, train_videos_per_scene=1, test_videos_per_scene=2, frames=72, width=160,
                   height=120)
@@ -140,6 +140,26 @@ def test_anomalies_table_matches_masks(tiny: Path) -> None:
             assert len(seen) >= 0.9 * (r.end - r.start + 1)
         np.testing.assert_array_equal(union, gt)
     assert not iv["video"].str.fullmatch(r"\d\d_\d{3}").any(), "anomalies only in test videos"
+
+
+def test_anomaly_boxes_cover_each_anomalous_person_in_its_event(tiny: Path) -> None:
+    boxes = read_anomaly_boxes(tiny / "gt" / "anomaly_boxes.csv")
+    iv = pd.read_csv(tiny / "anomalies.csv", dtype={"video": str})
+    # one track per anomalous person, boxes only inside its event, inside the frame
+    assert set(zip(boxes["video"], boxes["track"].astype(int))) == set(zip(iv["video"], iv["person_id"]))
+    for r in iv.itertuples():
+        own = boxes[(boxes["video"] == r.video) & (boxes["track"] == str(r.person_id))]
+        assert own["frame"].between(r.start, r.end).all()
+        assert len(own) >= 0.9 * (r.end - r.start + 1)  # in view throughout (as the pose test above finds)
+        joints = np.load(tiny / "gt" / "joints" / f"{r.video}.npz")
+        xy = joints["joints"][list(joints["person_ids"]).index(r.person_id)]  # (frames, 17, 2)
+        for b in own.itertuples():
+            j = xy[b.frame][~np.isnan(xy[b.frame]).any(axis=1)]
+            inside = ((j[:, 0] >= b.x1 - 1) & (j[:, 0] <= b.x2) & (j[:, 1] >= b.y1 - 1) & (j[:, 1] <= b.y2)) | \
+                     (j[:, 0] < 0) | (j[:, 0] >= TINY.width) | (j[:, 1] < 0) | (j[:, 1] >= TINY.height)
+            assert inside.all(), (r.video, r.person_id, b.frame)  # the drawn body holds its joints
+    assert (boxes[["x1", "y1"]] >= 0).all().all()
+    assert (boxes["x2"] <= TINY.width).all() and (boxes["y2"] <= TINY.height).all()
 
 
 def test_exercise_is_normal_in_the_last_scene_only() -> None:

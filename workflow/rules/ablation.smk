@@ -45,17 +45,22 @@ if STAGE2 and ABLATIONS:
 
     rule evaluate_ablation:
         input:
-            f"{R}/ablation/{{ablation}}/scores/frames.parquet",
+            frames=f"{R}/ablation/{{ablation}}/scores/frames.parquet",
+            segments=get_ablation_segments,
+            segment_files=get_test_segments,
         output:
             f"{R}/ablation/{{ablation}}/eval/metrics.json",
         params:
-            evaluate=json.dumps({"dataset": DS}),
+            evaluate=get_ablation_evaluate_params,
+            boxes=boxes_path(),
         log:
             f"{R}/logs/ablation/{{ablation}}/evaluate.log",
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet evaluate --frames {input} --params {params.evaluate:q} --out {output} > {log} 2>&1"
+            "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
+            " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
+            " > {log:q} 2>&1"
 
     rule tabulate_ablation:
         input:

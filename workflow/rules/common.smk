@@ -200,6 +200,11 @@ def get_ablation_fusion_params(wildcards):
     return json.dumps({**v["fusion"], **v["score"]}, sort_keys=True)
 
 
+def get_ablation_evaluate_params(wildcards):
+    """A variant's evaluation settings: the main ones, with the variant's fusion for its RBDC / TBDC detections."""
+    return evaluate_params(fusion=ABLATIONS[wildcards.ablation]["fusion"])
+
+
 def get_ablation_metrics(wildcards):
     """Every variant's metrics.json, named by the variant, in the config's order."""
     return {name: f"{R}/ablation/{name}/eval/metrics.json" for name in ABLATIONS}
@@ -211,6 +216,24 @@ def ablation_metrics_args(wildcards, input):
 
 def intervals_path():
     return str(Path(DATA_ROOT) / config["dataset"]["intervals"])
+
+
+def boxes_path():
+    """The dataset's boxes of the anomalous objects (RBDC / TBDC). A param, not an input: it may not exist (then
+    evaluate leaves the two figures out), and for the demo it lies inside make_demo_dataset's folder."""
+    return str(Path(DATA_ROOT) / config["dataset"]["boxes"])
+
+
+def evaluate_params(**extra):
+    """What the evaluation figures depend on: the bootstrap's resamples and seed (the main `seed` for every run, so
+    that runs are resampled alike) and the RBDC / TBDC settings."""
+    return json.dumps({"dataset": DS, "seed": config["seed"], "evaluation": config["evaluation"], **extra},
+                      sort_keys=True)
+
+
+def get_test_segments(wildcards):
+    """Segments files of every test video: their person boxes are the detections of RBDC / TBDC."""
+    return expand(f"{R}/segments/{{video}}.h5", video=videos_of(wildcards, "test"))
 
 
 def report_models():

@@ -66,9 +66,13 @@ rule fuse_scores:
 # params, so after `snakemake ablation` (or when the table changes) the next `snakemake` reruns this rule alone.
 # The summaries over seeds (`snakemake seeds`, eval/seeds.csv) and over matching-memory seeds (`snakemake
 # matching_seeds`, eval/matching_seeds.csv) are shown the same way.
+# RBDC / TBDC: the dataset's boxes file is read when it exists (see boxes_path); the detections are the test
+# segments' boxes with their scores, fused as rule fuse_scores fuses them.
 rule evaluate:
     input:
         frames=f"{R}/scores/frames.parquet",
+        segments=f"{R}/scores/segments.parquet",
+        segment_files=get_test_segments,
         models=report_models(),
         features=get_report_features,
     output:
@@ -76,7 +80,8 @@ rule evaluate:
         report=f"{R}/eval/report.html",
         plots=directory(f"{R}/eval/plots"),
     params:
-        evaluate=json.dumps({"dataset": DS, "config": config}),
+        evaluate=evaluate_params(fusion=config["fusion"], config=config),
+        boxes=boxes_path(),
         ablation=ABLATION_TABLE,
         ablation_sha256=content_sha256(ABLATION_TABLE),
         seeds=SEEDS_TABLE,
@@ -88,7 +93,8 @@ rule evaluate:
     conda:
         "../../envs/core.yaml"
     shell:
-        "mgenet evaluate --frames {input.frames} --params {params.evaluate:q} --out {output.metrics}"
-        " --report {output.report} --plots {output.plots} --ablation={params.ablation:q}"
-        " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q}"
-        " --models {input.models} --features {input.features} > {log} 2>&1"
+        "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output.metrics:q}"
+        " --report {output.report:q} --plots {output.plots:q} --ablation={params.ablation:q}"
+        " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q} --boxes={params.boxes:q}"
+        " --segments {input.segments:q} --segment-files {input.segment_files:q}"
+        " --models {input.models:q} --features {input.features:q} > {log:q} 2>&1"

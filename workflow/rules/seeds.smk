@@ -79,17 +79,22 @@ if config["seeds"]:
 
         rule evaluate_seed:
             input:
-                f"{R}/seeds/{{seed}}/scores/frames.parquet",
+                frames=f"{R}/seeds/{{seed}}/scores/frames.parquet",
+                segments=f"{R}/seeds/{{seed}}/scores/segments.parquet",
+                segment_files=get_test_segments,
             output:
                 f"{R}/seeds/{{seed}}/eval/metrics.json",
             params:
-                evaluate=json.dumps({"dataset": DS}),
+                evaluate=evaluate_params(fusion=config["fusion"]),
+                boxes=boxes_path(),
             log:
                 f"{R}/logs/seeds/{{seed}}/evaluate.log",
             conda:
                 "../../envs/core.yaml"
             shell:
-                "mgenet evaluate --frames {input} --params {params.evaluate:q} --out {output} > {log} 2>&1"
+                "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
+                " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
+                " > {log:q} 2>&1"
 
     rule tabulate_seeds:
         input:
@@ -188,17 +193,22 @@ if STAGE2 and config["matching_seeds"]:
 
         rule evaluate_mseed:
             input:
-                f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
+                frames=f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
+                segments=f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
+                segment_files=get_test_segments,
             output:
                 f"{R}/matching_seeds/{{mseed}}/eval/metrics.json",
             params:
-                evaluate=json.dumps({"dataset": DS}),
+                evaluate=evaluate_params(fusion=config["fusion"]),
+                boxes=boxes_path(),
             log:
                 f"{R}/logs/matching_seeds/{{mseed}}/evaluate.log",
             conda:
                 "../../envs/core.yaml"
             shell:
-                "mgenet evaluate --frames {input} --params {params.evaluate:q} --out {output} > {log} 2>&1"
+                "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
+                " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
+                " > {log:q} 2>&1"
 
     rule tabulate_matching_seeds:
         input:

@@ -6,6 +6,8 @@
     root/pose/{train,test}/{video}_alphapose_tracked_person.json    ground-truth joints + detector-like noise
     root/gt/test_frame_mask/{video}.npy     uint8 per frame, 1 = anomalous (test videos)
     root/gt/joints/{video}.npz              noise-free joints: person_ids (P,), joints (P, frames, 17, 2), NaN = absent
+    root/gt/anomaly_boxes.csv               video,track,frame,x1,y1,x2,y2: each anomalous person's drawn box in each
+                                            frame of its event (track = person id; RBDC / TBDC)
     root/anomalies.csv                      video,start,end,type,subtype,person_id (end inclusive, one row per person)
     root/scenes.csv                         video,split,scene
     root/dataset.json                       generator, version, config
@@ -37,7 +39,8 @@ from scipy.ndimage import uniform_filter1d
 
 from mgenet import MgenetError, __version__
 from mgenet.datasets import demo_render as R
-from mgenet.io import ALPHAPOSE_SUFFIX, INTERVAL_COLUMNS, PoseDict, write_alphapose
+from mgenet.io import ALPHAPOSE_SUFFIX, ANOMALY_BOX_COLUMNS, INTERVAL_COLUMNS, PoseDict, write_alphapose, \
+    write_anomaly_boxes
 
 GENERATOR = "mgenet.datasets.demo"
 GENERATOR_VERSION = "3"
@@ -551,6 +554,42 @@ def _write_video_files(root: Path, plan: VideoPlan, scene: R.Scene, cfg: DemoCon
         np.save(root / "gt" / "test_frame_mask" / f"{plan.name}.npy", frame_mask(plan, n))
 
 
+def drawn_box(a: Actor, t: int, cfg: DemoConfig) -> tuple[int, int, int, int] | None:
+    """The pixels ``a`` covers in frame ``t`` as ``_render_video`` draws it (its box or scooter included, its shadow
+    left out), as a box (x1, y1, x2, y2) with exclusive x2, y2; None when none of it is in the frame.
+
+    The person is drawn alone on a black and on a white canvas, with the shadow in the canvas colour: a pixel belongs
+    to the person when it differs from the canvas in either (a body colour can equal one canvas, not both).
+    """
+    tr = a.track
+    covered = np.zeros((cfg.height, cfg.width), bool)
+    for value in (0, 255):
+        img = np.full((cfg.height, cfg.width, 3), value, np.uint8)
+        R.draw_person(img, tr.points[t], tr.depth[t], tr.feet[t], float(tr.height[t]), float(tr.heading[t]), a.style,
+                      int(tr.action[t]), (value, value, value))
+        covered |= (img != value).any(axis=2)
+    if not covered.any():
+        return None
+    ys, xs = np.nonzero(covered)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def anomaly_boxes(plan: DemoPlan) -> pd.DataFrame:
+    """Every anomalous person's drawn box in every frame of its event where it is in view (``ANOMALY_BOX_COLUMNS``;
+    track = person id), sorted by video, track, frame."""
+    rows = []
+    for v in plan.videos:
+        for e in v.events:
+            for a in e.actors:
+                for t in range(e.start, e.end + 1):
+                    if a.track.present[t]:
+                        box = drawn_box(a, t, plan.cfg)
+                        if box is not None:
+                            rows.append((v.name, str(a.pid), t, *box))
+    rows.sort(key=lambda r: (r[0], int(r[1]), r[2]))
+    return pd.DataFrame(rows, columns=ANOMALY_BOX_COLUMNS)
+
+
 def _write_tables(root: Path, plan: DemoPlan) -> None:
     rows = [(v.name, e.start, e.end, e.type, e.subtype, a.pid)
             for v in plan.videos for e in v.events for a in e.actors]
@@ -562,6 +601,7 @@ def _write_tables(root: Path, plan: DemoPlan) -> None:
             "config": dataclasses.asdict(plan.cfg), "exercise_normal_scene": scene_id(plan.cfg.n_scenes - 1),
             "subtypes": SUBTYPES}
     (root / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_anomaly_boxes(anomaly_boxes(plan), root / "gt" / "anomaly_boxes.csv")
 
 
 def generate_demo(root: str | Path, cfg: DemoConfig) -> None:
