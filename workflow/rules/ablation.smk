@@ -55,7 +55,7 @@ if STAGE2 and ABLATIONS:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet evaluate --frames {input} --params {params.evaluate:q} --out {output} > {log} 2>&1"
+            "mgenet evaluate --frames {input:q} --params {params.evaluate:q} --out {output:q} > {log:q} 2>&1"
 
     rule tabulate_ablation:
         input:
@@ -77,8 +77,8 @@ if STAGE2 and ABLATIONS:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet ablation-table --metrics {params.metrics} --params {params.table:q} --out {output.csv}"
-            " --md {output.md} > {log} 2>&1"
+            "mgenet ablation-table --metrics {params.metrics:q} --params {params.table:q} --out {output.csv:q}"
+            " --md {output.md:q} > {log:q} 2>&1"
 
     rule ablation:
         input:

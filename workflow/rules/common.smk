@@ -200,7 +200,8 @@ def get_ablation_metrics(wildcards):
 
 
 def ablation_metrics_args(wildcards, input):
-    return " ".join(f"{name}={path}" for name, path in input.items())
+    """NAME=PATH arguments, one list item each, so that the shell line quotes every one (`{params.metrics:q}`)."""
+    return [f"{name}={path}" for name, path in input.items()]
 
 
 def intervals_path():
@@ -275,4 +276,5 @@ def get_matching_seed_metrics(wildcards):
 
 
 def seed_metrics_args(wildcards, input):
-    return " ".join(f"{seed}={path}" for seed, path in input.items())
+    """SEED=PATH arguments, one list item each (quoted one by one by `{params.metrics:q}`)."""
+    return [f"{seed}={path}" for seed, path in input.items()]

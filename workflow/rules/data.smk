@@ -16,7 +16,7 @@ if config["dataset"]["generate"]:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet make-demo --params {params.demo:q} --out {output} > {log} 2>&1"
+            "mgenet make-demo --params {params.demo:q} --out {output:q} > {log:q} 2>&1"
 
 
 checkpoint index_dataset:
@@ -31,4 +31,4 @@ checkpoint index_dataset:
     conda:
         "../../envs/core.yaml"
     shell:
-        "mgenet index --params {params.dataset:q} --out {output} > {log} 2>&1"
+        "mgenet index --params {params.dataset:q} --out {output:q} > {log:q} 2>&1"

@@ -16,8 +16,8 @@ rule train_flow:
     conda:
         "../../envs/models.yaml"
     shell:
-        "mgenet --threads {threads} train-flow --segments {input} --params {params.flow:q} --out {output}"
-        " > {log} 2>&1"
+        "mgenet --threads {threads} train-flow --segments {input:q} --params {params.flow:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule encode_flow:
@@ -36,5 +36,5 @@ rule encode_flow:
     conda:
         "../../envs/models.yaml"
     shell:
-        "mgenet --threads {threads} encode-flow --model {input.model} --segments {input.segments}"
-        " --params {params.encode:q} --out {output} > {log} 2>&1"
+        "mgenet --threads {threads} encode-flow --model {input.model:q} --segments {input.segments:q}"
+        " --params {params.encode:q} --out {output:q} > {log:q} 2>&1"

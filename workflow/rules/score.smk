@@ -23,8 +23,8 @@ if STAGE2:
         conda:
             "../../envs/models.yaml"
         shell:
-            "mgenet --threads {threads} score --flow {input.flow} --stage2 {input.model} --features {input.features}"
-            " --params {params.score:q} --out {output} > {log} 2>&1"
+            "mgenet --threads {threads} score --flow {input.flow:q} --stage2 {input.model:q}"
+            " --features {input.features:q} --params {params.score:q} --out {output:q} > {log:q} 2>&1"
 
 else:
 
@@ -38,7 +38,7 @@ else:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet score --flow {input.flow} --out {output} > {log} 2>&1"
+            "mgenet score --flow {input.flow:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule fuse_scores:
@@ -55,8 +55,8 @@ rule fuse_scores:
     conda:
         "../../envs/core.yaml"
     shell:
-        "mgenet fuse --scores {input.scores} --manifest {input.manifest} --intervals {params.intervals:q}"
-        " --params {params.fusion:q} --out {output} > {log} 2>&1"
+        "mgenet fuse --scores {input.scores:q} --manifest {input.manifest:q} --intervals {params.intervals:q}"
+        " --params {params.fusion:q} --out {output:q} > {log:q} 2>&1"
 
 
 # The report's provenance hashes the models and reads the features' backbone checkpoint hash: both are upstream of
@@ -88,7 +88,7 @@ rule evaluate:
     conda:
         "../../envs/core.yaml"
     shell:
-        "mgenet evaluate --frames {input.frames} --params {params.evaluate:q} --out {output.metrics}"
-        " --report {output.report} --plots {output.plots} --ablation={params.ablation:q}"
+        "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output.metrics:q}"
+        " --report {output.report:q} --plots {output.plots:q} --ablation={params.ablation:q}"
         " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q}"
-        " --models {input.models} --features {input.features} > {log} 2>&1"
+        " --models {input.models:q} --features {input.features:q} > {log:q} 2>&1"
