@@ -35,6 +35,7 @@ if STAGE2 and ABLATIONS:
         input:
             scores=get_ablation_segments,
             manifest=f"{R}/manifest.csv",
+            truth=get_ground_truth,
         output:
             f"{R}/ablation/{{ablation}}/scores/frames.parquet",
         params:

@@ -2,6 +2,7 @@
 # `mgenet <command>` of the package.
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -55,6 +56,28 @@ def get_dataset_root(wildcards):
     return DATA_ROOT
 
 
+def dataset_listing():
+    """A hash of the dataset's file set, a param of index_dataset, so that adding, removing, renaming or resizing a
+    file (a pose file, video, frame, mask) reindexes it. Names and sizes only, not contents or mtimes: listing is
+    cheap on a real dataset at every start, and copying or touching files does not retrain everything. Content edits
+    reach the rules that read the files, which have them as inputs. The small tables index_dataset reads itself
+    (scenes.csv, the interval table) are hashed whole. A generated demo is make_demo_dataset's output (its params
+    track it): "" there."""
+    if config["dataset"]["generate"]:
+        return ""
+    root = Path(DATA_ROOT)
+    small = {root / "scenes.csv", root / config["dataset"]["intervals"]}
+    h = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(f for f in files if not f.startswith(".")):
+            path = Path(folder) / name
+            h.update(f"{path.relative_to(root)}\0{path.stat().st_size}\n".encode())
+            if path in small:
+                h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def manifest(wildcards):
     """The manifest of the dataset (evaluating the index_dataset checkpoint)."""
     return pd.read_csv(checkpoints.index_dataset.get().output[0], dtype={"video": str}, keep_default_na=False)
@@ -81,6 +104,14 @@ def get_pose_source(wildcards):
     if row.empty:
         raise ValueError(f"video {wildcards.video} is not in {R}/manifest.csv")
     return row["pose_path"].iloc[0]
+
+
+def get_ground_truth(wildcards):
+    """The files fuse_scores reads the truth from: every test video's mask (or tracks file) and the interval table,
+    so that editing one refuses stale metrics (fuse_scores and evaluate rerun)."""
+    df = manifest(wildcards)
+    gt = sorted(p for p in df.loc[df["split"] == "test", "gt_path"] if p)
+    return gt + ([intervals_path()] if Path(intervals_path()).is_file() else [])
 
 
 def get_video_path(wildcards):

@@ -26,6 +26,8 @@ checkpoint index_dataset:
         f"{R}/manifest.csv",
     params:
         dataset=params_json("dataset", pose_source=config["pose"]["source"]),
+        # the dataset's file set: a pose file removed or put back, a video or mask added, reindexes
+        files=dataset_listing(),
     log:
         f"{R}/logs/data/index_dataset.log",
     conda:

@@ -45,6 +45,7 @@ rule fuse_scores:
     input:
         scores=f"{R}/scores/segments.parquet",
         manifest=f"{R}/manifest.csv",
+        truth=get_ground_truth,  # read through the manifest's gt_path and params.intervals: inputs, so edits rerun
     output:
         f"{R}/scores/frames.parquet",
     params:

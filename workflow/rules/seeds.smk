@@ -72,6 +72,7 @@ if config["seeds"]:
             input:
                 scores=f"{R}/seeds/{{seed}}/scores/segments.parquet",
                 manifest=f"{R}/manifest.csv",
+                truth=get_ground_truth,
             output:
                 f"{R}/seeds/{{seed}}/scores/frames.parquet",
             log:
@@ -181,6 +182,7 @@ if STAGE2 and config["matching_seeds"]:
             input:
                 scores=f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
                 manifest=f"{R}/manifest.csv",
+                truth=get_ground_truth,
             output:
                 f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
             log:
