@@ -23,7 +23,7 @@ def describe(path: str | os.PathLike, clip: int | None = None) -> str:
     """
     path = Path(path)
     lines = [f"{path}  ({path.stat().st_size / 1e6:.2f} MB on disk)" if path.exists() else str(path)]
-    with open_h5(path, "HDF5 file") as f:
+    with open_h5(path, "file") as f:
         lines += _fmt_attrs(f.attrs, "  ")
 
         def visit(name: str, obj: h5py.HLObject) -> None:

@@ -157,7 +157,7 @@ def open_h5(path: str | os.PathLike, what: str) -> Iterator[h5py.File]:
 
 
 def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu", keys: tuple[str, ...] = (),
-               fix: str = "") -> dict[str, Any]:
+               fix: str = "", otherwise: str = "") -> dict[str, Any]:
     """A checkpoint written by mgenet, loaded with ``torch.load(weights_only=True)``.
 
     A file that is not a checkpoint, is cut short, or pickles anything but tensors and plain containers (tampered
@@ -166,6 +166,7 @@ def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu", ke
     Args:
         keys: top-level keys the checkpoint must have.
         fix: the remedy to name (default: the rule that makes the file).
+        otherwise: what makes the file, for a missing file of a name no rule makes (see :func:`missing_file`).
     Raises:
         MgenetError: missing, unreadable or unsafe file, or one without ``keys``.
     """
@@ -175,7 +176,7 @@ def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu", ke
 
     path = Path(path)
     if not path.exists():
-        raise missing_file(path, what)
+        raise missing_file(path, what, otherwise=otherwise)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

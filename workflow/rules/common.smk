@@ -65,16 +65,20 @@ def dataset_listing():
     track it): "" there."""
     if config["dataset"]["generate"]:
         return ""
-    root = Path(DATA_ROOT)
-    small = {root / "scenes.csv", root / config["dataset"]["intervals"]}
+    small = {"scenes.csv", Path(config["dataset"]["intervals"]).as_posix()}
     h = hashlib.sha256()
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(f for f in files if not f.startswith(".")):
-            path = Path(folder) / name
-            h.update(f"{path.relative_to(root)}\0{path.stat().st_size}\n".encode())
-            if path in small:
-                h.update(path.read_bytes())
+
+    def walk(folder, rel):  # os.scandir, not os.walk + Path: 0.4-0.75 s instead of 2.7 s for 43k frame images
+        for entry in sorted((e for e in os.scandir(folder) if not e.name.startswith(".")), key=lambda e: e.name):
+            if entry.is_dir():
+                walk(entry.path, f"{rel}{entry.name}/")
+            else:
+                h.update(f"{rel}{entry.name}\0{entry.stat().st_size}\n".encode())
+                if f"{rel}{entry.name}" in small:
+                    h.update(Path(entry.path).read_bytes())
+
+    if Path(DATA_ROOT).is_dir():  # else index_dataset says the root is missing
+        walk(DATA_ROOT, "")
     return h.hexdigest()
 
 

@@ -284,7 +284,8 @@ def save_checkpoint(path: PathLike, model: STGNF, model_cfg: FlowConfig, train_c
 def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple[STGNF, dict[str, Any]]:
     """Rebuild the flow from a checkpoint, in eval mode on ``device``; returns it and the checkpoint dict."""
     device = resolve_device(device) if isinstance(device, str) else device
-    ckpt = load_torch(path, "flow checkpoint", map_location=device, keys=("model_config", "state_dict"))
+    ckpt = load_torch(path, "flow checkpoint", map_location=device, keys=("model_config", "state_dict"),
+                      otherwise="rule train_flow (`mgenet train-flow`) makes it.")
     model = STGNF(FlowConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval(), ckpt
