@@ -12,7 +12,7 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    video=r"[^/]+",
+    video=r"[A-Za-z0-9][A-Za-z0-9._-]*",  # mgenet.datasets.adapters.SAFE_NAME: index_dataset refuses others
     split=r"train|test",
 
 

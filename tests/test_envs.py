@@ -133,3 +133,14 @@ def test_core_env_commands_import_no_model_or_pose_runtime():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_torch_floor_keeps_weights_only_loading_safe():
+    """torch.load(weights_only=True) could run a crafted file's code before torch 2.6 (CVE-2025-32434)."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra in ("models", "features"):
+        torch_req = [r for r in extras[extra] if re.match(r"torch\b", r)]
+        assert torch_req == ["torch>=2.6"], extra
+    import torch
+
+    assert tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 6)

@@ -8,7 +8,8 @@ import pytest
 from helpers import standing_pose
 
 from mgenet import MgenetError
-from mgenet.io import atomic_path, load_gt_mask, read_alphapose, read_anomaly_boxes, write_alphapose
+from mgenet.io import (atomic_path, load_gt_mask, load_torch, open_h5, read_alphapose, read_anomaly_boxes, read_features,
+                       read_parquet, read_segments, write_alphapose)
 
 
 def test_alphapose_round_trip(tmp_path):
@@ -31,6 +32,11 @@ def test_alphapose_round_trip(tmp_path):
     ('{"1": {"0": {"scores": 1}}}', "no 'keypoints'"),
     ('{"1": {"zero": {"keypoints": []}}}', "frame key"),
     ("{not json", "not valid JSON"),
+    ('{"1": {"0": {"keypoints": ["12.5"' + ', 1' * 50 + ']}}}', "non-numeric"),  # a number as a string, too
+    ('{"1": {"0": {"keypoints": [null' + ', 1' * 50 + ']}}}', "non-numeric"),
+    ('{"1": {"0": {"keypoints": [[1, 2]' + ', 1' * 50 + ']}}}', "non-numeric"),
+    ('{"02": {"0": {"keypoints": [' + ', '.join(['1'] * 51) + ']}}, "2": {}}',
+     "person ids '02' and '2' are the same person 2"),
 ])
 def test_alphapose_bad_input_names_file(tmp_path, content, message):
     path = tmp_path / "bad.json"
@@ -129,3 +135,101 @@ def test_anomaly_boxes_are_checked(tmp_path):
             read_anomaly_boxes(path)
     with pytest.raises(MgenetError, match="anomaly boxes"):
         read_anomaly_boxes(tmp_path / "none.csv")
+
+
+def cut_in_half(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("rel, reader, rule", [
+    ("features/v.h5", read_features, "extract_features"),
+    ("segments/v.h5", read_segments, "build_segments"),
+])
+def test_a_truncated_hdf5_file_is_one_error_naming_it_and_the_rule_that_remakes_it(tmp_path, rel, reader, rule):
+    import h5py
+
+    path = tmp_path / "results" / "demo" / rel
+    path.parent.mkdir(parents=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=np.arange(20000.0))
+    cut_in_half(path)
+    with pytest.raises(MgenetError) as e:
+        reader(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: ") and "is unreadable (" in msg and "truncated" in msg and "\n" not in msg
+    assert msg.endswith(f"delete it and run snakemake again (rule {rule} remakes it).")
+    with pytest.raises(MgenetError, match="not found; it is made by rule encode_flow"):
+        with open_h5(tmp_path / "results" / "demo" / "flow" / "test.h5", "flow latents"):
+            pass
+
+
+def test_a_truncated_score_table_names_the_rule(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "results" / "demo" / "scores" / "segments.parquet"
+    path.parent.mkdir(parents=True)
+    pd.DataFrame({"a": np.arange(1000)}).to_parquet(path)
+    cut_in_half(path)
+    with pytest.raises(MgenetError, match=r"segments\.parquet: score table is unreadable .*rule score_components"):
+        read_parquet(path)
+
+
+class Exploit:
+    """Pickles into a call of os.system, as a tampered checkpoint would."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.target}",)
+
+
+def test_a_tampered_or_foreign_checkpoint_is_refused_without_running_it(tmp_path):
+    import pickle
+
+    import torch
+
+    path = tmp_path / "results" / "demo" / "models" / "flow.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"model_config": {}, "state_dict": {}, "hook": Exploit(tmp_path / "PWNED")}, path)
+    with pytest.raises(MgenetError) as e:
+        load_torch(path, "flow checkpoint", keys=("model_config", "state_dict"))
+    assert not (tmp_path / "PWNED").exists()
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: flow checkpoint is unreadable (it pickles objects other than tensors")
+    assert "posix.system" in msg or "os.system" in msg
+    assert msg.endswith("(rule train_flow remakes it).") and "\n" not in msg
+    path.write_bytes(pickle.dumps({"a": 1})[:-3])  # cut short
+    with pytest.raises(MgenetError, match=r"flow\.pt: flow checkpoint is unreadable \(.*rule train_flow"):
+        load_torch(path, "flow checkpoint")
+    path.write_text("not a checkpoint at all")
+    with pytest.raises(MgenetError, match=r"flow checkpoint is unreadable \(not a PyTorch checkpoint"):
+        load_torch(path, "flow checkpoint")
+    torch.save({"state_dict": {}}, path)  # readable, but not ours
+    with pytest.raises(MgenetError, match="not an mgenet flow checkpoint: no model_config"):
+        load_torch(path, "flow checkpoint", keys=("model_config", "state_dict"))
+    partial = tmp_path / "stage2.pt.partial"
+    partial.write_text("garbage")
+    with pytest.raises(MgenetError, match="delete it to start training from the first epoch"):
+        load_torch(partial, "partial stage-2 checkpoint", fix="delete it to start training from the first epoch")
+
+
+def test_a_command_reading_a_truncated_file_prints_one_error_line_and_writes_nothing(tmp_path, capsys):
+    import h5py
+
+    from mgenet.cli import main
+
+    flow = tmp_path / "results" / "demo" / "flow" / "test.h5"
+    flow.parent.mkdir(parents=True)
+    with h5py.File(flow, "w") as f:
+        f.create_dataset("v/nll", data=np.arange(20000.0))
+    cut_in_half(flow)
+    out = tmp_path / "results" / "demo" / "scores" / "segments.parquet"
+    assert main(["score", "--flow", str(flow), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {flow}: flow scores is unreadable (")
+    assert err[0].endswith("(rule encode_flow remakes it).")
+    assert not out.exists() and not list(out.parent.glob(".*tmp*"))

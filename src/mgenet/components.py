@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import os
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from mgenet import MgenetError
-from mgenet.io import missing_file
+from mgenet.io import open_h5
 
 KEY_COLUMNS = ["video", "person_id", "start_frame", "mid_frame"]
 
 
 def segment_table(flow_h5: str | os.PathLike) -> pd.DataFrame:
     """One row per test person-window: keys and ``nf`` = the flow's NLL (higher = more anomalous)."""
-    if not os.path.exists(flow_h5):
-        raise missing_file(flow_h5, "flow scores")
     parts = []
-    with h5py.File(flow_h5, "r") as f:
+    with open_h5(flow_h5, "flow scores") as f:
         for video in sorted(f):
             g = f[video]
             n = g["nll"].shape[0]

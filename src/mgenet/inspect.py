@@ -8,8 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mgenet import MgenetError
-from mgenet.io import missing_file
+from mgenet.io import open_h5
 
 
 def _fmt_attrs(attrs: h5py.AttributeManager, indent: str) -> list[str]:
@@ -23,14 +22,8 @@ def describe(path: str | os.PathLike, clip: int | None = None) -> str:
         clip: also print per-dataset statistics of this row of the clip axis.
     """
     path = Path(path)
-    if not path.exists():
-        raise missing_file(path, "file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise MgenetError(f"{path}: not an HDF5 file ({e}).") from e
-    lines = [f"{path}  ({path.stat().st_size / 1e6:.2f} MB on disk)"]
-    with f:
+    lines = [f"{path}  ({path.stat().st_size / 1e6:.2f} MB on disk)" if path.exists() else str(path)]
+    with open_h5(path, "file") as f:
         lines += _fmt_attrs(f.attrs, "  ")
 
         def visit(name: str, obj: h5py.HLObject) -> None:

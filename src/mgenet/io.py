@@ -122,6 +122,81 @@ def missing_file(path: str | os.PathLike, what: str, otherwise: str = "") -> Mge
     return MgenetError(f"{path}: {what} not found; it is made by rule {rule}{how}.")
 
 
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:240]
+
+
+def unreadable_file(path: str | os.PathLike, what: str, reason: str, fix: str = "") -> MgenetError:
+    """The error for an input that exists but cannot be read (truncated, corrupt, tampered with): names the file and
+    how to remake it (the rule that makes it, or ``fix``)."""
+    found = made_by(path)
+    if not fix:
+        fix = (f"delete it and run snakemake again (rule {found[0]} remakes it)" if found
+               else "replace it with a good copy")
+    return MgenetError(f"{path}: {what} is unreadable ({reason}); {fix}.")
+
+
+@contextlib.contextmanager
+def open_h5(path: str | os.PathLike, what: str) -> Iterator[h5py.File]:
+    """An HDF5 artifact opened for reading. A missing file, or one that HDF5 cannot open (cut short by a full disk or a
+    copy interrupted, not HDF5 at all), is an error naming the file and the rule that remakes it, not h5py's OSError.
+
+    Raises:
+        MgenetError: the file is missing or unreadable.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise missing_file(path, what)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise unreadable_file(path, what, _first_line(e)) from e
+    with f:
+        yield f
+
+
+def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu", keys: tuple[str, ...] = (),
+               fix: str = "", otherwise: str = "") -> dict[str, Any]:
+    """A checkpoint written by mgenet, loaded with ``torch.load(weights_only=True)``.
+
+    A file that is not a checkpoint, is cut short, or pickles anything but tensors and plain containers (tampered
+    with, or not ours) is refused with one error naming it and how to remake it, never unpickled unsafely.
+
+    Args:
+        keys: top-level keys the checkpoint must have.
+        fix: the remedy to name (default: the rule that makes the file).
+        otherwise: what makes the file, for a missing file of a name no rule makes (see :func:`missing_file`).
+    Raises:
+        MgenetError: missing, unreadable or unsafe file, or one without ``keys``.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise missing_file(path, what, otherwise=otherwise)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message is mostly advice to load unsafely; keep its one informative line
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        unsafe = [ln for ln in lines if "global" in ln.lower() and "weights only" not in ln.lower()]
+        if unsafe:
+            reason = f"it pickles objects other than tensors, which safe loading refuses: {unsafe[0][:200]}"
+        else:
+            detail = next((ln for ln in lines if "Unsupported operand" in ln or "load key" in ln), "")
+            reason = f"not a PyTorch checkpoint or cut short{f': {detail[:200]}' if detail else ''}"
+        raise unreadable_file(path, what, reason, fix) from e
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise unreadable_file(path, what, f"not a PyTorch checkpoint or cut short: {_first_line(e)}", fix) from e
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys):
+        lacking = sorted(set(keys) - set(ckpt)) if isinstance(ckpt, dict) else list(keys)
+        raise unreadable_file(path, what, f"not an mgenet {what}: no {', '.join(lacking)}", fix)
+    return ckpt
+
+
 def _plain(v: Any) -> Any:
     """An HDF5 attribute as a plain Python value (list, int, float, str), as ``torch.load(weights_only=True)`` and
     JSON accept."""
@@ -143,7 +218,7 @@ def agreed_attrs(paths: list[str | os.PathLike], keys: tuple[str, ...], what: st
     first: dict[str, str] = {}
     missing: set[str] = set()
     for path in paths:
-        with h5py.File(path, "r") as f:
+        with open_h5(path, what) as f:
             attrs = {k: _plain(f.attrs[k]) for k in keys if k in f.attrs}
         missing |= set(keys) - set(attrs)
         for k, v in attrs.items():
@@ -183,11 +258,16 @@ def read_alphapose(path: str | os.PathLike) -> PoseDict:
         raise MgenetError(f"{path}: expected an object {{person id: {{frame: {{keypoints, scores}}}}}}, "
                           f"got {type(raw).__name__}.")
     poses: PoseDict = {}
+    pid_keys: dict[int, str] = {}
     for pid_key, frames in raw.items():
         try:
             pid = int(pid_key)
         except ValueError:
             raise MgenetError(f"{path}: person id {pid_key!r} is not an integer.") from None
+        if pid in pid_keys:  # "02" and "2": one track would silently overwrite the other
+            raise MgenetError(f"{path}: person ids {pid_keys[pid]!r} and {pid_key!r} are the same person {pid}; give "
+                              f"each track its own id.")
+        pid_keys[pid] = pid_key
         if not isinstance(frames, dict):
             raise MgenetError(f"{path}: person {pid_key}: expected an object of frames.")
         person: dict[int, np.ndarray] = {}
@@ -207,9 +287,13 @@ def read_alphapose(path: str | os.PathLike) -> PoseDict:
                 raise MgenetError(f"{where}: 'keypoints' must hold {3 * N_COCO} numbers "
                                   f"(17 COCO joints × x, y, score), got {n}.")
             try:
-                arr = np.asarray(kp, dtype=np.float32).reshape(N_COCO, 3)
-            except (TypeError, ValueError):
-                raise MgenetError(f"{where}: 'keypoints' holds non-numeric values.") from None
+                raw_kp = np.asarray(kp)  # strings ("12.5" too), lists, null give a non-number dtype
+            except ValueError:
+                raw_kp = np.asarray([], dtype=object)
+            if raw_kp.dtype.kind not in "iuf" or raw_kp.shape != (3 * N_COCO,):
+                raise MgenetError(f"{where}: 'keypoints' holds non-numeric values (strings, null or lists); write "
+                                  f"plain numbers.")
+            arr = raw_kp.astype(np.float32).reshape(N_COCO, 3)
             if not np.isfinite(arr).all():
                 raise MgenetError(f"{where}: keypoints contain NaN or infinite values. "
                                   f"Drop the detection or mark missing joints with score 0 instead.")
@@ -427,15 +511,12 @@ def write_segments(path: str | os.PathLike, arrays: dict[str, np.ndarray], attrs
 
 def read_segments(path: str | os.PathLike, fields: tuple[str, ...] = tuple(SEGMENT_DTYPES)) -> tuple[
         dict[str, np.ndarray], dict[str, Any]]:
-    path = Path(path)
-    if not path.exists():
-        raise missing_file(path, "segments file")
-    with h5py.File(path, "r") as f:
+    with open_h5(path, "segments file") as f:
         return {k: f[k][()] for k in fields}, dict(f.attrs)
 
 
 def segment_count(path: str | os.PathLike) -> int:
-    with h5py.File(path, "r") as f:
+    with open_h5(path, "segments file") as f:
         return int(f["person_id"].shape[0])
 
 
@@ -543,10 +624,7 @@ def write_features(path: str | os.PathLike, arrays: dict[str, np.ndarray], attrs
 def read_features(path: str | os.PathLike, fields: tuple[str, ...] = tuple(FEATURE_DTYPES),
                   rows: slice | np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a features file (optionally only some clip ``rows`` of the clip-axis datasets)."""
-    path = Path(path)
-    if not path.exists():
-        raise missing_file(path, "features file")
-    with h5py.File(path, "r") as f:
+    with open_h5(path, "features file") as f:
         out = {}
         for k in fields:
             ds = f[k]
@@ -574,4 +652,7 @@ def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise missing_file(path, "score table")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError: a cut or foreign file
+        raise unreadable_file(path, "score table", _first_line(e)) from e

@@ -41,7 +41,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -52,8 +51,8 @@ from matplotlib.figure import Figure
 from mgenet import MgenetError, __version__
 from mgenet.components import join_stage2, segment_table
 from mgenet.engine.flow import encode_flow, load_checkpoint, resolve_device
-from mgenet.io import (PoseDict, atomic_path, pose_summary, provenance, read_alphapose, read_intervals, read_parquet,
-                       write_json, write_segments)
+from mgenet.io import (PoseDict, atomic_path, load_torch, open_h5, pose_summary, provenance, read_alphapose,
+                       read_intervals, read_parquet, write_json, write_segments)
 from mgenet.report import COLOURS, SHORT
 from mgenet.scoring import (COMPONENTS, DEFAULT_SIGMAS, FUSED, frame_scores, fuse_segments, lowest_frame_scores,
                             score_ranges, select_motion_score, smooth)
@@ -136,7 +135,7 @@ def _training_files(folder: Path) -> list[Path]:
     """The HDF5 files of a results folder whose provenance says they belong to a training video."""
     out = []
     for p in sorted(folder.glob("*.h5")) if folder.is_dir() else []:
-        with h5py.File(p, "r") as f:
+        with open_h5(p, "HDF5 file") as f:
             if str(f.attrs.get("split", "")) == "train":
                 out.append(p)
     return out
@@ -345,7 +344,7 @@ def score_video(video: str | Path, models: str | Path, out: str | Path, pose: st
     name = video.stem if video.is_file() else video.name
     device = resolve_device(str(cfg.get("device", "auto")))
     flow, flow_ck = load_checkpoint(flow_pt, device)
-    stage2_ck = torch.load(stage2_pt, map_location="cpu", weights_only=True) if stage2_pt else None
+    stage2_ck = load_torch(stage2_pt, "stage-2 checkpoint", keys=("config", "state_dict")) if stage2_pt else None
     settings = resolve_settings(flow_ck, stage2_ck, models, cfg, features_weights)
     for what, source in settings.sources.items():
         log.info("%s settings: %s", what, source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,33 @@ class VideoInfo:
 
 
 def frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTS)
+    """A frame folder's images in frame order, checking that their numbers run without a gap.
+
+    Frames are addressed by position (pose frame keys and ground-truth masks index them), so a missing image would
+    shift every later frame against the ground truth; it is refused instead.
+
+    Raises:
+        MgenetError: no image, an image without a number, a number given twice, or a missing number.
+    """
+    folder = Path(folder)
+    files = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTS]
+    if not files:
+        raise MgenetError(f"{folder}: frame folder holds no {'/'.join(FRAME_EXTS)} images.")
+    numbered = []
+    for p in files:
+        m = re.search(r"(\d+)(?!.*\d)", p.stem)  # the last run of digits: 000123.jpg, frame_12.png
+        if m is None:
+            raise MgenetError(f"{p}: frame file name has no frame number; name frames by their index (000000.jpg).")
+        numbered.append((int(m.group(1)), p.name, p))
+    numbered.sort()
+    for (prev, _, _), (cur, _, path) in zip(numbered, numbered[1:]):
+        if cur == prev:
+            raise MgenetError(f"{path}: frame number {cur} appears twice in {folder}; keep one image per frame.")
+        if cur != prev + 1:
+            raise MgenetError(f"{folder}: frame {prev + 1} is missing (frames {numbered[0][0]}..{numbered[-1][0]}, "
+                              f"next after {prev} is {cur}). Restore it (e.g. duplicate its neighbour) so that frame "
+                              f"indices keep matching the ground truth.")
+    return [p for _, _, p in numbered]
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -36,8 +63,6 @@ def probe(path: str | Path) -> VideoInfo:
         raise MgenetError(f"{path}: video not found.")
     if path.is_dir():
         files = frame_files(path)
-        if not files:
-            raise MgenetError(f"{path}: frame folder holds no {'/'.join(FRAME_EXTS)} images.")
         first = cv2.imread(str(files[0]))
         if first is None:
             raise MgenetError(f"{files[0]}: unreadable frame image.")

@@ -4,7 +4,7 @@ from helpers import make_stgnf_dataset, make_ubnormal_dataset
 
 from mgenet import MgenetError
 from mgenet.datasets.adapters import index_dataset
-from mgenet.io import load_gt_mask
+from mgenet.io import ALPHAPOSE_SUFFIX, load_gt_mask
 
 
 def test_stgnf_layout_without_videos(tmp_path):
@@ -166,3 +166,54 @@ def test_a_binary_tracks_file_that_is_not_numpy_is_one_error(tmp_path):
         np.save(f, np.full(10, 2.0))
     with pytest.raises(MgenetError, match="1 = normal"):
         load_gt_mask(labels, 10)
+
+
+def test_unsafe_video_names_are_refused_at_indexing_in_one_error_listing_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a `$(touch PWNED)` run by anything would land here
+    root = make_stgnf_dataset(tmp_path / "ds", n_frames=40)
+    pose = root / "pose" / "test" / f"01_0014{ALPHAPOSE_SUFFIX}"
+    for bad in ("01_009$(touch PWNED)", "01 010"):
+        (root / "pose" / "test" / f"{bad}{ALPHAPOSE_SUFFIX}").write_bytes(pose.read_bytes())
+        np.save(root / "gt" / "test_frame_mask" / f"{bad}.npy", np.zeros(40, np.uint8))
+    with pytest.raises(MgenetError) as e:
+        index_dataset(root, "stgnf", resolution=[320, 240])
+    msg = str(e.value)
+    assert msg.startswith("4 dataset file(s) have a video name outside [A-Za-z0-9][A-Za-z0-9._-]*")
+    assert "01_009$(touch PWNED)_alphapose" in msg and "01 010.npy" in msg and "\n" not in msg
+    assert not (tmp_path / "PWNED").exists()
+    for bad in ("01_009$(touch PWNED)", "01 010"):  # renamed, the dataset indexes
+        (root / "pose" / "test" / f"{bad}{ALPHAPOSE_SUFFIX}").unlink()
+        (root / "gt" / "test_frame_mask" / f"{bad}.npy").unlink()
+    assert len(index_dataset(root, "stgnf", resolution=[320, 240])) == 4
+
+
+def test_a_name_in_both_splits_is_refused(tmp_path):
+    root = make_stgnf_dataset(tmp_path / "ds", n_frames=40)
+    src = root / "pose" / "test" / f"01_0014{ALPHAPOSE_SUFFIX}"
+    (root / "pose" / "train" / src.name).write_bytes(src.read_bytes())
+    with pytest.raises(MgenetError, match=r"\['01_0014'\] are in both pose/train and pose/test"):
+        index_dataset(root, "stgnf", resolution=[320, 240])
+
+
+def test_a_test_mask_or_video_without_its_pose_file_is_an_error_not_a_silent_drop(tmp_path):
+    root = make_stgnf_dataset(tmp_path / "ds", n_frames=40)
+    (root / "pose" / "test" / f"02_0003{ALPHAPOSE_SUFFIX}").unlink()
+    (root / "videos" / "test").mkdir(parents=True)
+    (root / "videos" / "test" / "01_0020").mkdir()  # a test frame folder without pose file or mask
+    with pytest.raises(MgenetError) as e:
+        index_dataset(root, "stgnf", resolution=[320, 240])
+    assert str(e.value).startswith("2 test file(s) have no pose file in the test split")
+    assert "test_frame_mask/02_0003.npy" in str(e.value) and "videos/test/01_0020" in str(e.value)
+
+
+def test_stgnf_val_split_reads_pose_val_with_its_masks(tmp_path):
+    """A validation split in the stgnf layout: pose/val/ with masks in gt/test_frame_mask/ (not orphans of test)."""
+    root = make_stgnf_dataset(tmp_path / "ds", n_frames=40)
+    src = root / "pose" / "test" / f"02_0003{ALPHAPOSE_SUFFIX}"
+    (root / "pose" / "val").mkdir()
+    src.rename(root / "pose" / "val" / src.name)
+    df = index_dataset(root, "stgnf", resolution=[320, 240]).set_index("video")
+    assert df.loc["02_0003", "split"] == "val" and df.loc["02_0003", "gt_path"].endswith("02_0003.npy")
+    (root / "pose" / "test" / src.name).write_bytes((root / "pose" / "val" / src.name).read_bytes())
+    with pytest.raises(MgenetError, match=r"\['02_0003'\] are in both"):
+        index_dataset(root, "stgnf", resolution=[320, 240])

@@ -173,6 +173,15 @@ def test_garbage_file(tmp_path):
     assert str(path) in str(e.value)
 
 
+@pytest.mark.parametrize("text", ["epoch 3\nlr 0.1\n", "hello world", "e"])  # KeyError 101 / IndexError inside torch
+def test_a_text_file_as_weights_is_one_error_line(tmp_path, text):
+    path = tmp_path / "notes.txt"
+    path.write_text(text)
+    with pytest.raises(MgenetError, match=r"notes\.txt: not a readable PyTorch checkpoint \(") as e:
+        load_backbone(str(path), seed=0)
+    assert "\n" not in str(e.value)
+
+
 def test_missing_weights_say_where_to_get_them(tmp_path):
     path = tmp_path / "resources" / "weights" / CHECKPOINT_NAME
     with pytest.raises(MgenetError) as e:

@@ -35,6 +35,7 @@ if STAGE2 and ABLATIONS:
         input:
             scores=get_ablation_segments,
             manifest=f"{R}/manifest.csv",
+            truth=get_ground_truth,
         output:
             f"{R}/ablation/{{ablation}}/scores/frames.parquet",
         params:
@@ -82,8 +83,8 @@ if STAGE2 and ABLATIONS:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet ablation-table --metrics {params.metrics} --params {params.table:q} --out {output.csv}"
-            " --md {output.md} > {log} 2>&1"
+            "mgenet ablation-table --metrics {params.metrics:q} --params {params.table:q} --out {output.csv:q}"
+            " --md {output.md:q} > {log:q} 2>&1"
 
     rule ablation:
         input:

@@ -16,7 +16,7 @@ if config["dataset"]["generate"]:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet make-demo --params {params.demo:q} --out {output} > {log} 2>&1"
+            "mgenet make-demo --params {params.demo:q} --out {output:q} > {log:q} 2>&1"
 
 
 checkpoint index_dataset:
@@ -26,9 +26,11 @@ checkpoint index_dataset:
         f"{R}/manifest.csv",
     params:
         dataset=params_json("dataset", pose_source=config["pose"]["source"]),
+        # the dataset's file set: a pose file removed or put back, a video or mask added, reindexes
+        files=dataset_listing(),
     log:
         f"{R}/logs/data/index_dataset.log",
     conda:
         "../../envs/core.yaml"
     shell:
-        "mgenet index --params {params.dataset:q} --out {output} > {log} 2>&1"
+        "mgenet index --params {params.dataset:q} --out {output:q} > {log:q} 2>&1"

@@ -26,6 +26,6 @@ rule extract_features:
     conda:
         "../../envs/features.yaml"
     shell:
-        "mgenet --threads {threads} features --manifest {input.manifest} --video {wildcards.video}"
-        " --source {input.video:q} --segments {input.segments} --params {params.features:q} --out {output}"
-        " > {log} 2>&1"
+        "mgenet --threads {threads} features --manifest {input.manifest:q} --video {wildcards.video:q}"
+        " --source {input.video:q} --segments {input.segments:q} --params {params.features:q} --out {output:q}"
+        " > {log:q} 2>&1"

@@ -37,5 +37,5 @@ rule encode_flow:
     conda:
         "../../envs/models.yaml"
     shell:
-        "mgenet --threads {threads} encode-flow --model {input.model} --segments {input.segments}"
-        " --params {params.encode:q} --out {output} > {log} 2>&1"
+        "mgenet --threads {threads} encode-flow --model {input.model:q} --segments {input.segments:q}"
+        " --params {params.encode:q} --out {output:q} > {log:q} 2>&1"

@@ -19,7 +19,7 @@ if config["pose"]["source"] == "extract":
         conda:
             "../../envs/pose.yaml"
         shell:
-            "mgenet --threads {threads} pose {input:q} --params {params.pose:q} --out {output} > {log} 2>&1"
+            "mgenet --threads {threads} pose {input:q} --params {params.pose:q} --out {output:q} > {log:q} 2>&1"
 
 else:
 
@@ -34,7 +34,8 @@ else:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet import-pose --manifest {input.manifest} --video {wildcards.video} --out {output} > {log} 2>&1"
+            "mgenet import-pose --manifest {input.manifest:q} --video {wildcards.video:q} --out {output:q}"
+            " > {log:q} 2>&1"
 
 
 rule build_segments:
@@ -50,5 +51,5 @@ rule build_segments:
     conda:
         "../../envs/core.yaml"
     shell:
-        "mgenet segments --manifest {input.manifest} --video {wildcards.video} --pose {input.pose}"
-        " --params {params.segments:q} --out {output} > {log} 2>&1"
+        "mgenet segments --manifest {input.manifest:q} --video {wildcards.video:q} --pose {input.pose:q}"
+        " --params {params.segments:q} --out {output:q} > {log:q} 2>&1"

@@ -23,8 +23,8 @@ if STAGE2:
         conda:
             "../../envs/models.yaml"
         shell:
-            "mgenet --threads {threads} score --flow {input.flow} --stage2 {input.model} --features {input.features}"
-            " --params {params.score:q} --out {output} > {log} 2>&1"
+            "mgenet --threads {threads} score --flow {input.flow:q} --stage2 {input.model:q}"
+            " --features {input.features:q} --params {params.score:q} --out {output:q} > {log:q} 2>&1"
 
 else:
 
@@ -38,13 +38,14 @@ else:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet score --flow {input.flow} --out {output} > {log} 2>&1"
+            "mgenet score --flow {input.flow:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule fuse_scores:
     input:
         scores=f"{R}/scores/segments.parquet",
         manifest=f"{R}/manifest.csv",
+        truth=get_ground_truth,  # read through the manifest's gt_path and params.intervals: inputs, so edits rerun
     output:
         f"{R}/scores/frames.parquet",
     params:
@@ -55,8 +56,8 @@ rule fuse_scores:
     conda:
         "../../envs/core.yaml"
     shell:
-        "mgenet fuse --scores {input.scores} --manifest {input.manifest} --intervals {params.intervals:q}"
-        " --params {params.fusion:q} --out {output} > {log} 2>&1"
+        "mgenet fuse --scores {input.scores:q} --manifest {input.manifest:q} --intervals {params.intervals:q}"
+        " --params {params.fusion:q} --out {output:q} > {log:q} 2>&1"
 
 
 # The report's provenance hashes the models and reads the features' backbone checkpoint hash: both are upstream of

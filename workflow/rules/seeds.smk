@@ -72,6 +72,7 @@ if config["seeds"]:
             input:
                 scores=f"{R}/seeds/{{seed}}/scores/segments.parquet",
                 manifest=f"{R}/manifest.csv",
+                truth=get_ground_truth,
             output:
                 f"{R}/seeds/{{seed}}/scores/frames.parquet",
             log:
@@ -110,8 +111,8 @@ if config["seeds"]:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet seeds-table --metrics {params.metrics} --params {params.table:q} --out {output.csv}"
-            " --md {output.md} > {log} 2>&1"
+            "mgenet seeds-table --metrics {params.metrics:q} --params {params.table:q} --out {output.csv:q}"
+            " --md {output.md:q} > {log:q} 2>&1"
 
     rule seeds:
         input:
@@ -152,9 +153,9 @@ if STAGE2 and config["matching_seeds"]:
             conda:
                 "../../envs/models.yaml"
             shell:
-                "mgenet --threads {threads} rewrite-matching --model {input.model} --features {input.features}"
-                " --flow {input.flow} --seed {wildcards.mseed} --params {params.rewrite:q} --out {output}"
-                " > {log} 2>&1"
+                "mgenet --threads {threads} rewrite-matching --model {input.model:q} --features {input.features:q}"
+                " --flow {input.flow:q} --seed {wildcards.mseed:q} --params {params.rewrite:q} --out {output:q}"
+                " > {log:q} 2>&1"
 
         # S_mm with the rewritten M^r; S_nf, S_mo, S_app and the level-1 measurements are the main run's (--base),
         # which the rewrite cannot change, so the mask encoder's passes are not run again
@@ -178,14 +179,15 @@ if STAGE2 and config["matching_seeds"]:
             conda:
                 "../../envs/models.yaml"
             shell:
-                "mgenet --threads {threads} score --flow {input.flow} --stage2 {input.model}"
-                " --features {input.features} --base {input.base} --params {params.score:q} --out {output}"
-                " > {log} 2>&1"
+                "mgenet --threads {threads} score --flow {input.flow:q} --stage2 {input.model:q}"
+                " --features {input.features:q} --base {input.base:q} --params {params.score:q} --out {output:q}"
+                " > {log:q} 2>&1"
 
         use rule fuse_scores as fuse_scores_mseed with:
             input:
                 scores=f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
                 manifest=f"{R}/manifest.csv",
+                truth=get_ground_truth,
             output:
                 f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
             log:
@@ -225,8 +227,8 @@ if STAGE2 and config["matching_seeds"]:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet seeds-table --metrics {params.metrics} --params {params.table:q} --out {output.csv}"
-            " --md {output.md} > {log} 2>&1"
+            "mgenet seeds-table --metrics {params.metrics:q} --params {params.table:q} --out {output.csv:q}"
+            " --md {output.md:q} > {log:q} 2>&1"
 
     rule matching_seeds:
         input:

@@ -28,5 +28,5 @@ if STAGE2:
             "../../envs/models.yaml"
         shell:
             # a killed run leaves models/stage2.pt.partial; the rerun resumes from its last finished epoch
-            "mgenet --threads {threads} train-stage2 --features {input.features} --flow {input.flow}"
-            " --params {params.stage2:q} --out {output} > {log} 2>&1"
+            "mgenet --threads {threads} train-stage2 --features {input.features:q} --flow {input.flow:q}"
+            " --params {params.stage2:q} --out {output:q} > {log:q} 2>&1"

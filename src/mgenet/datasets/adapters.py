@@ -26,10 +26,14 @@ indexed: the flow trains on normal videos only.
 
 Without videos the frame size comes from ``dataset.resolution`` and the frame count from the ground truth (test) or
 the last posed frame (train).
+
+Video names become file names under ``results/`` and words of shell commands, so only :data:`SAFE_NAME` names are
+indexed; every other one is refused with one error listing the offending files.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -46,6 +50,27 @@ LONG_NAMES = {"train": "training", "test": "testing", "val": "validation"}
 SPLIT_LISTS = {"train": "abnormal_training_video_names.txt", "val": "abnormal_validation_video_names.txt",
                "test": "abnormal_test_video_names.txt"}
 LAYOUTS = ("stgnf", "ubnormal")
+# The names a video may have: letters, digits, '.', '_', '-', not starting with '.' or '-' (no space, no shell
+# character, no path separator), as the workflow's `video` wildcard constraint also says.
+SAFE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+
+log = logging.getLogger("mgenet")
+
+
+def check_names(files: dict[Path, str]) -> None:
+    """Refuse video names outside :data:`SAFE_NAME`.
+
+    Args:
+        files: each dataset file (pose file, video, frame folder, mask) and the video name it gives.
+    Raises:
+        MgenetError: one line listing every offending file, and the allowed pattern.
+    """
+    bad = sorted(str(p) for p, name in files.items() if not re.fullmatch(SAFE_NAME, name))
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise MgenetError(f"{len(bad)} dataset file(s) have a video name outside {SAFE_NAME} (letters, digits, "
+                          f"'.', '_', '-'; no space or shell character): {shown}. Rename them (pose file, video and "
+                          f"mask together).")
 
 
 def _pose_files(root: Path, split: str) -> dict[str, Path]:
@@ -163,6 +188,48 @@ def select_scenes(df: pd.DataFrame, scenes: list | None = None, move_to_train: d
     return out.reset_index(drop=True)
 
 
+def check_dataset_files(root: Path, layout: str, sources: dict[str, dict[str, Path]], extract: bool) -> None:
+    """Check the files that name the videos before anything is read: safe names, one split per name, and (stgnf) no
+    test video or mask left without its pose file, which would silently drop it from the test set.
+
+    Args:
+        sources: per split, {video name: pose file (import) or video (extract)}, as the index lists them.
+        extract: whether poses come from the videos (pose.source: extract).
+    Raises:
+        MgenetError: one line per kind of problem, listing the offending files.
+    """
+    named: dict[Path, str] = {p: v for split in SPLITS for v, p in sources[split].items()}
+    videos = {split: _video_files(root, split) for split in SPLITS} if layout == "stgnf" else {}
+    masks = ({p.stem: p for p in sorted((root / "gt" / "test_frame_mask").glob("*.npy"))}
+             if layout == "stgnf" else {})
+    named.update({p: v for split in videos for v, p in videos[split].items()})
+    named.update({p: v for v, p in masks.items()})
+    check_names(named)
+    seen = [v for split in SPLITS for v in sources[split]]
+    both = sorted({v for v in seen if seen.count(v) > 1})
+    if both:
+        raise MgenetError(f"{root}: video name(s) {both} are in both pose/train and pose/test (or two of the train, "
+                          f"test and val folders); a name must be unique, since results/<dataset>/ keeps one file per "
+                          f"video.")
+    if layout != "stgnf" or not any(sources.values()):  # none at all: index_dataset says where it looked
+        return
+    what = "video" if extract else "pose file"
+    # masks serve the test and the validation split alike (gt/test_frame_mask/ holds both)
+    orphans = sorted(str(p) for v, p in masks.items() if v not in sources["test"] and v not in sources["val"])
+    if not extract:
+        orphans += sorted(str(p) for v, p in videos["test"].items() if v not in sources["test"])
+        no_pose = sorted(str(p) for v, p in videos["train"].items() if v not in sources["train"])
+        if no_pose:
+            log.warning("%d training video(s) have no pose file under %s and are left out: %s", len(no_pose),
+                        root / "pose" / "train", ", ".join(no_pose[:10]) + (" ..." if len(no_pose) > 10 else ""))
+    if orphans:
+        shown = ", ".join(orphans[:10]) + (f" and {len(orphans) - 10} more" if len(orphans) > 10 else "")
+        raise MgenetError(f"{len(orphans)} test file(s) have no {what} in the test split, so their videos would be "
+                          f"left out of the evaluation: {shown}. Restore the {what} "
+                          f"({'videos/test/<video>' if extract else f'pose/test/<video>{ALPHAPOSE_SUFFIX}'}) or "
+                          f"remove the video and its mask.")
+
+
 def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = None,
                   pose_source: str = "import", scenes: list | None = None, move_to_train: dict | None = None,
                   intervals: str | None = None) -> pd.DataFrame:
@@ -174,8 +241,9 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
     ``intervals`` table, relative to ``root``) select a scene split, see :func:`select_scenes`.
 
     Raises:
-        MgenetError: unknown layout, no pose file at all, a test video without ground truth, a ground truth whose
-            length differs from the video's frame count, a missing resolution for a dataset without videos.
+        MgenetError: unknown layout, no pose file at all, a video name outside :data:`SAFE_NAME`, a name in both
+            splits, a test video or mask without its pose file, a test video without ground truth, a ground truth
+            whose length differs from the video's frame count, a missing resolution for a dataset without videos.
     """
     root = Path(root)
     if layout not in LAYOUTS:
@@ -188,10 +256,11 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
     if pose_source not in ("import", "extract"):
         raise MgenetError(f"pose.source {pose_source!r}: use import or extract.")
     extract = pose_source == "extract"
+    sources = {split: _video_files(root, split) if extract else _pose_files(root, split) for split in SPLITS}
+    check_dataset_files(root, layout, sources, extract)
     rows = []
     for split in SPLITS:
-        sources = _video_files(root, split) if extract else _pose_files(root, split)
-        for video, source in sources.items():
+        for video, source in sources[split].items():
             pose_path = None if extract else source
             if layout == "stgnf":
                 video_path = source if extract else _find_video_stgnf(root, video, split)

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mgenet import MgenetError
-from mgenet.io import FLOW_DIMS, atomic_path, missing_file, provenance
+from mgenet.io import FLOW_DIMS, atomic_path, load_torch, missing_file, open_h5, provenance
 from mgenet.models.flow import STGNF, FlowConfig
 from mgenet.models.graph import FLIP_PERMUTATION
 
@@ -152,7 +152,7 @@ class SegmentStream(IterableDataset):
         for path in paths:
             if not Path(path).exists():
                 raise missing_file(path, "segments file", otherwise="rule build_segments (`mgenet segments`) makes it.")
-            with h5py.File(path, "r") as f:
+            with open_h5(path, "segments file") as f:
                 n, *shape = f["pose"].shape
             if n == 0:
                 continue
@@ -175,7 +175,7 @@ class SegmentStream(IterableDataset):
     def _buffer(self, blocks: list[tuple[int, int, int]], rng: np.random.Generator) -> np.ndarray:
         parts = []
         for i, file_blocks in itertools.groupby(sorted(blocks), key=lambda b: b[0]):  # one open per file
-            with h5py.File(self.paths[i], "r") as f:
+            with open_h5(self.paths[i], "segments file") as f:
                 parts += [f["pose"][start:stop] for _, start, stop in file_blocks]
         pose = np.concatenate(parts).astype(np.float32, copy=False)
         if self.flip:
@@ -302,11 +302,9 @@ def save_checkpoint(path: PathLike, model: STGNF, model_cfg: FlowConfig, train_c
 
 def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple[STGNF, dict[str, Any]]:
     """Rebuild the flow from a checkpoint, in eval mode on ``device``; returns it and the checkpoint dict."""
-    path = Path(path)
-    if not path.exists():
-        raise missing_file(path, "flow checkpoint", otherwise="rule train_flow (`mgenet train-flow`) makes it.")
     device = resolve_device(device) if isinstance(device, str) else device
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    ckpt = load_torch(path, "flow checkpoint", map_location=device, keys=("model_config", "state_dict"),
+                      otherwise="rule train_flow (`mgenet train-flow`) makes it.")
     if "coupling" not in ckpt["model_config"]:
         raise MgenetError(f"{path}: a flow checkpoint of an earlier mgenet, whose flow was not STG-NF's; delete it "
                           f"and rerun (rule train_flow trains the flow again).")
@@ -344,7 +342,7 @@ def encode_flow(model: STGNF, segment_paths: Sequence[PathLike], out_path: PathL
         for path in segment_paths:
             if not Path(path).exists():
                 raise missing_file(path, "segments file", otherwise="rule build_segments (`mgenet segments`) makes it.")
-            with h5py.File(path, "r") as src:
+            with open_h5(path, "segments file") as src:
                 video = str(src.attrs.get("video", Path(path).stem))
                 if video in seen or "/" in video:
                     raise MgenetError(f"{path}: video name {video!r} is repeated or contains '/'; "

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -31,7 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from mgenet import MgenetError
 from mgenet.components import KEY_COLUMNS
 from mgenet.engine.flow import _seed_worker, resolve_device, seed_everything
-from mgenet.io import atomic_path, missing_file, provenance, sha256_file
+from mgenet.io import atomic_path, load_torch, open_h5, provenance, sha256_file
 from mgenet.models.masking import clip_mask_pairs, keep_indices, random_masks
 from mgenet.models.mgenet import LEVEL1_VARIANTS, SHAPE_FIELDS, MGENet, MGENetConfig
 from mgenet.models.vit import FromDict
@@ -177,7 +176,7 @@ class ClipSource(IterableDataset):
                                                                "start_frame", "mid_frame")}
         for vi, start, stop in sorted(blocks):  # reads in file order; rows are shuffled below
             v = self.videos[vi]
-            with h5py.File(v.features, "r") as f, h5py.File(v.flow, "r") as g:
+            with open_h5(v.features, "features file") as f, open_h5(v.flow, "flow latents") as g:
                 parts["tokens"].append(f["tokens"][start:stop].astype(np.float16, copy=False))
                 parts["f_sk"].append(g[v.name]["latent"][start:stop].astype(np.float32, copy=False))
                 for k in ("person_id", "start_frame", "mid_frame"):
@@ -232,11 +231,7 @@ def _to_batch(d: dict[str, np.ndarray]) -> Batch:
 
 def _index_pair(features: str, flow: str) -> tuple[VideoEntry, dict[str, int]]:
     """Open one pair, check it, and return its entry and clip shape (the model's data-shape fields)."""
-    if not Path(features).exists():
-        raise missing_file(features, "features file")
-    if not Path(flow).exists():
-        raise missing_file(flow, "flow latents")
-    with h5py.File(features, "r") as f:
+    with open_h5(features, "features file") as f:
         video = str(f.attrs.get("video", Path(features).stem))
         for k in ("tokens", "person_id", "start_frame", "mid_frame", "scene"):
             if k not in f:
@@ -244,7 +239,7 @@ def _index_pair(features: str, flow: str) -> tuple[VideoEntry, dict[str, int]]:
         tokens_shape = f["tokens"].shape
         scene = f["scene"][()].astype(np.float32).reshape(-1)
         keys = (f["person_id"][()], f["start_frame"][()])
-    with h5py.File(flow, "r") as g:
+    with open_h5(flow, "flow latents") as g:
         if video not in g:
             raise MgenetError(f"{flow} has no group for video {video!r} of {features}; re-run encode_flow with the "
                               f"segments of this video (features and flow latents must come from the same segments).")
@@ -412,7 +407,9 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
     partial = Path(f"{out_ckpt}.partial")
     phase_i, epoch0, history, opt_state = 0, 0, [], None
     if partial.exists():
-        ck = torch.load(partial, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
+        # RNG states must stay on the CPU
+        ck = load_torch(partial, "partial stage-2 checkpoint", keys=("config", "state_dict", "phase", "epoch"),
+                        fix="delete it to start training from the first epoch")
         if ck["config"] != config:
             raise MgenetError(f"{partial} was written with another stage-2 config; delete it to start over, or "
                               f"restore the settings it was made with.")
@@ -516,11 +513,8 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def load_stage2(path: PathLike, device: str | torch.device = "cpu") -> tuple[MGENet, dict[str, Any]]:
     """Rebuild the model from a final checkpoint, in eval mode on ``device``; returns it and the checkpoint."""
-    path = Path(path)
-    if not path.exists():
-        raise missing_file(path, "stage-2 checkpoint")
     device = resolve_device(device) if isinstance(device, str) else device
-    ck = torch.load(path, map_location=device, weights_only=True)
+    ck = load_torch(path, "stage-2 checkpoint", map_location=device, keys=("config", "state_dict"))
     model = MGENet(MGENetConfig.from_dict(ck["config"]["model"]))
     state = dict(ck["state_dict"])
     state.setdefault("scene_centre", torch.zeros_like(model.scene_centre))  # checkpoints from before centring

@@ -72,9 +72,7 @@ class FolderReader:
 
     def __init__(self, path: Path, threads: int = 1) -> None:
         self.path = path
-        self.files = frame_files(path)
-        if not self.files:
-            raise MgenetError(f"{path}: frame folder holds no .jpg/.jpeg/.png images.")
+        self.files = frame_files(path)  # numbered without a gap, else an error naming the missing frame
         self.n_frames = len(self.files)
         first = self._read(0)
         self.height, self.width = first.shape[:2]

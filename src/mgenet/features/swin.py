@@ -152,6 +152,8 @@ def _numpy_safe_globals() -> list[Any]:
 
 def _reason(e: BaseException) -> str:
     """The informative line of a torch.load error (its weights_only message is mostly boilerplate)."""
+    if isinstance(e, (KeyError, IndexError, TypeError, AttributeError)):  # the unpickler's, on a non-pickle file
+        return "not a pickle file"
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     for ln in lines:
         if "load key" in ln or "Unsupported" in ln or "zip" in ln.lower():
@@ -195,7 +197,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 f"({', '.join(unsafe)}), which weights_only loading refuses. Re-save only "
                 f"its weights: python -c \"import torch; c = torch.load('{path}', weights_only=False); "
                 f"torch.save({{'state_dict': c['state_dict']}}, 'clean.pth')\" (only for a file you trust).") from e
-    except (RuntimeError, OSError, EOFError, ValueError) as e:
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        # a text or other non-pickle file fails inside the unpickler with any of these (KeyError: 101 for "e...")
         raise MgenetError(f"{path}: not a readable PyTorch checkpoint ({_reason(e)}). "
                           f"Download it again from {CHECKPOINT_SOURCE}.") from e
     state = ckpt

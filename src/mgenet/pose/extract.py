@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,35 +35,6 @@ COCO_EDGES = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8
               (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
 
 
-def numbered_frames(folder: Path) -> list[Path]:
-    """A frame folder's images in order, checking that their numbers run without a gap.
-
-    Raises:
-        MgenetError: no image, an image without a number, or a missing number (it would shift every later frame
-            against the ground truth).
-    """
-    files = frame_files(folder)
-    if not files:
-        raise MgenetError(f"{folder}: frame folder holds no frame images.")
-    numbers = []
-    for p in files:
-        m = re.search(r"(\d+)(?!.*\d)", p.stem)
-        if m is None:
-            raise MgenetError(f"{p}: frame file name has no frame number.")
-        numbers.append(int(m.group(1)))
-    order = np.argsort(numbers, kind="stable")
-    files = [files[i] for i in order]
-    numbers = [numbers[i] for i in order]
-    for prev, (cur, path) in zip(numbers, zip(numbers[1:], files[1:])):
-        if cur == prev:
-            raise MgenetError(f"{path}: frame number {cur} appears twice in {folder}.")
-        if cur != prev + 1:
-            raise MgenetError(f"{folder}: frame {prev + 1} is missing (frames {numbers[0]}..{numbers[-1]}, "
-                              f"next after {prev} is {cur}). Restore it (e.g. duplicate its neighbour) so that frame "
-                              f"indices keep matching the ground truth.")
-    return files
-
-
 def iter_frames(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:
     """(frame index, BGR frame) of a video file or a numbered frame folder, one frame in memory at a time.
 
@@ -73,7 +43,7 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:
     """
     path = Path(path)
     if path.is_dir():
-        for i, p in enumerate(numbered_frames(path)):
+        for i, p in enumerate(frame_files(path)):  # numbered without a gap
             frame = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if frame is None:
                 raise MgenetError(f"{p}: unreadable frame image (frame {i}).")
@@ -193,9 +163,7 @@ def extract_poses(path: str | Path, cfg: PoseConfig, backend: PoseBackend | None
     Raises:
         MgenetError: unreadable video or frame, missing frame in a frame folder, a bad backend setting.
     """
-    info = probe(path)  # fails early, naming the file, on a missing or undecodable video
-    if Path(path).is_dir():
-        numbered_frames(Path(path))  # a gap fails before any work is done
+    info = probe(path)  # fails early, naming the file, on a missing or undecodable video or a gap in a frame folder
     backend = backend or make_backend(cfg, threads)
     backend.reset()
     n = cfg.every_n
