@@ -18,7 +18,7 @@ if STAGE2:
         resources:
             # a GPU unless device: cpu, as for extract_features (gpus() in common.smk); amp applies there.
             # Memory: the model, one shuffle buffer of block_rows * buffer_blocks float16 clips, one batch.
-            gpu=gpus(stage2_rule=True),
+            gpu=gpus(stage2=True),
             mem_mb=4000,
         log:
             f"{R}/logs/stage2/train_stage2.log",
