@@ -177,6 +177,15 @@ def get_test_features(wildcards):
     return _features_of(wildcards, "test")
 
 
+def gpus(stage2=False):
+    """The `gpu` resource of a step that can run on a GPU, which the SLURM plugin submits as --gpus. 1 when the config
+    lets the step use one (`device` auto or cuda and, for a stage-2 step, stage 2 enabled), else 0, so that no job
+    asks for a GPU it will not use (`device: cpu` on a cluster without GPUs, whose sbatch refuses a --gpus request)."""
+    if config["device"] == "cpu" or (stage2 and not STAGE2):
+        return 0
+    return 1
+
+
 def stage2_params(section, seed=None):
     """What shapes stage-2 training, as the JSON its rule's params carry: model, train, seed, device (not
     `enabled` or `score_batch_size`, which do not change the model)."""

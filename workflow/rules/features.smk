@@ -15,9 +15,9 @@ rule extract_features:
     # torch's intra-op threads; decoding and cropping run in one extra thread beside them
     threads: 2
     resources:
-        # a GPU only when the config asks for one (device: cuda); auto uses one if the job lands on a GPU node.
+        # a GPU unless device: cpu (gpus() in common.smk); under auto a job that gets none runs on the CPU.
         # Memory: decode batches + open windows + two clip batches, flat in the video's length (bench/features.py).
-        gpu=1 if config["device"] == "cuda" else 0,
+        gpu=gpus(),
         mem_mb=4000,
     log:
         f"{R}/logs/features/{{video}}.log",

@@ -15,7 +15,7 @@ if STAGE2:
             score=stage2_score_params(),
         threads: 2
         resources:
-            gpu=1 if config["device"] == "cuda" else 0,
+            gpu=gpus(stage2=True),
         log:
             f"{R}/logs/score/score_components.log",
         benchmark:

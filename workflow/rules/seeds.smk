@@ -144,7 +144,7 @@ if STAGE2 and config["matching_seeds"]:
                 rewrite=json.dumps({"device": config["device"]}),
             threads: 2
             resources:
-                gpu=1 if config["device"] == "cuda" else 0,
+                gpu=gpus(stage2=True),
                 mem_mb=4000,
             log:
                 f"{R}/logs/matching_seeds/{{mseed}}/rewrite_matching.log",
@@ -171,7 +171,7 @@ if STAGE2 and config["matching_seeds"]:
                 score=stage2_score_params(),
             threads: 2
             resources:
-                gpu=1 if config["device"] == "cuda" else 0,
+                gpu=gpus(stage2=True),
             log:
                 f"{R}/logs/matching_seeds/{{mseed}}/score_components.log",
             benchmark:

@@ -16,9 +16,9 @@ if STAGE2:
         # torch's intra-op threads; the HDF5 reads are small next to the encoders' work
         threads: 2
         resources:
-            # a GPU only when the config asks for one (device: cuda), as for extract_features; amp applies there.
+            # a GPU unless device: cpu, as for extract_features (gpus() in common.smk); amp applies there.
             # Memory: the model, one shuffle buffer of block_rows * buffer_blocks float16 clips, one batch.
-            gpu=1 if config["device"] == "cuda" else 0,
+            gpu=gpus(stage2=True),
             mem_mb=4000,
         log:
             f"{R}/logs/stage2/train_stage2.log",
