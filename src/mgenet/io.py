@@ -391,10 +391,11 @@ def segment_count(path: str | os.PathLike) -> int:
 #
 # Layout "track" (features.layout: track) stores each person's tokens once and a clip as a slice of them. Instead of
 # tokens it has:
-#   track_tokens     (M, h, w, C)  float16  backbone over token sequences of the persons' frames, one row per
-#                                           temporal patch (2 frames); chunked along time   dims: time, height, width, channel
-#   token_frames     (M, 2)        int32    the two frames of each row                      dims: time, frame
-#   clip_token_start (N,)          int64    clip n's tokens are track_tokens[s:s + t], s = clip_token_start[n]   dims: clip
+#   track_tokens     (M, h, w, C) float16  backbone over token sequences of the persons' frames, one row per
+#                                          temporal patch (2 frames); chunked along time
+#                                          dims: time, height, width, channel
+#   token_frames     (M, 2)       int32    the two frames of each row                        dims: time, frame
+#   clip_token_start (N,)         int64    clip n's tokens are track_tokens[s:s + t]          dims: clip
 #   seq_person_id, seq_phase (S,) int32, seq_token_start, seq_tokens (S,) int64: one row per sequence   dims: sequence
 # and the same crop_boxes, person_id, start_frame, mid_frame, scene, scene_map; attrs layout = "track",
 # clip_tokens = t, track_chunk, track_context. A sequence is one person's frames (as the windows take them: detected

@@ -201,8 +201,8 @@ def test_track_tokens_are_one_backbone_pass_over_each_sequence(tmp_path, swin):
 
 
 def test_chunked_passes_equal_one_pass(tmp_path):
-    """Two sequences of 69 rows (one person, both phases) cut into chunks of 8 kept rows (+ 16 rows of context each side) give the tokens
-    of one pass over each whole sequence."""
+    """Two sequences of 69 rows (one person, both phases) cut into chunks of 8 kept rows (+ 16 rows of context on
+    each side) give the tokens of one pass over each whole sequence."""
     case = write_case(tmp_path / "c", n_frames=140, seg_len=8, people=1)
     whole, chunked = tmp_path / "whole.h5", tmp_path / "chunked.h5"
     assert run(case, whole, layout="track") == 0  # 256 frames per chunk: one pass

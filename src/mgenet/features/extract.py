@@ -698,7 +698,7 @@ def estimate_table(counts: list[dict[str, Any]], cfg: FeatureConfig, seg_len: in
              f"row {swin.token_shape(swin.patch_size[0], *cfg.crop)[1:]} = {per_row / 1e6:.4f} MB per 2 frames of a "
              f"person (chunks of {cfg.track_chunk} frames); scene {per_video / 1e6:.3f} MB per video; "
              f"backbone = frames through the backbone",
-             f"{'split':<8}{'videos':>7}{'clips':>11}{'window size':>13}{'backbone':>13}{'track rows':>12}"
+             f"{'split':<11}{'videos':>7}{'clips':>11}{'window size':>13}{'backbone':>13}{'track rows':>12}"
              f"{'track size':>12}{'backbone':>13}{'size ratio':>12}{'work ratio':>12}"]
     tot = {k: 0 for k in ("videos", "clips", "window_frames", "track_rows", "track_frames")}
     for split in [*sorted({c["split"] for c in counts}, reverse=True), "total"]:
@@ -707,7 +707,7 @@ def estimate_table(counts: list[dict[str, Any]], cfg: FeatureConfig, seg_len: in
         window = agg["clips"] * per_clip + len(rows) * per_video
         track = agg["track_rows"] * per_row + agg["clips"] * (per_clip - int(np.prod(swin.token_shape(
             seg_len, *cfg.crop))) * 2 + 8) + len(rows) * per_video  # + boxes, ids, clip_token_start
-        lines.append(f"{split:<8}{len(rows):>7}{agg['clips']:>11}{_human(window):>13}{agg['window_frames']:>13}"
+        lines.append(f"{split:<11}{len(rows):>7}{agg['clips']:>11}{_human(window):>13}{agg['window_frames']:>13}"
                      f"{agg['track_rows']:>12}{_human(track):>12}{agg['track_frames']:>13}"
                      f"{window / max(track, 1):>11.1f}x{agg['window_frames'] / max(agg['track_frames'], 1):>11.1f}x")
     inexact = sum(not c["exact"] for c in counts)
