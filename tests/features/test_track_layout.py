@@ -176,6 +176,10 @@ def test_track_file_layout_and_every_clip_is_its_frames(tmp_path):
             np.testing.assert_array_equal(f[key][()], seg[key])
     feats, _ = read_features(out)
     assert feats["tokens"].shape == (n, T // 2, 4, 2, 192) and np.isfinite(f32(feats["tokens"])).all()
+    from mgenet.inspect import describe
+
+    text = describe(out, clip=1)  # person 1's second window: frames 1..8, phase 1's rows 19..22
+    assert "clip 1 (layout track): tokens = track_tokens[19:23], frames 1..8 (8 frames)" in text
     # 4 sequences of 38 frames go through the backbone once, instead of 64 windows of 8 frames
     assert m * 192 * 8 * 2 < n * (T // 2) * 192 * 8 * 2 / 3
 
