@@ -260,3 +260,26 @@ def test_odd_seg_len_with_track_layout_is_one_error_and_no_file(tmp_path, capsys
     err = capsys.readouterr().err
     assert "error:" in err and "seg_len 7 is not a multiple" in err and str(case["segments"]) in err
     assert not out.exists() and not list(tmp_path.glob(".f.h5.tmp*"))
+
+
+def test_crops_held_do_not_grow_with_the_track(tmp_path):
+    """One person tracked over 100 and 1000 frames (stride 1), chunks of 16 frames: the crops held at once stay put
+    (about the frames of one pass, 16 + 2 x 32, plus a decode batch)."""
+    from mgenet.features.decode import even_frames, open_frames
+    from mgenet.features.extract import ClipStream, _TrackUnits, plan_crops
+    from mgenet.features.swin import SwinConfig
+
+    peaks = []
+    for n_frames in (100, 1000):
+        c = write_case(tmp_path / f"v{n_frames}", n_frames=n_frames, seg_len=8, people=1)
+        seg, _ = read_segments(c["segments"])
+        reader = open_frames(c["video"])
+        cfg = FeatureConfig.from_dict({"crop": [32, 16], "batch_size": 8, "decode_chunk": 16, "layout": "track",
+                                       "track_chunk": 16})
+        boxes = widen_boxes(seg["boxes"], reader.width, reader.height)
+        units = _TrackUnits.build(plan_tracks(seg["frames"], seg["person_id"], boxes), cfg, SwinConfig())
+        stream = ClipStream(reader, plan_crops(units.frames, units.boxes), cfg, even_frames(reader.n_frames, 4), 1)
+        items = list(stream)[1:]
+        assert sum(len(rows) for rows, _ in items) == len(units.chunks)
+        peaks.append(stream.peak_crops)
+    assert peaks[1] <= peaks[0] * 1.2 and peaks[1] < 120, peaks  # 10x the track, not 10x the crops
