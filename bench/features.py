@@ -7,6 +7,11 @@
    against the bare backbone forward on the same batches of ready, normalised tensors. Requires >= 0.8.
 2. decode frames/s of decord (``get_batch``, as the pipeline reads) against PyAV (sequential decode) on the same file.
 3. memory (RSS of a fresh process) extracting a video and one 10x as long: must level off, not grow with the length.
+4. features.layout window vs track on one whole demo test video at test stride 1, in the same run: backbone seconds
+   and token bytes per test window (target: track >= 10x less of both), and how much the tokens of the same window
+   differ between the layouts (relative to the tokens, and to how much consecutive windows differ).
+5. peak memory of layout track for one person tracked over a video and one 10x as long (test stride 1): flat.
+6. the real-data estimate table (ShanghaiTech, UBnormal) of both layouts, from stated dataset sizes (see ``REAL``).
 
 The video is the demo dataset's first test video when ``results/demo`` has one (``--video``/``--segments`` pick
 another), else a synthetic one of the demo's size (320x240, 240 frames, walking figures) with STG-NF test windows
@@ -34,7 +39,8 @@ import torch
 from mgenet.features.crops import normalise_clips, widen_boxes
 from mgenet.features.decode import even_frames, open_frames
 from mgenet.engine.flow import resolve_device
-from mgenet.features.extract import ClipStream, FeatureConfig, _autocast, extract_video_features, plan_crops
+from mgenet.features.extract import (ClipStream, ExtractStats, FeatureConfig, _autocast, extract_video_features,
+                                     plan_crops)
 from mgenet.features.swin import build_swin_stages12
 from mgenet.io import provenance, read_segments, write_segments
 from mgenet.pose.skeleton import boxes_from_keypoints
@@ -227,6 +233,8 @@ def main() -> int:
     ap.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto",
                     help="features.amp: mixed precision of the backbone on a GPU (a CPU run is float32 regardless)")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true", help="skip [1] and [2]")
+    ap.add_argument("--skip-layouts", action="store_true", help="skip [4] and [5]")
     ap.add_argument("--memory-frames", type=int, default=2000, help="length of the short video of the memory test")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -240,6 +248,7 @@ def main() -> int:
         video, segments = found
     else:
         video, segments = make_video(tmp, args.frames, args.people, args.seg_len, "test", 1)
+    full_segments = segments
     if args.max_frames:
         segments = first_frames(segments, args.max_frames, tmp / "segments_subset.h5")
     print(f"video {video} ({open_frames(video).n_frames} frames), segments {segments}; crop {list(cfg.crop)}, "
@@ -250,6 +259,21 @@ def main() -> int:
     t0 = time.perf_counter()
     model = build_swin_stages12(seed=0).to(device)
     print(f"backbone build (mmaction2 import + init, once per job): {time.perf_counter() - t0:.1f} s")
+    ok = True
+    if not args.skip_throughput:
+        ok &= throughput(args, model, video, segments, cfg, device, tmp)
+    if not args.skip_memory:
+        ok &= memory(args, cfg, tmp, "window")
+    if not args.skip_layouts:
+        ok &= compare_layouts(model, video, full_segments, cfg, args.threads, device, max(args.repeat // 2, 1), tmp)
+        if not args.skip_memory:
+            ok &= memory(args, cfg, tmp, "track")
+    real_estimates(cfg)
+    return 0 if ok else 1
+
+
+def throughput(args: argparse.Namespace, model: torch.nn.Module, video: Path, segments: Path, cfg: FeatureConfig,
+               device: torch.device, tmp: Path) -> bool:
     batches = [b.to(device) for b in ready_batches(video, segments, cfg)]
     n_clips = sum(len(b) for b in batches)
     bare_forward(model, batches[:1], device, cfg.amp)  # warm-up
@@ -272,31 +296,117 @@ def main() -> int:
     fps_decord, fps_av, n = decode_rates(video, cfg.decode_chunk)
     print(f"\n[2] decode {n} frames: decord get_batch {fps_decord:.0f} frames/s, PyAV sequential {fps_av:.0f} "
           f"frames/s (decord/PyAV {fps_decord / fps_av:.2f})")
+    return ratio >= MIN_RATIO
 
-    ok_mem = True
-    if not args.skip_memory:
-        # One person, training windows (stride = seg_len, so every frame is decoded), batches of 8 and 16x8 crops keep
-        # the backbone's share of the time small. The short video still runs enough batches (>= 10) for glibc's heap
-        # to reach its steady state: the first few batches of a run grow it, then it stays put.
-        mem_cfg = FeatureConfig.from_dict({**cfg.to_dict(), "batch_size": 8, "crop": [16, 8], "prefetch": "auto"})
-        rows = []
-        for frames in (args.memory_frames, 10 * args.memory_frames):
-            v, sg = make_video(tmp, frames, 1, args.seg_len, "train", args.seg_len)
-            r = memory_child(v, sg, mem_cfg, tmp / f"mem_{frames}.h5", args.threads)
-            rows.append((frames, r))
-            at = ", ".join(f"{k} {v:.0f}" for k, v in r["at"].items())
-            print(f"\n[3] {r['frames']:>6} frames decoded, {r['clips']:>4} clips in {r['seconds']:.0f} s: peak RSS "
-                  f"{r['peak']:.0f} MB (model + warm-up batch {r['base']:.0f} MB); RSS through the run (MB): {at}; "
-                  f"crops held at most {r['peak_crops']}")
-        (f1, r1), (f10, r10) = rows
-        steady = r10["at"]["100%"] <= 1.1 * r10["at"]["10%"]
-        ok_mem = steady and r10["peak"] <= MAX_PEAK_GROWTH * r1["peak"]
-        whole = f10 * 240 * 320 * 3 / 1e6
-        print(f"    {f10 // f1}x the frames: peak RSS {r10['peak'] / r1['peak']:.2f}x; over the long run RSS goes "
-              f"{r10['at']['10%']:.0f} -> {r10['at']['100%']:.0f} MB from 10% to 100% of it while 9x more frames are "
-              f"decoded (holding its decoded frames would take {whole:.0f} MB): "
-              f"{'flat: PASS' if ok_mem else 'grows: FAIL'}")
-    return 0 if ratio >= MIN_RATIO and ok_mem else 1
+
+def memory(args: argparse.Namespace, cfg: FeatureConfig, tmp: Path, layout: str) -> bool:
+    """[3] window: one person, training windows (stride = seg_len, so every frame is decoded); [5] track: one person
+    tracked over the whole video, test windows (stride 1: both phases of every frame go through the backbone, in
+    chunks). Batches of 8 and 16x8 crops keep the backbone's share of the time small. The short video still runs
+    enough batches (>= 10) for glibc's heap to reach its steady state: the first few batches of a run grow it, then
+    it stays put."""
+    mem_cfg = FeatureConfig.from_dict({**cfg.to_dict(), "batch_size": 8, "crop": [16, 8], "prefetch": "auto",
+                                       "layout": layout})
+    label, split, stride = ("[3]", "train", args.seg_len) if layout == "window" else ("[5] track:", "test", 1)
+    rows = []
+    for frames in (args.memory_frames, 10 * args.memory_frames):
+        v, sg = make_video(tmp, frames, 1, args.seg_len, split, stride)
+        r = memory_child(v, sg, mem_cfg, tmp / f"mem_{layout}_{frames}.h5", args.threads)
+        rows.append((frames, r))
+        at = ", ".join(f"{k} {v:.0f}" for k, v in r["at"].items())
+        print(f"\n{label} {r['frames']:>6} frames decoded, {r['clips']:>5} clips in {r['seconds']:.0f} s: peak RSS "
+              f"{r['peak']:.0f} MB (model + warm-up batch {r['base']:.0f} MB); RSS through the run (MB): {at}; "
+              f"crops held at most {r['peak_crops']}")
+    (f1, r1), (f10, r10) = rows
+    steady = r10["at"]["100%"] <= 1.1 * r10["at"]["10%"]
+    ok_mem = steady and r10["peak"] <= MAX_PEAK_GROWTH * r1["peak"]
+    whole = f10 * 240 * 320 * 3 / 1e6
+    print(f"    {f10 // f1}x the frames: peak RSS {r10['peak'] / r1['peak']:.2f}x; over the long run RSS goes "
+          f"{r10['at']['10%']:.0f} -> {r10['at']['100%']:.0f} MB from 10% to 100% of it while 9x more frames are "
+          f"decoded (holding its decoded frames would take {whole:.0f} MB): "
+          f"{'flat: PASS' if ok_mem else 'grows: FAIL'}")
+    return ok_mem
+
+
+MIN_LAYOUT_RATIO = 10.0
+
+
+def compare_layouts(model: torch.nn.Module, video: Path, segments: Path, cfg: FeatureConfig, threads: int,
+                    device: torch.device, repeat: int, tmp: Path) -> bool:
+    """[4] Both layouts on one whole video, alternated ``repeat`` times (best backbone time of each kept)."""
+    from mgenet.io import read_features
+
+    attrs = {"video": video.stem, "split": "test", "scene": "0", "config_hash": "bench",
+             "checkpoint_sha256": "random:0"}
+    best: dict[str, ExtractStats] = {}
+    paths = {lay: tmp / f"layout_{lay}.h5" for lay in ("window", "track")}
+    for i in range(repeat):
+        for lay in (("window", "track") if i % 2 == 0 else ("track", "window")):
+            c = FeatureConfig.from_dict({**cfg.to_dict(), "layout": lay})
+            st = extract_video_features(video, segments, paths[lay], c, model, device, attrs, threads=threads)
+            if lay not in best or st.forward_s < best[lay].forward_s:
+                best[lay] = st
+    n = best["window"].clips
+    print(f"\n[4] layouts on {video.name}, {n} test windows (stride 1), crop {list(cfg.crop)}, best of {repeat}:")
+    for lay, st in best.items():
+        print(f"    {lay:<7} backbone {st.forward_s:6.1f} s = {1e3 * st.forward_s / n:6.1f} ms/window "
+              f"({st.backbone_frames} frames through it), tokens {st.token_bytes / 1e6:6.2f} MB = "
+              f"{st.token_bytes / n / 1e3:6.1f} kB/window, file {paths[lay].stat().st_size / 1e6:6.2f} MB, "
+              f"whole extraction {st.seconds:.1f} s")
+    w, t = best["window"], best["track"]
+    r_time, r_bytes = w.forward_s / t.forward_s, w.token_bytes / t.token_bytes
+    r_file = paths["window"].stat().st_size / paths["track"].stat().st_size
+    ok = min(r_time, r_bytes) >= MIN_LAYOUT_RATIO
+    print(f"    window / track: backbone seconds {r_time:.1f}x, "
+          f"backbone frames {w.backbone_frames / t.backbone_frames:.1f}x, "
+          f"token bytes {r_bytes:.1f}x, file {r_file:.1f}x (>= {MIN_LAYOUT_RATIO:.0f}x: {'PASS' if ok else 'FAIL'})")
+    a = read_features(paths["window"], ("tokens", "person_id"))[0]
+    b = read_features(paths["track"], ("tokens",))[0]["tokens"].astype(np.float32)
+    ta = a["tokens"].astype(np.float32)
+    flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
+    rel = np.linalg.norm(flat(ta - b), axis=1) / np.linalg.norm(flat(ta), axis=1)
+    cos = (flat(ta) * flat(b)).sum(1) / np.linalg.norm(flat(ta), axis=1) / np.linalg.norm(flat(b), axis=1)
+    same = a["person_id"][1:] == a["person_id"][:-1]
+    nxt = np.linalg.norm(flat(ta[1:] - ta[:-1]), axis=1)[same] / np.linalg.norm(flat(ta[:-1]), axis=1)[same]
+    print(f"    the same window's tokens, window vs track layout: relative difference ||a - b|| / ||a|| mean "
+          f"{rel.mean():.3f}, median {np.median(rel):.3f}, max {rel.max():.3f}; cosine mean {cos.mean():.3f}. "
+          f"For scale, consecutive windows of one person (window layout) differ by {nxt.mean():.3f} on average")
+    return ok
+
+
+# [6] Real-data estimates, from dataset sizes (frames per split: ShanghaiTech as the issue / STG-NF count them, UBnormal
+# as its paper gives them) and an assumed crowd: persons per frame and the length of a track. The ratios depend on the
+# track length and the stride, not on the number of persons; sizes scale with persons per frame.
+REAL = {
+    "ShanghaiTech": {"seg_len": 24, "splits": {"train": (330, 274_515, 6), "test": (107, 40_791, 1)}},
+    "UBnormal": {"seg_len": 16, "splits": {"train": (268, 116_087, 6), "validation": (64, 28_175, 1),
+                                           "test": (211, 92_640, 1)}},
+}
+PERSONS_PER_FRAME = 3
+TRACK_FRAMES = 150
+
+
+def real_estimates(cfg: FeatureConfig) -> None:
+    """Counts of synthetic pose tracks of the stated sizes, through the same code as ``mgenet features --estimate``."""
+    from mgenet.features.extract import estimate_table, layout_counts, pose_windows
+
+    real_cfg = FeatureConfig.from_dict({**cfg.to_dict(), "crop": [128, 64]})
+    for name, spec in REAL.items():
+        counts = []
+        for split, (videos, frames, stride) in spec["splits"].items():
+            seg_cfg = SegmentConfig(seg_len=spec["seg_len"], train_stride=stride, test_stride=stride)
+            per_video = frames // videos
+            n_tracks = max(round(PERSONS_PER_FRAME * per_video / TRACK_FRAMES), 1)
+            # tracks of TRACK_FRAMES frames staggered over the video (the last ones cut at its end)
+            starts = np.linspace(0, max(per_video - TRACK_FRAMES, 0), n_tracks).astype(int)
+            poses = {p: {f: None for f in range(s, min(s + TRACK_FRAMES, per_video))} for p, s in enumerate(starts)}
+            fr, pid = pose_windows(poses, seg_cfg, "train" if split == "train" else "test")
+            c = layout_counts(fr, pid, real_cfg)
+            counts += [{"video": f"{split}{v}", "split": split, "exact": True, **c} for v in range(videos)]
+        print(f"\n[6] {name}: {sum(v for v, _, _ in spec['splits'].values())} videos, {PERSONS_PER_FRAME} persons per "
+              f"frame in tracks of {TRACK_FRAMES} frames (assumed), strides "
+              f"{ {k: s for k, (_, _, s) in spec['splits'].items()} }")
+        print(estimate_table(counts, real_cfg, spec["seg_len"]))
 
 
 if __name__ == "__main__":

@@ -154,3 +154,18 @@ def test_default_profile_dry_run(workdir):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "tiny.yaml"],
                           cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
     assert proc.returncode == 0 and "profile" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_pose_only_run_extracts_no_features(workdir):
+    # stage2.enabled: false reads no features: neither rule all nor the report may ask for the backbone
+    (workdir / "pose_only.yaml").write_text(yaml.safe_dump({"stage2": {"enabled": False}}))
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "tiny.yaml", "pose_only.yaml"]
+    proc = subprocess.run(cmd, cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    jobs = _jobs(proc.stdout + proc.stderr)
+    assert "extract_features" not in jobs and "train_stage2" not in jobs
+    assert len(jobs["build_segments"]) == 4 and "evaluate" in jobs
+    # the same dry run with stage 2 extracts every video's features
+    proc = subprocess.run(cmd[:-1], cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert len(_jobs(proc.stdout + proc.stderr)["extract_features"]) == 4

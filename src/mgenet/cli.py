@@ -156,7 +156,7 @@ def _estimate_features(args: argparse.Namespace, p: dict[str, Any]) -> None:
     else:
         raise MgenetError(f"{manifest or '--manifest'}: no manifest; give --manifest or --config with a dataset.")
     segments_dir = args.segments_dir or (f"results/{ds['name']}/segments" if ds.get("name") else None)
-    print(estimate_table(count_clips(df, segments_dir, seg_cfg), cfg, seg_cfg.seg_len))
+    print(estimate_table(count_clips(df, segments_dir, seg_cfg, cfg), cfg, seg_cfg.seg_len))
 
 
 def cmd_features(args: argparse.Namespace) -> None:

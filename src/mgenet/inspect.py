@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mgenet.io import open_h5
+from mgenet.io import ClipTokens, open_h5
 
 
 def _fmt_attrs(attrs: h5py.AttributeManager, indent: str) -> list[str]:
@@ -44,4 +44,11 @@ def describe(path: str | os.PathLike, clip: int | None = None) -> str:
                              f"mean {row.mean():.4g} std {row.std():.4g}")
 
         f.visititems(visit)
+        if clip is not None and f.attrs.get("layout") == "track" and len(f["clip_token_start"]) > clip:
+            s, t = int(f["clip_token_start"][clip]), int(f.attrs["clip_tokens"])
+            row = np.asarray(ClipTokens(f).read(np.array([clip]))[0], dtype=np.float64)
+            frames = f["token_frames"][s:s + t].reshape(-1)
+            lines.append(f"  clip {clip} (layout track): tokens = track_tokens[{s}:{s + t}], frames "
+                         f"{frames[0]}..{frames[-1]} ({len(np.unique(frames))} frames): min {row.min():.4g} "
+                         f"max {row.max():.4g} mean {row.mean():.4g} std {row.std():.4g}")
     return "\n".join(lines)

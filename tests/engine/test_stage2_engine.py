@@ -109,6 +109,30 @@ def test_source_yields_every_clip_once_in_a_seeded_order(pairs: list) -> None:
         np.testing.assert_array_equal(batch.scene[30].numpy(), f["scene"][()])
 
 
+def as_track_layout(features: Path) -> None:
+    """Rewrite a window-layout features file in the track layout: clip i's rows stored at (n - 1 - i) * t, so that a
+    reader that ignored clip_token_start would return the clips reversed."""
+    with h5py.File(features, "r+") as f:
+        tokens = f["tokens"][()]
+        n = len(tokens)
+        del f["tokens"]
+        f["track_tokens"] = tokens[::-1].reshape(n * t, h, w, C)
+        f["clip_token_start"] = ((n - 1 - np.arange(n)) * t).astype(np.int64)
+        f.attrs.update(layout="track", clip_tokens=t)
+
+
+def test_source_reads_track_layout_clips_as_the_window_layout(pairs: list, tmp_path: Path) -> None:
+    window = [b.tokens for b in ClipSource(pairs, block_rows=8, buffer_blocks=2).batches(10, (0, 1, 2))]
+    for features, _ in pairs:
+        as_track_layout(features)
+    source = ClipSource(pairs, block_rows=8, buffer_blocks=2)
+    assert source.shape["t"] == t and len(source) == 64
+    track = [b.tokens for b in source.batches(10, (0, 1, 2))]
+    assert len(track) == len(window)
+    for a, b in zip(window, track):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_worker_processes_keep_the_order(pairs: list) -> None:
     source = ClipSource(pairs, block_rows=8, buffer_blocks=2)
     rows = [b.row.tolist() for b in source.batches(10, (1, 2, 3))]

@@ -277,7 +277,24 @@ def test_estimate_counts_every_clip(case, tmp_path, capsys):
     with h5py.File(out) as f:
         assert per_clip == f["tokens"][0].nbytes + f["crop_boxes"][0].nbytes + 12
     assert f"{per_clip / 1e6:.3f} MB per clip" in text
-    assert [ln.split() for ln in text.splitlines() if ln.startswith("test")][0][:3] == ["test", "1", str(n)]
+    row = [ln.split() for ln in text.splitlines() if ln.startswith("test")][0]
+    assert row[:3] == ["test", "1", str(n)]
+    # 2 persons of 24 frames, T = 8, stride 1: 16 windows each (8 frames through the backbone per window); layout
+    # track: frames 0..22 of each person in two phases of 11 rows (22 frames) each
+    assert n == 32 and row[5:7] == ["256", "44"] and row[9] == "88"
+    assert f"{256 / 88:.1f}x" in row[-1]
+
+
+def test_layout_counts_of_pose_windows_match_the_segments():
+    from mgenet.features.extract import layout_counts, pose_windows
+    from mgenet.segments import SegmentConfig
+
+    track = {f: None for f in range(30) if f != 12}  # one gap, bridged by the windows (max_missing 2)
+    frames, pids = pose_windows({7: track, 9: {f: None for f in range(5)}}, SegmentConfig(seg_len=8), "test")
+    assert frames.shape == (21, 8) and set(pids.tolist()) == {7}  # ceil((29 - 8) / 1); person 9 is too short
+    c = layout_counts(frames, pids, FeatureConfig())
+    # 28 frames used (0..28 without 12): phase 0 rows 0..13 (frames up to 28), phase 1 rows up to frame 27
+    assert c == {"clips": 21, "window_frames": 168, "track_rows": 14 + 13, "track_frames": 54}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -309,11 +309,11 @@ def content_sha256(path):
 
 
 def get_final_outputs():
-    return [
-        f"{R}/eval/metrics.json",
-        f"{R}/eval/report.html",
-        get_all_features,  # an input function: the video list comes from the manifest checkpoint
-    ]
+    """What `snakemake` makes: the evaluation and report; with stage 2 also every video's features (an input function:
+    the video list comes from the manifest checkpoint). A pose-only run (stage2.enabled: false) reads no features,
+    so it extracts none."""
+    outputs = [f"{R}/eval/metrics.json", f"{R}/eval/report.html"]
+    return outputs + [get_all_features] if STAGE2 else outputs
 
 
 # Seeds (seeds.smk): the main seed's run stands in for itself, the others train under results/{ds}/seeds/{seed}/.

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from mgenet import MgenetError
 from mgenet.components import KEY_COLUMNS
 from mgenet.engine.flow import _seed_worker, resolve_device, seed_everything
-from mgenet.io import atomic_path, load_torch, open_h5, provenance, sha256_file
+from mgenet.io import ClipTokens, atomic_path, load_torch, open_h5, provenance, sha256_file
 from mgenet.models.masking import clip_mask_pairs, keep_indices, random_masks
 from mgenet.models.mgenet import LEVEL1_VARIANTS, SHAPE_FIELDS, MGENet, MGENetConfig
 from mgenet.models.vit import FromDict
@@ -177,7 +177,8 @@ class ClipSource(IterableDataset):
         for vi, start, stop in sorted(blocks):  # reads in file order; rows are shuffled below
             v = self.videos[vi]
             with open_h5(v.features, "features file") as f, open_h5(v.flow, "flow latents") as g:
-                parts["tokens"].append(f["tokens"][start:stop].astype(np.float16, copy=False))
+                # either layout: a track-layout file gives each clip as a slice of its person's token rows
+                parts["tokens"].append(ClipTokens(f).read(slice(start, stop)).astype(np.float16, copy=False))
                 parts["f_sk"].append(g[v.name]["latent"][start:stop].astype(np.float32, copy=False))
                 for k in ("person_id", "start_frame", "mid_frame"):
                     parts[k].append(f[k][start:stop].astype(np.int64))
@@ -233,10 +234,10 @@ def _index_pair(features: str, flow: str) -> tuple[VideoEntry, dict[str, int]]:
     """Open one pair, check it, and return its entry and clip shape (the model's data-shape fields)."""
     with open_h5(features, "features file") as f:
         video = str(f.attrs.get("video", Path(features).stem))
-        for k in ("tokens", "person_id", "start_frame", "mid_frame", "scene"):
+        for k in ("person_id", "start_frame", "mid_frame", "scene"):
             if k not in f:
                 raise MgenetError(f"{features}: no dataset {k!r}; re-run extract_features for this video.")
-        tokens_shape = f["tokens"].shape
+        tokens_shape = ClipTokens(f).shape
         scene = f["scene"][()].astype(np.float32).reshape(-1)
         keys = (f["person_id"][()], f["start_frame"][()])
     with open_h5(flow, "flow latents") as g:

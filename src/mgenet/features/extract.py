@@ -27,14 +27,15 @@ from mgenet import MgenetError, __version__
 from mgenet.features.crops import bad_boxes, crop_resize, normalise_clips, widen_boxes
 from mgenet.features.decode import FrameReader, even_frames, median_image, open_frames
 from mgenet.features.swin import BACKBONE_NAME, CHECKPOINT_NAME, SwinConfig, SwinStages12
-from mgenet.io import agreed_attrs, feature_writer, provenance, read_segments
+from mgenet.io import LAYOUTS, agreed_attrs, feature_writer, provenance, read_segments, track_feature_writer
 
 log = logging.getLogger(__name__)
 
 COMPRESSIONS = ("none", "lzf", "gzip")
 # The provenance of a features file that says how its tokens were made; stage 2 keeps it beside its model, so that a
 # new video's features are made the same way (``mgenet score-video``).
-TRAINED_WITH = ("backbone", "weights", "checkpoint_sha256", "crop", "widen", "scene_size", "scene_frames", "seg_len")
+TRAINED_WITH = ("backbone", "weights", "checkpoint_sha256", "crop", "widen", "scene_size", "scene_frames", "seg_len",
+                "layout", "track_chunk")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class FeatureConfig:
     """Settings of ``extract_features`` (config.yaml ``features`` plus the global ``seed`` and ``device``)."""
 
     weights: str = f"resources/weights/{CHECKPOINT_NAME}"
+    layout: str = "window"
+    track_chunk: int = 256
     crop: tuple[int, int] = (128, 64)  # [choice] H x W; DESIGN §4
     widen: float = 0.2
     batch_size: int = 32
@@ -73,6 +76,12 @@ class FeatureConfig:
             if h <= 0 or w <= 0 or h % 8 or w % 8:
                 raise MgenetError(f"features.{name} {[h, w]}: height and width must be positive multiples of 8 "
                                   f"(patch 4 x 4, then one 2 x 2 patch merging: tokens are H/8 x W/8).")
+        if self.layout not in LAYOUTS:
+            raise MgenetError(f"features.layout {self.layout!r}: use one of {list(LAYOUTS)}.")
+        step = SwinConfig().patch_size[0] * SwinConfig().window_size[0]
+        if self.track_chunk <= 0 or self.track_chunk % step:
+            raise MgenetError(f"features.track_chunk {self.track_chunk}: use a positive multiple of {step} frames (one "
+                              f"temporal attention window), so that every chunk's windows line up with the track's.")
         if self.compression not in COMPRESSIONS:
             raise MgenetError(f"features.compression {self.compression!r}: use one of {list(COMPRESSIONS)}.")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
@@ -112,17 +121,150 @@ class CropPlan:
 
 
 def plan_crops(frames: np.ndarray, crop_boxes: np.ndarray) -> CropPlan:
-    """Deduplicate the (frame, box) crops of all clips: with test stride 1 a crop is shared by up to T windows."""
+    """Deduplicate the (frame, box) crops of all clips: with test stride 1 a crop is shared by up to T windows.
+
+    Clips of different lengths come padded to the longest with frame -1; their padding gets crop index -1.
+    """
     n, t = frames.shape
+    valid = frames.reshape(-1) >= 0
     keys = np.concatenate([frames.reshape(-1, 1).astype(np.int64),
-                           crop_boxes.reshape(-1, 4).astype(np.int64)], axis=1)  # (N*T, 5)
+                           crop_boxes.reshape(-1, 4).astype(np.int64)], axis=1)[valid]  # (N*T, 5)
     if len(keys):
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)  # sorted by frame first
     else:
         uniq, inverse = np.zeros((0, 5), np.int64), np.zeros(0, np.int64)
-    return CropPlan(crop_frame=uniq[:, 0], crop_box=uniq[:, 1:], clip_crops=inverse.reshape(n, t),
+    clip_crops = np.full(n * t, -1, np.int64)
+    clip_crops[valid] = inverse.reshape(-1)
+    return CropPlan(crop_frame=uniq[:, 0], crop_box=uniq[:, 1:], clip_crops=clip_crops.reshape(n, t),
                     clip_last=frames.max(axis=1) if n else np.zeros(0, np.int64),
                     frames=np.unique(uniq[:, 0]))
+
+
+@dataclass
+class TrackPlan:
+    """Token sequences of a video's persons and where each clip lies in them (features.layout: track).
+
+    A sequence is one run of one person's frames, as the windows take them (the person's frames in order; a window
+    skips missing frames, so a sequence closes the same gaps), in one of the two phases of the 2-frame temporal
+    patch: phase p pairs the run's frames (p, p+1), (p+2, p+3), ... A window starting at run position r is then
+    t = T/2 consecutive token rows of the phase-(r mod 2) sequence, from row (r - r mod 2) / 2. A run is a set of
+    windows chained by shared frames; frames no window uses are not part of any sequence.
+    """
+
+    seq_person: np.ndarray  # (S,) person id
+    seq_phase: np.ndarray  # (S,) 0 or 1
+    seq_frames: list[np.ndarray]  # S x (2 n_s,) frame numbers, in order
+    seq_boxes: list[np.ndarray]  # S x (2 n_s, 4) crop boxes
+    seq_token_start: np.ndarray  # (S,) first row of the sequence in track_tokens
+    seq_tokens: np.ndarray  # (S,) n_s token rows
+    clip_token_start: np.ndarray  # (N,) first row of each clip
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.seq_tokens.sum())
+
+    def token_frames(self) -> np.ndarray:
+        """(M, 2) the two frames of every token row."""
+        parts = [f.reshape(-1, 2) for f in self.seq_frames]
+        return np.concatenate(parts) if parts else np.zeros((0, 2), np.int32)
+
+
+def plan_tracks(frames: np.ndarray, person_id: np.ndarray, crop_boxes: np.ndarray, segments_path: str | Path = "",
+                patch_t: int = 2) -> TrackPlan:
+    """Cut the windows' persons into token sequences (see :class:`TrackPlan`).
+
+    Args:
+        frames: (N, T) frame of each window step, T a multiple of ``patch_t``.
+        person_id: (N,) person of each window.
+        crop_boxes: (N, T, 4) crop box of each step; a person's frame must have one box in every window holding it.
+    Raises:
+        MgenetError: T not a multiple of the temporal patch, a window whose frames are not consecutive among its
+            person's frames, or one person-frame cropped with two boxes.
+    """
+    n, T = frames.shape
+    if T % patch_t:
+        raise MgenetError(f"{segments_path}: seg_len {T} is not a multiple of the backbone's temporal patch "
+                          f"({patch_t} frames), so a window is not a whole number of token rows; use an even "
+                          f"segments.seg_len or features.layout: window.")
+    t = T // patch_t
+    clip_start = np.zeros(n, np.int64)
+    seq_person, seq_phase, seq_frames, seq_boxes, seq_tokens = [], [], [], [], []
+    total = 0
+    for pid in np.unique(person_id):
+        rows = np.flatnonzero(person_id == pid)
+        f = frames[rows]  # (n_p, T)
+        used, first, inverse = np.unique(f.reshape(-1), return_index=True, return_inverse=True)
+        boxes = crop_boxes[rows].reshape(-1, 4)
+        box_of = boxes[first]  # (U, 4)
+        differ = np.flatnonzero((boxes != box_of[inverse.reshape(-1)]).any(axis=1))
+        if len(differ):
+            frame = int(f.reshape(-1)[differ[0]])
+            raise MgenetError(f"{segments_path}: person {int(pid)}, frame {frame} has different boxes in two "
+                              f"windows; features.layout: track crops each person-frame once. Rebuild the segments "
+                              f"file (build_segments) or use features.layout: window.")
+        pos = np.searchsorted(used, f[:, 0])  # run position of each window's first frame
+        if not np.array_equal(used[np.minimum(pos[:, None] + np.arange(T), len(used) - 1)], f):
+            raise MgenetError(f"{segments_path}: a window of person {int(pid)} skips frames that another window of "
+                              f"the person uses, so it is not a slice of the person's frames; rebuild the segments "
+                              f"file (build_segments) or use features.layout: window.")
+        order = np.argsort(pos, kind="stable")
+        runs, end = [], -1
+        for i in order:  # windows chained by shared frames make one run
+            if pos[i] >= end:
+                runs.append([])
+            runs[-1].append(i)
+            end = max(end, pos[i] + T)
+        for run in runs:
+            run = np.asarray(run)
+            a = int(pos[run].min())
+            rel = pos[run] - a
+            for phase in np.unique(rel % patch_t):
+                w = run[rel % patch_t == phase]
+                offs = (pos[w] - a - phase) // patch_t
+                n_tok = int(offs.max()) + t
+                lo = a + int(phase)
+                seq_person.append(int(pid))
+                seq_phase.append(int(phase))
+                seq_frames.append(used[lo:lo + patch_t * n_tok].astype(np.int32))
+                seq_boxes.append(box_of[lo:lo + patch_t * n_tok])
+                seq_tokens.append(n_tok)
+                clip_start[rows[w]] = total + offs
+                total += n_tok
+    seq_tokens_arr = np.asarray(seq_tokens, np.int64)
+    return TrackPlan(seq_person=np.asarray(seq_person, np.int32), seq_phase=np.asarray(seq_phase, np.int32),
+                     seq_frames=seq_frames, seq_boxes=seq_boxes,
+                     seq_token_start=np.concatenate([[0], np.cumsum(seq_tokens_arr)[:-1]]).astype(np.int64)
+                     if len(seq_tokens) else np.zeros(0, np.int64),
+                     seq_tokens=seq_tokens_arr, clip_token_start=clip_start)
+
+
+def track_context(swin: SwinConfig = SwinConfig()) -> int:
+    """Token rows of context a chunk of a sequence needs on each side for its kept rows to equal one pass over the
+    whole sequence: 2w for temporal windows of w rows.
+
+    The four blocks of stages 1-2 alternate regular windows [kw, kw + w) and windows shifted by w/2. Going back from
+    a row through blocks 4, 3, 2, 1, the rows it depends on widen to the windows around them: a row of the kept part
+    of a chunk that starts on a multiple of w depends on rows at most 2w before or after it, and every window of the
+    chunk lies where the whole sequence's pass puts it (tests/features/test_track_layout.py checks the equality).
+    """
+    return 2 * swin.window_size[0]
+
+
+def chunk_sequences(seq_tokens: np.ndarray, chunk_tokens: int, context: int) -> np.ndarray:
+    """Backbone passes over the sequences: rows (sequence, compute_lo, compute_hi, keep_lo, keep_hi), in token rows.
+
+    A sequence of at most ``chunk_tokens + context`` rows is one pass; a longer one is cut into kept pieces of
+    ``chunk_tokens`` rows, each computed with ``context`` rows more on each side (where the sequence has them).
+    """
+    out = []
+    for s, n in enumerate(seq_tokens.tolist()):
+        if n <= chunk_tokens + context:
+            out.append((s, 0, n, 0, n))
+            continue
+        for lo in range(0, n, chunk_tokens):
+            hi = min(lo + chunk_tokens, n)
+            out.append((s, max(0, lo - context), min(n, hi + context), lo, hi))
+    return np.asarray(out, np.int64).reshape(-1, 5)
 
 
 def check_segments(segments_path: Path, source: Path, n_frames: int, width: int, height: int,
@@ -173,8 +315,13 @@ class CropSlab:
         return self.data[self.slot_of[key]]
 
     def gather(self, keys: np.ndarray) -> np.ndarray:
-        """The crops of ``keys`` (...,) copied into one array (..., h, w, 3)."""
-        return self.data[self.slot_of[keys]]
+        """The crops of ``keys`` (...,) copied into one array (..., h, w, 3); zeros where a key is -1 (padding)."""
+        valid = keys >= 0
+        if valid.all():
+            return self.data[self.slot_of[keys]]
+        out = np.zeros((*keys.shape, *self.data.shape[1:]), self.data.dtype)
+        out[valid] = self.data[self.slot_of[keys[valid]]]
+        return out
 
     def free(self, key: int) -> None:
         self.free_slots.append(int(self.slot_of[key]))
@@ -189,8 +336,10 @@ class ClipStream:
     RGB crop clips (B, T, h, w, 3). A crop is dropped as soon as every clip using it has been assembled.
     """
 
-    def __init__(self, reader: FrameReader, plan: CropPlan, cfg: FeatureConfig, scene_idx: np.ndarray) -> None:
+    def __init__(self, reader: FrameReader, plan: CropPlan, cfg: FeatureConfig, scene_idx: np.ndarray,
+                 batch_size: int | None = None) -> None:
         self.reader, self.plan, self.cfg, self.scene_idx = reader, plan, cfg, scene_idx
+        self.batch_size = batch_size or cfg.batch_size
         self.decode_s = 0.0
         self.crop_s = 0.0
         self.peak_crops = 0
@@ -202,7 +351,7 @@ class ClipStream:
         self.decode_s += time.perf_counter() - t0
         yield "scene", median_image(scene)
         del scene
-        refs = np.bincount(p.clip_crops.reshape(-1), minlength=len(p.crop_frame))
+        refs = np.bincount(p.clip_crops[p.clip_crops >= 0], minlength=len(p.crop_frame))
         crops = CropSlab(len(p.crop_frame), cfg.crop)
         order = np.argsort(p.clip_last, kind="stable")  # clips in the order they become complete
         next_clip, ready = 0, []
@@ -227,12 +376,13 @@ class ClipStream:
                 ready.append(order[next_clip])
                 next_clip += 1
             final = c == n_chunks - 1
-            while len(ready) >= cfg.batch_size or (final and ready):
-                rows = np.asarray(ready[:cfg.batch_size])
-                ready = ready[cfg.batch_size:]
+            while len(ready) >= self.batch_size or (final and ready):
+                rows = np.asarray(ready[:self.batch_size])
+                ready = ready[self.batch_size:]
                 ids = p.clip_crops[rows]  # (B, T)
                 clips = crops.gather(ids)  # (B, T, h, w, 3) uint8
-                np.subtract.at(refs, ids.reshape(-1), 1)
+                ids = ids[ids >= 0]
+                np.subtract.at(refs, ids, 1)
                 for k in np.unique(ids):
                     if refs[k] == 0:
                         crops.free(k)
@@ -323,6 +473,8 @@ class ExtractStats:
     frames_decoded: int = 0
     crops: int = 0
     peak_crops: int = 0
+    backbone_frames: int = 0
+    token_bytes: int = 0
     seconds: float = 0.0
     forward_s: float = 0.0
     scene_s: float = 0.0
@@ -334,22 +486,46 @@ class ExtractStats:
     def summary(self) -> str:
         return (f"{self.clips} clips in {self.seconds:.1f} s ({self.clips / max(self.seconds, 1e-9):.1f} clips/s); "
                 f"{self.frames_decoded} frames decoded, {self.crops} unique crops (peak {self.peak_crops} held); "
+                f"{self.backbone_frames} frames through the backbone, {self.token_bytes / 1e6:.1f} MB of tokens; "
                 f"forward {self.forward_s:.1f} s, scene feature {self.scene_s:.1f} s, "
                 f"decode {self.decode_s:.1f} s, crop {self.crop_s:.1f} s, "
                 f"write {self.write_s:.1f} s, getting clips {self.wait_s:.1f} s")
 
 
+@dataclass
+class _TrackUnits:
+    """The backbone passes of a track-layout extraction (see :func:`chunk_sequences`) and their padded frames."""
+
+    plan: TrackPlan
+    chunks: np.ndarray  # (U, 5) sequence, compute_lo, compute_hi, keep_lo, keep_hi (token rows)
+    frames: np.ndarray  # (U, L) frames of each pass, -1 after its end
+    boxes: np.ndarray  # (U, L, 4)
+
+    @classmethod
+    def build(cls, plan: TrackPlan, cfg: FeatureConfig, swin: SwinConfig) -> _TrackUnits:
+        pt = swin.patch_size[0]
+        chunks = chunk_sequences(plan.seq_tokens, cfg.track_chunk // pt, track_context(swin))
+        length = int((chunks[:, 2] - chunks[:, 1]).max()) * pt if len(chunks) else pt
+        frames = np.full((len(chunks), length), -1, np.int64)
+        boxes = np.zeros((len(chunks), length, 4), np.float32)
+        for u, (sq, c0, c1, _, _) in enumerate(chunks):
+            frames[u, :(c1 - c0) * pt] = plan.seq_frames[sq][c0 * pt:c1 * pt]
+            boxes[u, :(c1 - c0) * pt] = plan.seq_boxes[sq][c0 * pt:c1 * pt]
+        return cls(plan, chunks, frames, boxes)
+
+
 def extract_video_features(source: str | Path, segments_path: str | Path, out: str | Path, cfg: FeatureConfig,
                            model: SwinStages12, device: torch.device, attrs: dict[str, Any],
                            threads: int = 1, progress: Callable[[int], None] | None = None) -> ExtractStats:
-    """Write ``out``: the tokens of every segment's crop clip and the video's scene feature.
+    """Write ``out``: the tokens of every segment's crop clip (features.layout: window) or of every person's token
+    sequences (track), and the video's scene feature.
 
     Args:
         source: the video file or frame folder.
         segments_path: the video's segments file; the features' rows follow its rows.
         attrs: provenance to store (video, split, scene, config_hash, checkpoint_sha256).
         threads: decoder threads (decord / image reads).
-        progress: called with the number of clips written after each batch.
+        progress: called with the number of clips (window) or token rows (track) written after each batch.
     Raises:
         MgenetError: unreadable video, frames the video lacks, uncroppable boxes. No file is left at ``out``.
     """
@@ -357,28 +533,48 @@ def extract_video_features(source: str | Path, segments_path: str | Path, out: s
     source, segments_path = Path(source), Path(segments_path)
     seg, seg_attrs = read_segments(segments_path, ("boxes", "frames", "person_id", "start_frame", "mid_frame"))
     n, T = seg["frames"].shape
+    pt = model.cfg.patch_size[0]
     reader = open_frames(source, threads)
     try:
         crop_boxes = widen_boxes(seg["boxes"], reader.width, reader.height, cfg.widen)
         check_segments(segments_path, source, reader.n_frames, reader.width, reader.height, seg, crop_boxes)
-        plan = plan_crops(seg["frames"], crop_boxes)
-        token_shape = model.cfg.token_shape(T, *cfg.crop)
-        est = n * int(np.prod(token_shape)) * 2
-        log.info("%s: %d clips of %d frames -> tokens %s float16, %.1f MB before compression; %d frames to decode, "
-                 "%d unique crops", source, n, T, token_shape, est / 1e6, len(plan.frames), len(plan.crop_frame))
+        token_shape = model.cfg.token_shape(T, *cfg.crop)  # (t, h, w, C) of a clip
+        units: _TrackUnits | None = None
+        if cfg.layout == "track":
+            tplan = plan_tracks(seg["frames"], seg["person_id"], crop_boxes, segments_path, pt)
+            units = _TrackUnits.build(tplan, cfg, model.cfg)
+            plan = plan_crops(units.frames, units.boxes)
+            # as many frames per forward as window batches hold
+            batch = max(1, cfg.batch_size * T // units.frames.shape[1])
+            token_bytes = tplan.n_tokens * int(np.prod(token_shape[1:])) * 2
+        else:
+            plan = plan_crops(seg["frames"], crop_boxes)
+            batch = cfg.batch_size
+            token_bytes = n * int(np.prod(token_shape)) * 2
+        log.info("%s: %d clips of %d frames -> %s layout, tokens %s float16 per clip, %.1f MB before compression; "
+                 "%d frames to decode, %d unique crops", source, n, T, cfg.layout, token_shape, token_bytes / 1e6,
+                 len(plan.frames), len(plan.crop_frame))
         all_attrs = provenance(
             attrs.get("config_hash", ""), backbone=BACKBONE_NAME, crop=list(cfg.crop), widen=cfg.widen,
             seg_len=int(T), stride=int(seg_attrs.get("stride", 0)), scene_size=list(cfg.scene_size),
             scene_frames=int(cfg.scene_frames), frames=int(reader.n_frames), width=int(reader.width),
-            height=int(reader.height), normalisation="kinetics400 mean/std, RGB 0-255",
+            height=int(reader.height), normalisation="kinetics400 mean/std, RGB 0-255", layout=cfg.layout,
+            **({"track_chunk": int(cfg.track_chunk), "track_context": int(track_context(model.cfg))}
+               if units is not None else {}),
             **{k: v for k, v in attrs.items() if k != "config_hash"})
         all_attrs.setdefault("mgenet_version", __version__)
         compression, level = cfg.h5_compression()
-        stats = ExtractStats(clips=n, frames_decoded=len(plan.frames), crops=len(plan.crop_frame))
-        stream = ClipStream(reader, plan, cfg, even_frames(reader.n_frames, cfg.scene_frames))
+        stats = ExtractStats(clips=n, frames_decoded=len(plan.frames), crops=len(plan.crop_frame),
+                             token_bytes=token_bytes)
+        stream = ClipStream(reader, plan, cfg, even_frames(reader.n_frames, cfg.scene_frames), batch)
         items = in_background(stream) if cfg.use_prefetch(device) else iter(stream)
+        if units is None:
+            writer = feature_writer(out, n, token_shape, all_attrs, compression, level)
+        else:
+            writer = track_feature_writer(out, n, units.plan.n_tokens, token_shape[1:], token_shape[0], all_attrs,
+                                          compression, level)
         try:
-            with feature_writer(out, n, token_shape, all_attrs, compression, level) as w:
+            with writer as w:
                 scene = scene_map = None
                 while True:
                     t0 = time.perf_counter()
@@ -392,17 +588,27 @@ def extract_video_features(source: str | Path, segments_path: str | Path, out: s
                         stats.scene_s += time.perf_counter() - t1
                         continue
                     rows, clips = item
-                    tokens = run_backbone(model, clips, device, cfg.amp).numpy()
-                    t2 = time.perf_counter()
-                    w.write_tokens(rows, tokens)
-                    stats.forward_s += t2 - t1
-                    stats.write_s += time.perf_counter() - t2
+                    if units is None:
+                        tokens = run_backbone(model, clips, device, cfg.amp).numpy()
+                        stats.backbone_frames += clips.shape[0] * clips.shape[1]
+                        t2 = time.perf_counter()
+                        stats.forward_s += t2 - t1
+                        w.write_tokens(rows, tokens)
+                        stats.write_s += time.perf_counter() - t2
+                        done = len(rows)
+                    else:
+                        done = _track_batch(model, units, rows, clips, w, device, cfg.amp, stats)
                     if progress is not None:
-                        progress(len(rows))
+                        progress(done)
                 t0 = time.perf_counter()
-                w.write_arrays({"crop_boxes": crop_boxes, "person_id": seg["person_id"],
-                                "start_frame": seg["start_frame"], "mid_frame": seg["mid_frame"],
-                                "scene": scene, "scene_map": scene_map})
+                arrays = {"crop_boxes": crop_boxes, "person_id": seg["person_id"], "start_frame": seg["start_frame"],
+                          "mid_frame": seg["mid_frame"], "scene": scene, "scene_map": scene_map}
+                if units is not None:
+                    tp = units.plan
+                    arrays.update({"token_frames": tp.token_frames(), "clip_token_start": tp.clip_token_start,
+                                   "seq_person_id": tp.seq_person, "seq_phase": tp.seq_phase,
+                                   "seq_token_start": tp.seq_token_start, "seq_tokens": tp.seq_tokens})
+                w.write_arrays(arrays)
                 stats.write_s += time.perf_counter() - t0
         finally:
             close = getattr(items, "close", None)
@@ -413,6 +619,28 @@ def extract_video_features(source: str | Path, segments_path: str | Path, out: s
     stats.decode_s, stats.crop_s, stats.peak_crops = stream.decode_s, stream.crop_s, stream.peak_crops
     stats.seconds = time.perf_counter() - t_start
     return stats
+
+
+def _track_batch(model: SwinStages12, units: _TrackUnits, rows: np.ndarray, clips: np.ndarray, w: Any,
+                 device: torch.device, amp: str, stats: ExtractStats) -> int:
+    """Run the backbone on a batch of sequence chunks (padded frames (B, L, h, w, 3)) and store their kept rows;
+    chunks of one length share a forward (padding would change the attention windows)."""
+    pt = model.cfg.patch_size[0]
+    ch = units.chunks[rows]
+    lengths = (ch[:, 2] - ch[:, 1]) * pt
+    written = 0
+    for length in np.unique(lengths):
+        g = np.flatnonzero(lengths == length)
+        t1 = time.perf_counter()
+        tokens = run_backbone(model, clips[g, :length], device, amp).numpy()  # (b, length / pt, h, w, C)
+        t2 = time.perf_counter()
+        stats.forward_s += t2 - t1
+        stats.backbone_frames += len(g) * int(length)
+        for i, (sq, c0, _, k0, k1) in enumerate(ch[g]):
+            w.write_tokens(int(units.plan.seq_token_start[sq] + k0), tokens[i, k0 - c0:k1 - c0])
+            written += int(k1 - k0)
+        stats.write_s += time.perf_counter() - t2
+    return written
 
 
 def training_settings(paths: list[str | Path]) -> dict[str, Any]:
@@ -433,27 +661,55 @@ def clip_bytes(cfg: FeatureConfig, seg_len: int, swin: SwinConfig = SwinConfig()
     return int(np.prod(swin.token_shape(seg_len, *cfg.crop))) * 2 + seg_len * 4 * 4 + 3 * 4
 
 
+def track_row_bytes(cfg: FeatureConfig, swin: SwinConfig = SwinConfig()) -> int:
+    """Uncompressed bytes of one track_tokens row (layout track): float16 tokens and its two int32 frame numbers."""
+    _, h, w, c = swin.token_shape(swin.patch_size[0], *cfg.crop)
+    return h * w * c * 2 + 2 * 4
+
+
 def scene_bytes(cfg: FeatureConfig, swin: SwinConfig = SwinConfig()) -> int:
     _, h, w, c = swin.token_shape(swin.patch_size[0], *cfg.scene_size)
     return (h * w * c + c) * 4
 
 
+def layout_counts(frames: np.ndarray, person_id: np.ndarray, cfg: FeatureConfig,
+                  swin: SwinConfig = SwinConfig()) -> dict[str, int]:
+    """What each layout computes and stores for one video's windows ``frames`` (N, T) of persons ``person_id``:
+    clips, window_frames (frames through the backbone, layout window), track_rows and track_frames (layout track)."""
+    n, T = frames.shape
+    pt = swin.patch_size[0]
+    out = {"clips": int(n), "window_frames": int(n * T), "track_rows": 0, "track_frames": 0}
+    if n == 0 or T % pt:
+        return out
+    plan = plan_tracks(frames, person_id, np.zeros((n, T, 4), np.float32), patch_t=pt)
+    chunks = chunk_sequences(plan.seq_tokens, cfg.track_chunk // pt, track_context(swin))
+    out["track_rows"] = plan.n_tokens
+    out["track_frames"] = int((chunks[:, 2] - chunks[:, 1]).sum()) * pt
+    return out
+
+
 def estimate_table(counts: list[dict[str, Any]], cfg: FeatureConfig, seg_len: int) -> str:
-    """A printable storage estimate from per-video clip counts ({video, split, clips, exact})."""
-    per_clip, per_video = clip_bytes(cfg, seg_len), scene_bytes(cfg)
+    """A printable storage and backbone-work estimate of both layouts from per-video counts ({video, split, exact}
+    and :func:`layout_counts`' keys)."""
+    per_clip, per_row, per_video = clip_bytes(cfg, seg_len), track_row_bytes(cfg), scene_bytes(cfg)
     swin = SwinConfig()
-    lines = [f"feature storage estimate: tokens {swin.token_shape(seg_len, *cfg.crop)} float16 per clip "
-             f"(crop {list(cfg.crop)}, seg_len {seg_len}) = {per_clip / 1e6:.3f} MB per clip, "
-             f"scene {per_video / 1e6:.3f} MB per video",
-             f"{'split':<8}{'videos':>8}{'clips':>12}{'size':>12}"]
-    total = 0
-    for split in sorted({c["split"] for c in counts}, reverse=True):
-        rows = [c for c in counts if c["split"] == split]
-        clips = sum(c["clips"] for c in rows)
-        size = clips * per_clip + len(rows) * per_video
-        total += size
-        lines.append(f"{split:<8}{len(rows):>8}{clips:>12}{_human(size):>12}")
-    lines.append(f"{'total':<8}{len(counts):>8}{sum(c['clips'] for c in counts):>12}{_human(total):>12}")
+    lines = [f"feature storage estimate (crop {list(cfg.crop)}, seg_len {seg_len}): layout window stores tokens "
+             f"{swin.token_shape(seg_len, *cfg.crop)} float16 = {per_clip / 1e6:.3f} MB per clip; layout track one "
+             f"row {swin.token_shape(swin.patch_size[0], *cfg.crop)[1:]} = {per_row / 1e6:.4f} MB per 2 frames of a "
+             f"person (chunks of {cfg.track_chunk} frames); scene {per_video / 1e6:.3f} MB per video; "
+             f"backbone = frames through the backbone",
+             f"{'split':<11}{'videos':>7}{'clips':>11}{'window size':>13}{'backbone':>13}{'track rows':>12}"
+             f"{'track size':>12}{'backbone':>13}{'size ratio':>12}{'work ratio':>12}"]
+    tot = {k: 0 for k in ("videos", "clips", "window_frames", "track_rows", "track_frames")}
+    for split in [*sorted({c["split"] for c in counts}, reverse=True), "total"]:
+        rows = counts if split == "total" else [c for c in counts if c["split"] == split]
+        agg = {k: sum(c[k] for c in rows) for k in ("clips", "window_frames", "track_rows", "track_frames")}
+        window = agg["clips"] * per_clip + len(rows) * per_video
+        track = agg["track_rows"] * per_row + agg["clips"] * (per_clip - int(np.prod(swin.token_shape(
+            seg_len, *cfg.crop))) * 2 + 8) + len(rows) * per_video  # + boxes, ids, clip_token_start
+        lines.append(f"{split:<11}{len(rows):>7}{agg['clips']:>11}{_human(window):>13}{agg['window_frames']:>13}"
+                     f"{agg['track_rows']:>12}{_human(track):>12}{agg['track_frames']:>13}"
+                     f"{window / max(track, 1):>11.1f}x{agg['window_frames'] / max(agg['track_frames'], 1):>11.1f}x")
     inexact = sum(not c["exact"] for c in counts)
     if inexact:
         lines.append(f"({inexact} videos counted from their pose files: no segments file yet)")
@@ -471,21 +727,34 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def count_clips(manifest: Any, segments_dir: str | Path | None, seg_cfg: Any) -> list[dict[str, Any]]:
-    """Clips per video of a manifest: the rows of its segments file when there is one, else the windows its pose file
-    gives under ``seg_cfg`` (a :class:`mgenet.segments.SegmentConfig`)."""
-    from mgenet.io import read_alphapose, segment_count
+def pose_windows(poses: Any, seg_cfg: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The windows' frames (N, T) and persons (N,) that build_segments cuts from a pose dict (frames only)."""
     from mgenet.segments import window_starts
+
+    T, stride = seg_cfg.seg_len, seg_cfg.stride(split)
+    frames, pids = [], []
+    for pid in sorted(poses):
+        track = sorted(poses[pid])
+        for s in window_starts(track, T, stride, seg_cfg.max_missing, seg_cfg.keep_last_window):
+            frames.append(track[s:s + T])
+            pids.append(pid)
+    return np.asarray(frames, np.int64).reshape(-1, T), np.asarray(pids, np.int64)
+
+
+def count_clips(manifest: Any, segments_dir: str | Path | None, seg_cfg: Any,
+                cfg: FeatureConfig = FeatureConfig()) -> list[dict[str, Any]]:
+    """Per video of a manifest, :func:`layout_counts` of its windows: the rows of its segments file when there is
+    one, else the windows its pose file gives under ``seg_cfg`` (a :class:`mgenet.segments.SegmentConfig`)."""
+    from mgenet.io import read_alphapose
 
     out = []
     for r in manifest.itertuples():
         seg = Path(segments_dir) / f"{r.video}.h5" if segments_dir else None
         if seg is not None and seg.exists():
-            out.append({"video": r.video, "split": r.split, "clips": segment_count(seg), "exact": True})
-            continue
-        poses = read_alphapose(r.pose_path)
-        stride = seg_cfg.stride(r.split)
-        clips = sum(len(window_starts(sorted(track), seg_cfg.seg_len, stride, seg_cfg.max_missing,
-                                      seg_cfg.keep_last_window)) for track in poses.values())
-        out.append({"video": r.video, "split": r.split, "clips": clips, "exact": False})
+            arrays, _ = read_segments(seg, ("frames", "person_id"))
+            frames, pids, exact = arrays["frames"], arrays["person_id"], True
+        else:
+            frames, pids = pose_windows(read_alphapose(r.pose_path), seg_cfg, r.split)
+            exact = False
+        out.append({"video": r.video, "split": r.split, "exact": exact, **layout_counts(frames, pids, cfg)})
     return out
