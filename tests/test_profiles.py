@@ -136,12 +136,12 @@ def test_slurm_gpu_requests_follow_device_and_stage2(workdir):
     for rule in GPU_RULES:
         assert all(job.get("gpu", "0") == "0" for job in jobs[rule]), rule
     # stage 2 off: score_components reads the flow file and asks for nothing (sbatch refuses --gpus where there are
-    # none); extract_features still asks under device: auto, as in the main dry run
+    # none), and no features are extracted at all (a pose-only run)
     (workdir / "nf.yaml").write_text(yaml.safe_dump({"stage2": {"enabled": False}, "fusion": {"weights": {"nf": 1.0}}}))
     out = _dry_run(workdir, "--configfile", "tiny.yaml", "nf.yaml", "--cores", "1")
     jobs = _jobs(out)
     assert "train_stage2" not in jobs and "gpu" not in jobs["score_components"][0]
-    assert all(job["gpu"] == "1" for job in jobs["extract_features"])
+    assert "extract_features" not in jobs
 
 
 def test_default_profile_dry_run(workdir):
