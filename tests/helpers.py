@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,6 +30,19 @@ def snakemake_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return env
+
+
+def run_snakemake(workdir: Path, configfile: str, cores: int, *args: str,
+                  check: bool = True) -> subprocess.CompletedProcess:
+    """``snakemake --configfile CONFIGFILE --cores N ARGS`` in ``workdir``; with ``check``, a failure raises with
+    snakemake's stderr and the tail of every rule log. (--configfile takes several values: --cores ends them, so
+    targets in ``args`` stay targets.)"""
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", configfile, "--cores", str(cores), *args]
+    proc = subprocess.run(cmd, cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in workdir.glob("results/*/logs/**/*.log"))
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-4000:]}\n{logs}")
+    return proc
 
 
 def standing_pose(x: float, y: float, h: float = 60.0, score: float = 0.9) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO, copy_workflow, snakemake_env
+from helpers import REPO, copy_workflow, run_snakemake, snakemake_env
 
 TINY = {
     "dataset": {"name": "tiny"},
@@ -29,13 +29,7 @@ TINY = {
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    # --configfile takes several values: end it with --cores so that targets in args stay targets
-    cmd = [sys.executable, "-m", "snakemake", "--configfile", "tiny.yaml", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in workdir.glob("results/*/logs/**/*.log"))
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-4000:]}\n{logs}")
-    return proc
+    return run_snakemake(workdir, "tiny.yaml", 2, *args, check=check)
 
 
 @pytest.fixture(scope="module")

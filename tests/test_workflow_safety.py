@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO, copy_workflow, make_stgnf_dataset, snakemake_env
+from helpers import REPO, copy_workflow, make_stgnf_dataset, run_snakemake
 
 from mgenet.datasets.adapters import SAFE_NAME
 from mgenet.io import ALPHAPOSE_SUFFIX
@@ -94,12 +94,7 @@ POSE_ONLY = {
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--configfile", "edits.yaml", "--cores", "1", *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in workdir.glob("results/*/logs/**/*.log"))
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-4000:]}\n{logs}")
-    return proc
+    return run_snakemake(workdir, "edits.yaml", 1, *args, check=check)
 
 
 def planned(proc: subprocess.CompletedProcess) -> set[str]:
