@@ -107,7 +107,8 @@ def _stgnf_ubnormal(root, n_frames=40):
     from mgenet.io import ALPHAPOSE_SUFFIX, write_alphapose
 
     rng = np.random.default_rng(0)
-    videos = {"train": ["normal_scene_1_scenario_1"], "test": ["abnormal_scene_1_scenario_2", "normal_scene_2_scenario_1"],
+    videos = {"train": ["normal_scene_1_scenario_1"],
+              "test": ["abnormal_scene_1_scenario_2", "normal_scene_2_scenario_1"],
               "validation": ["abnormal_scene_2_scenario_5"]}
     for folder, names in videos.items():
         for name in names:

@@ -19,7 +19,8 @@ T, V = 8, 18
 
 
 def _bn(g: torch.Generator, prefix: str, c: int) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.weight": 1 + 0.2 * torch.randn(c, generator=g), f"{prefix}.bias": 0.2 * torch.randn(c, generator=g),
+    return {f"{prefix}.weight": 1 + 0.2 * torch.randn(c, generator=g),
+            f"{prefix}.bias": 0.2 * torch.randn(c, generator=g),
             f"{prefix}.running_mean": 0.5 * torch.randn(c, generator=g),
             f"{prefix}.running_var": 0.5 + torch.rand(c, generator=g), f"{prefix}.num_batches_tracked": torch.tensor(40)}
 
@@ -38,8 +39,8 @@ def official_state(K: int = 3, R: float = 3.0, tk: int = 5, hidden: int = 0, inv
         sd[f"{p}.actnorm.logs"] = 0.3 * torch.randn(1, 2, 1, 1, generator=g)
         if invconv:
             lower, upper = torch.randn(2, 2, generator=g), torch.randn(2, 2, generator=g)
-            sd.update({f"{p}.invconv.p": torch.tensor([[0.0, 1.0], [1.0, 0.0]]), f"{p}.invconv.sign_s": torch.tensor([1.0, -1.0]),
-                       f"{p}.invconv.lower": lower, f"{p}.invconv.upper": upper,
+            sd.update({f"{p}.invconv.p": torch.tensor([[0.0, 1.0], [1.0, 0.0]]),
+                       f"{p}.invconv.sign_s": torch.tensor([1.0, -1.0]), f"{p}.invconv.lower": lower, f"{p}.invconv.upper": upper,
                        f"{p}.invconv.log_s": 0.2 * torch.randn(2, generator=g)})
         for b, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
             q = f"{p}.block.{b}"

@@ -67,8 +67,9 @@ def read_stgnf(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any],
                           f"official STG-NF code, not a file of another kind.") from None
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not state:
-        raise MgenetError(f"{path}: no 'state_dict' in this file (keys: {sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__}); "
-                          f"an STG-NF checkpoint is a dict with epoch, state_dict, optimizer and args.")
+        found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise MgenetError(f"{path}: no 'state_dict' in this file (it holds {found}); an STG-NF checkpoint is a dict "
+                          f"with epoch, state_dict, optimizer and args.")
     args = ckpt.get("args")
     args = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
     epoch = ckpt.get("epoch")
