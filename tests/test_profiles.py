@@ -22,8 +22,8 @@ from mgenet.cli import main
 PROFILES = REPO / "workflow" / "profiles"
 GPU_RULES = ("extract_features", "train_stage2", "score_components", "train_stage2_ablation", "score_ablation",
              "train_stage2_seed", "score_components_seed", "rewrite_matching", "score_components_mseed")
-DEMO = {"n_scenes": 2, "train_videos_per_scene": 1, "test_videos_per_scene": 1, "frames": 48, "width": 96,
-        "height": 64}
+DEMO = {"n_scenes": 2, "train_videos_per_scene": 1, "test_videos_per_scene": 1, "val_videos_per_scene": 0,
+        "frames": 48, "width": 96, "height": 64}
 
 
 def _profile(name: str) -> dict:

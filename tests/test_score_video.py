@@ -18,7 +18,7 @@ from mgenet.io import read_alphapose, read_manifest
 from mgenet.pose.backends import FramePoses, PoseBackend
 from mgenet.scoring import DEFAULT_SIGMAS, smooth
 
-DEMO = DemoConfig(seed=2, n_scenes=1, train_videos_per_scene=2, test_videos_per_scene=2, frames=64, width=160,
+DEMO = DemoConfig(seed=2, n_scenes=1, train_videos_per_scene=2, test_videos_per_scene=2, val_videos_per_scene=0, frames=64, width=160,
                   height=120)
 SEG = {"seg_len": 8, "train_stride": 3, "test_stride": 1, "max_missing": 2, "keep_last_window": False}
 FLOW = {"model": {"n_flows": 2, "temporal_kernel": 3}, "train": {"epochs": 1, "batch_size": 64}, "seg_len": 8,

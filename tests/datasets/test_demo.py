@@ -18,8 +18,8 @@ from mgenet.datasets import demo_render as R
 from mgenet.datasets.demo import SUBTYPES, DemoConfig, generate_demo, plan_dataset, plan_schedule
 from mgenet.io import ALPHAPOSE_SUFFIX, read_alphapose, read_anomaly_boxes
 
-TINY = DemoConfig(seed=3, n_scenes=3, train_videos_per_scene=1, test_videos_per_scene=2, frames=72, width=160,
-                  height=120)
+TINY = DemoConfig(seed=3, n_scenes=3, train_videos_per_scene=1, test_videos_per_scene=2, val_videos_per_scene=1,
+                  frames=72, width=160, height=120)
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +66,17 @@ def test_invalid_values_are_rejected(bad: dict) -> None:
 def test_layout_names_and_tables(tiny: Path) -> None:
     scenes = pd.read_csv(tiny / "scenes.csv", dtype=str)
     assert list(scenes.columns) == ["video", "split", "scene"]
-    assert len(scenes) == TINY.n_scenes * (TINY.train_videos_per_scene + TINY.test_videos_per_scene)
+    assert len(scenes) == TINY.n_scenes * (TINY.train_videos_per_scene + TINY.test_videos_per_scene
+                                           + TINY.val_videos_per_scene)
+    assert (scenes["split"] == "val").sum() == TINY.n_scenes * TINY.val_videos_per_scene
     for r in scenes.itertuples():
-        assert re.fullmatch(r"\d\d_\d{3}" if r.split == "train" else r"\d\d_\d{4}", r.video)
+        name = {"train": r"\d\d_\d{3}", "test": r"\d\d_\d{4}", "val": r"\d\d_v\d{3}"}[r.split]
+        assert re.fullmatch(name, r.video)
         assert r.video.startswith(r.scene + "_")
         assert (tiny / "videos" / r.split / f"{r.video}.mp4").exists()
         assert (tiny / "pose" / r.split / f"{r.video}{ALPHAPOSE_SUFFIX}").exists()
         assert (tiny / "gt" / "joints" / f"{r.video}.npz").exists()
-        assert (tiny / "gt" / "test_frame_mask" / f"{r.video}.npy").exists() == (r.split == "test")
+        assert (tiny / "gt" / "test_frame_mask" / f"{r.video}.npy").exists() == (r.split != "train")
     meta = json.loads((tiny / "dataset.json").read_text())
     assert meta["generator"] == demo.GENERATOR and meta["version"] == demo.GENERATOR_VERSION
     assert meta["config"] == dataclasses.asdict(TINY)
@@ -91,7 +94,7 @@ def test_video_lengths_match_ground_truth(tiny: Path) -> None:
         cap = cv2.VideoCapture(str(path))
         assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == TINY.frames
         cap.release()
-        if r.split == "test":
+        if r.split != "train":
             gt = np.load(tiny / "gt" / "test_frame_mask" / f"{r.video}.npy")
             assert gt.dtype == np.uint8 and gt.shape == (TINY.frames,) and set(np.unique(gt)) <= {0, 1}
 
@@ -225,10 +228,30 @@ def test_default_schedule_has_every_subtype_twice(seed: int) -> None:
     assert not any("exercise" in subs for v, subs in schedule.items() if v.startswith(last))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_default_validation_schedule_has_every_subtype_and_its_own_draws(seed: int) -> None:
+    cfg = DemoConfig(seed=seed)
+    val = plan_schedule(cfg, "val")
+    assert len(val) == cfg.n_scenes * cfg.val_videos_per_scene and all("_v" in v for v in val)
+    counts = Counter(s for subs in val.values() for s in subs)
+    assert set(counts) == set(SUBTYPES), "every anomaly type is in the validation split"
+    assert not any("exercise" in subs for v, subs in val.items() if v.startswith(f"{cfg.n_scenes:02d}_"))
+    # the validation videos are drawn apart from the test videos, and adding them changes no test video
+    without = dataclasses.replace(cfg, val_videos_per_scene=0)
+    assert plan_schedule(without) == plan_schedule(cfg)
+    tests = {v.name: v for v in plan_dataset(cfg).videos}
+    for v in plan_dataset(without).videos:
+        assert [(e.start, e.end, e.subtype) for e in v.events] == \
+            [(e.start, e.end, e.subtype) for e in tests[v.name].events]
+        assert np.array_equal(v.actors[0].track.points, tests[v.name].actors[0].track.points)
+    vals = [v for v in tests.values() if v.split == "val"]
+    assert {v.name for v in vals} == set(val) and all(v.events or not val[v.name] for v in vals)
+
+
 def test_default_plan_realises_the_schedule() -> None:
     cfg = DemoConfig()
     plan = plan_dataset(cfg)
-    schedule = plan_schedule(cfg)
+    schedule = {**plan_schedule(cfg), **plan_schedule(cfg, "val")}
     for v in plan.videos:
         assert [e.subtype for e in v.events] == schedule.get(v.name, [])
         count = sum(a.track.present.astype(int) for a in v.actors)

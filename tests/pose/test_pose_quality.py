@@ -54,7 +54,7 @@ def test_demo_render_pck(tmp_path):
     from mgenet.pose.metrics import pck
 
     root = tmp_path / "demo"
-    demo.generate_demo(root, demo.DemoConfig(n_scenes=2, train_videos_per_scene=1, test_videos_per_scene=1,
+    demo.generate_demo(root, demo.DemoConfig(n_scenes=2, train_videos_per_scene=1, test_videos_per_scene=1, val_videos_per_scene=0,
                                              frames=48))
     video = sorted((root / "videos" / "train").glob("*.mp4"))[0]
     gt = np.load(root / "gt" / "joints" / f"{video.stem}.npz")["joints"]

@@ -2,9 +2,9 @@
 
 ::
 
-    root/videos/{train,test}/{video}.mp4
-    root/pose/{train,test}/{video}_alphapose_tracked_person.json    ground-truth joints + detector-like noise
-    root/gt/test_frame_mask/{video}.npy     uint8 per frame, 1 = anomalous (test videos)
+    root/videos/{train,val,test}/{video}.mp4
+    root/pose/{train,val,test}/{video}_alphapose_tracked_person.json    ground-truth joints + detector-like noise
+    root/gt/test_frame_mask/{video}.npy     uint8 per frame, 1 = anomalous (validation and test videos)
     root/gt/joints/{video}.npz              noise-free joints: person_ids (P,), joints (P, frames, 17, 2), NaN = absent
     root/gt/anomaly_boxes.csv               video,track,frame,x1,y1,x2,y2: each anomalous person's drawn box in each
                                             frame of its event (track = person id; RBDC / TBDC)
@@ -15,9 +15,11 @@
 Scenes (park, plaza, street) differ on their far side only, above the pavement where people walk, which is the same in
 all of them (``demo_render.make_scene``): person crops look alike everywhere and the whole frame tells scenes apart.
 Normal: walking and standing; in the LAST scene also jumping jacks ("exercise"), common in its training and test videos.
-Anomalies (test videos only, one to two people, 40-90 frames): motion (running, jumping, falling, fighting), appearance
+Anomalies (validation and test videos only, one to two people, 40-90 frames): motion (running, jumping, falling, fighting), appearance
 (carrying a big box, riding a scooter; normal gait, so nearly invisible in the pose) and scene (jumping jacks in any
-scene but the last). Everything follows from ``DemoConfig.seed``: the same seed gives byte-identical JSON, npy and csv
+scene but the last). The validation split (``val``, names ``{scene}_v{k}``) is drawn like the test split from its own
+random streams, so it shares no video, person or anomaly with it: settings are chosen on it, and the test split is
+only read for the final figures. Everything follows from ``DemoConfig.seed``: the same seed gives byte-identical JSON, npy and csv
 files and identical decoded video frames.
 """
 
@@ -43,7 +45,7 @@ from mgenet.io import ALPHAPOSE_SUFFIX, ANOMALY_BOX_COLUMNS, INTERVAL_COLUMNS, P
     write_anomaly_boxes
 
 GENERATOR = "mgenet.datasets.demo"
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 
 SUBTYPES = {"running": "motion", "jumping": "motion", "falling": "motion", "fighting": "motion",
             "carrying": "appearance", "riding": "appearance", "exercise": "scene"}
@@ -62,6 +64,7 @@ class DemoConfig:
     n_scenes: int = 3
     train_videos_per_scene: int = 4
     test_videos_per_scene: int = 4
+    val_videos_per_scene: int = 3
     frames: int = 240
     width: int = 320
     height: int = 240
@@ -71,7 +74,7 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         minimum = {"seed": 0, "n_scenes": 1, "train_videos_per_scene": 1, "test_videos_per_scene": 1,
-                   "frames": 48, "width": 64, "height": 64, "fps": 1, "people_min": 1, "people_max": 1}
+                   "val_videos_per_scene": 0, "frames": 48, "width": 64, "height": 64, "fps": 1, "people_min": 1, "people_max": 1}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if not isinstance(v, int) or isinstance(v, bool):
@@ -94,7 +97,12 @@ def scene_id(index: int) -> str:
     return f"{index + 1:02d}"
 
 
+SPLIT_STREAM = {"train": 0, "test": 1, "val": 2}  # the split's part of each video's random-stream key
+
+
 def video_name(scene: int, split: str, k: int) -> str:
+    if split == "val":
+        return f"{scene_id(scene)}_v{k + 1:03d}"
     return f"{scene_id(scene)}_{k + 1:03d}" if split == "train" else f"{scene_id(scene)}_{k + 1:04d}"
 
 
@@ -386,14 +394,16 @@ def _populate(ctx: _Ctx, actors: list[Actor]) -> None:
                 count += a.track.present
 
 
-def plan_schedule(cfg: DemoConfig) -> dict[str, list[str]]:
-    """Anomaly subtypes of every test video, in time order; no rendering, no simulation.
+def plan_schedule(cfg: DemoConfig, split: str = "test") -> dict[str, list[str]]:
+    """Anomaly subtypes of every test (or validation) video, in time order; no rendering, no simulation.
 
-    Some test videos stay fully normal; "exercise" never goes to the last scene (where it is normal). With the default
-    config every subtype occurs exactly ``EVENTS_PER_SUBTYPE`` times.
+    Some videos stay fully normal; "exercise" never goes to the last scene (where it is normal). With the default
+    config every subtype occurs exactly ``EVENTS_PER_SUBTYPE`` times in each split. The validation schedule has its
+    own random stream: the test split's is the same with or without validation videos.
     """
-    rng = np.random.default_rng([cfg.seed, 3])
-    tests = [(s, k) for s in range(cfg.n_scenes) for k in range(cfg.test_videos_per_scene)]
+    rng = np.random.default_rng([cfg.seed, 3] if split == "test" else [cfg.seed, 3, SPLIT_STREAM[split]])
+    per_scene = cfg.test_videos_per_scene if split == "test" else cfg.val_videos_per_scene
+    tests = [(s, k) for s in range(cfg.n_scenes) for k in range(per_scene)]
     order = [int(i) for i in rng.permutation(len(tests))]
     active = order[len(tests) // 5:]  # the first fifth of the shuffled videos stay normal
     cap = 2 if cfg.frames >= 2 * (EVENT_MIN + 2 * SLOT_MARGIN) else 1
@@ -409,13 +419,13 @@ def plan_schedule(cfg: DemoConfig) -> dict[str, list[str]]:
     out = {}
     for i, (s, k) in enumerate(tests):
         subs = slots[i]
-        out[video_name(s, "test", k)] = [subs[j] for j in rng.permutation(len(subs))]
+        out[video_name(s, split, k)] = [subs[j] for j in rng.permutation(len(subs))]
     return out
 
 
 def _plan_video(cfg: DemoConfig, scene: R.Scene, scene_idx: int, split: str, k: int,
                 subtypes: list[str]) -> VideoPlan:
-    rng = np.random.default_rng([cfg.seed, 1, scene_idx, int(split == "test"), k])
+    rng = np.random.default_rng([cfg.seed, 1, scene_idx, SPLIT_STREAM[split], k])
     ctx = _Ctx(cfg, scene, rng)
     plan = VideoPlan(video_name(scene_idx, split, k), split, scene_idx)
     n = cfg.frames
@@ -469,13 +479,17 @@ def plan_dataset(cfg: DemoConfig) -> DemoPlan:
     """Everything about the dataset except pixels and pose noise: scenes, people, their joints, the anomalies."""
     scenes = [R.make_scene(s, cfg.width, cfg.height, np.random.default_rng([cfg.seed, 0, s]))
               for s in range(cfg.n_scenes)]
-    schedule = plan_schedule(cfg)
+    schedule = {**plan_schedule(cfg, "test"), **plan_schedule(cfg, "val")}
     videos = []
     for s in range(cfg.n_scenes):
         for k in range(cfg.train_videos_per_scene):
             videos.append(_plan_video(cfg, scenes[s], s, "train", k, []))
         for k in range(cfg.test_videos_per_scene):
             videos.append(_plan_video(cfg, scenes[s], s, "test", k, schedule[video_name(s, "test", k)]))
+    # after every train and test video: their indices (and pose-noise streams) are the same with or without val
+    for s in range(cfg.n_scenes):
+        for k in range(cfg.val_videos_per_scene):
+            videos.append(_plan_video(cfg, scenes[s], s, "val", k, schedule[video_name(s, "val", k)]))
     return DemoPlan(cfg, scenes, videos)
 
 
@@ -550,7 +564,7 @@ def _write_video_files(root: Path, plan: VideoPlan, scene: R.Scene, cfg: DemoCon
         joints[i, a.track.present] = a.track.points[a.track.present, :17]
     _save_npz(root / "gt" / "joints" / f"{plan.name}.npz",
               person_ids=np.array([a.pid for a in plan.actors], np.int32), joints=joints)
-    if plan.split == "test":
+    if plan.split != "train":
         np.save(root / "gt" / "test_frame_mask" / f"{plan.name}.npy", frame_mask(plan, n))
 
 
@@ -611,7 +625,8 @@ def generate_demo(root: str | Path, cfg: DemoConfig) -> None:
     tmp = root.with_name(f".{root.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        for sub in ("videos/train", "videos/test", "pose/train", "pose/test", "gt/test_frame_mask", "gt/joints"):
+        for sub in ("videos/train", "videos/test", "videos/val", "pose/train", "pose/test", "pose/val",
+                    "gt/test_frame_mask", "gt/joints"):
             (tmp / sub).mkdir(parents=True)
         plan = plan_dataset(cfg)
         for i, video in enumerate(plan.videos):
