@@ -13,7 +13,7 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     video=r"[A-Za-z0-9][A-Za-z0-9._-]*",  # mgenet.datasets.adapters.SAFE_NAME: index_dataset refuses others
-    split=r"train|test",
+    split=r"train|test|val",
 
 
 include: "workflow/rules/data.smk"
@@ -24,6 +24,7 @@ include: "workflow/rules/stage2.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/seeds.smk"
+include: "workflow/rules/tune.smk"
 
 
 rule all:

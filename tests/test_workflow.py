@@ -17,8 +17,8 @@ from helpers import REPO, copy_workflow, run_snakemake, snakemake_env
 
 TINY = {
     "dataset": {"name": "tiny"},
-    "demo": {"n_scenes": 3, "train_videos_per_scene": 2, "test_videos_per_scene": 2, "frames": 120,
-             "width": 160, "height": 120},
+    "demo": {"n_scenes": 3, "train_videos_per_scene": 2, "test_videos_per_scene": 2, "val_videos_per_scene": 1,
+             "frames": 120, "width": 160, "height": 120},
     "segments": {"seg_len": 12, "train_stride": 3},
     "flow": {"model": {"n_flows": 4}, "train": {"epochs": 6, "batch_size": 64, "lr": 0.001}},
     "stage2": {"model": {"dim": 16, "depth": 1, "heads": 2, "c_app": 8, "n_behaviour": 8, "n_scene": 4,
@@ -44,7 +44,7 @@ def workdir(tmp_path_factory) -> Path:
 def test_whole_dag_produces_every_artifact(workdir):
     r = workdir / "results" / "tiny"
     man = pd.read_csv(r / "manifest.csv", dtype={"video": str})
-    assert set(man["split"]) == {"train", "test"} and len(man) == 12
+    assert set(man["split"]) == {"train", "test", "val"} and len(man) == 15
     for video in man["video"]:
         assert (r / "pose" / f"{video}.json").exists()
         assert (r / "segments" / f"{video}.h5").exists()
@@ -74,6 +74,13 @@ def test_whole_dag_produces_every_artifact(workdir):
     assert list(frames.columns[5:]) == ["nf", "mo", "app", "mm", "fused"]
     html = (r / "eval" / "report.html").read_text()
     assert "data:image/png;base64" in html
+    # the validation split is scored and evaluated like the test split, and shown in the test report
+    val = man.loc[man["split"] == "val", "video"]
+    vframes = pd.read_parquet(r / "scores" / "frames_val.parquet")
+    assert set(vframes["video"]) == set(val) and list(vframes.columns[5:]) == ["nf", "mo", "app", "mm", "fused"]
+    vm = json.loads((r / "eval" / "val_metrics.json").read_text())
+    assert vm["n_videos"] == 3 and list(vm["scores"]) == ["nf", "mo", "app", "mm", "fused"]
+    assert '<h2 id="validation">' in html and f"{vm['n_videos']} validation videos" in html
     n_test = (man["split"] == "test").sum()
     assert len(list((r / "eval" / "plots").glob("*.png"))) >= n_test
     assert (r / "benchmarks" / "train_flow.tsv").exists()
@@ -121,6 +128,60 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_downstream(workdir):
         assert rule in stats, f"{rule} would not rerun:\n{out}"
     for upstream in ("extract_features", "train_flow", "encode_flow"):
         assert upstream not in stats, f"{upstream} would rerun:\n{out}"
+
+
+def _counts(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    stats = (proc.stdout + proc.stderr).split("Job stats")[-1]
+    return dict((k, int(v)) for k, v in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
+
+
+TUNE = {"grid": {"fusion.weights.app": [0.0, 0.1, 1.0], "fusion.weights.mm": [0.0, 0.1],
+                 "fusion.motion_score": ["mo", "mo_fsk"], "stage2.model.top_k": [2, 1]}, "max_retrain": 1}
+
+
+def test_tune_reads_validation_only_and_its_config_reruns_only_what_it_changes(workdir):
+    r = workdir / "results" / "tiny"
+    (workdir / "tune.yaml").write_text(yaml.safe_dump({**TINY, "tune": TUNE}))
+    # over budget: refused before any rule runs, naming the budget
+    over = {**TINY, "tune": {**TUNE, "max_retrain": 0}}
+    (workdir / "tune_over.yaml").write_text(yaml.safe_dump(over))
+    proc = snakemake(workdir, "-n", "tune", "--configfile", "tune_over.yaml", check=False)
+    assert proc.returncode != 0 and "tune.max_retrain is 0" in proc.stdout + proc.stderr
+    # validation never reads a test file: the test masks are gone while tune runs
+    masks = workdir / "resources" / "datasets" / "demo"
+    test_masks = [p for p in (masks / "gt" / "test_frame_mask").glob("*.npy") if "_v" not in p.stem]
+    assert test_masks
+    saved = {p: p.read_bytes() for p in test_masks}
+    for p in test_masks:
+        p.unlink()
+    try:
+        counts = _counts(snakemake(workdir, "-n", "tune", "--configfile", "tune.yaml"))
+        assert counts["train_stage2_tune"] == 1 and counts["score_val_tune"] == 1 and counts["tune"] == 1
+        assert not {"fuse_scores", "evaluate", "score_components"} & set(counts)
+        snakemake(workdir, "tune", "--configfile", "tune.yaml")
+        first = (r / "eval" / "tuning.csv").read_text()
+        (r / "eval" / "tuning.csv").unlink()
+        snakemake(workdir, "tune", "--configfile", "tune.yaml")
+        assert (r / "eval" / "tuning.csv").read_text() == first, "tuning is not deterministic"
+    finally:
+        for p, data in saved.items():
+            p.write_bytes(data)
+    table = pd.read_csv(r / "eval" / "tuning.csv")
+    # 2 candidates (main, top_k=1) x 3 x 2 x 2 fusion settings, best first, the first row chosen
+    assert len(table) == 24 and set(table["candidate"]) == {"main", "top_k-1"}
+    assert table["chosen"].tolist() == [True] + [False] * 23
+    assert table["micro_auc"].is_monotonic_decreasing
+    tuned = yaml.safe_load((r / "eval" / "tuned.yaml").read_text())
+    best = table.iloc[0]
+    assert tuned["fusion"] == json.loads(best["fusion"])
+    assert (best["candidate"] == "main") == ("stage2" not in tuned)
+    # the tuned config reruns only what it changes: fusion settings refuse; a stage-2 winner retrains stage 2
+    counts = _counts(snakemake(workdir, "-n", "--configfile", "tiny.yaml", str(r / "eval" / "tuned.yaml")))
+    assert "extract_features" not in counts and "train_flow" not in counts and "encode_flow" not in counts
+    assert ("train_stage2" in counts) == (best["candidate"] != "main")
+    refused = tuned["fusion"]["weights"] != {"mo": 1.0, "app": 0.1, "mm": 0.1} or tuned["fusion"]["motion_score"] != "mo"
+    assert ("fuse_scores" in counts) == (refused or best["candidate"] != "main")
+    assert "evaluate" in counts  # the report shows the new tuning table
 
 
 def _own(score: dict) -> dict:

@@ -335,12 +335,15 @@ def cmd_fuse(args: argparse.Namespace) -> None:
     p = _params(args)
     seg = fuse_with(read_parquet(args.scores), p)
     man = read_manifest(args.manifest)
-    test = man[man["split"] == "test"]
+    test = man[man["split"] == args.split]
+    if test.empty:
+        raise MgenetError(f"{args.manifest}: no video of split {args.split!r} to fuse; the dataset has splits "
+                          f"{sorted(man['split'].unique())}.")
     gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in test.itertuples()}
     frames = frame_scores(seg, test[["video", "frames"]], gts, read_intervals(args.intervals),
                           list(p.get("smoothing_sigmas", DEFAULT_SIGMAS)))
     write_parquet(frames, args.out)
-    log.info("%d frames of %d test videos -> %s", len(frames), len(test), args.out)
+    log.info("%d frames of %d %s videos -> %s", len(frames), len(test), args.split, args.out)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -375,10 +378,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             _optional_table(path, what, target) for path, what, target in
             ((args.ablation, "ablation table", "ablation"), (args.seeds, "seeds summary", "seeds"),
              (args.matching_seeds, "summary over matching-memory seeds", "matching_seeds")))
+        tuning = _optional_table(args.tuning, "tuning table", "tune")
+        validation = None
+        if args.validation:
+            from mgenet.io import missing_file
+
+            if not Path(args.validation).is_file():
+                raise missing_file(args.validation, "metrics of the validation split",
+                                   otherwise="run `snakemake` (rule evaluate_val makes it).")
+            validation = json.loads(Path(args.validation).read_text())
         provenance = collect_provenance(args.frames, args.models, args.features)
         write_report(frames, metrics, Path(args.report), Path(args.plots or Path(args.report).parent / "plots"),
                      config=p.get("config"), provenance=provenance, ablation=ablation, seeds=seeds,
-                     matching_seeds=matching_seeds)
+                     matching_seeds=matching_seeds, validation=validation, tuning=tuning)
         log.info("report -> %s", args.report)
 
 
@@ -453,6 +465,53 @@ def _write_table(df: Any, out: str, md: str, title: str, to_markdown: Callable[[
     if md:
         with atomic_path(md) as tmp:
             tmp.write_text(f"# {title}\n\n" + to_markdown(df))
+
+
+def _named_paths(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise MgenetError(f"{item!r}: give NAME=PATH ({what}).")
+        out[name] = path
+    return out
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    import yaml
+
+    from mgenet.io import atomic_path, load_gt_mask, read_intervals, read_manifest, read_parquet
+    from mgenet.scoring import DEFAULT_SIGMAS
+    from mgenet.tuning import choose, fusion_combinations, score_grid, split_grid, tuned_config
+
+    p = _params(args)
+    man = read_manifest(args.manifest)
+    val = man[man["split"] == "val"]
+    if val.empty:
+        raise MgenetError(f"{args.manifest}: the dataset has no validation split (split val), so there is nothing to "
+                          f"tune on; ShanghaiTech has none: keep the documented defaults, or add pose/val/ videos.")
+    fusion_grid, _ = split_grid(p.get("grid", {}))
+    combos = fusion_combinations(fusion_grid, p["fusion"])
+    candidates = {name: read_parquet(path) for name, path in _named_paths(args.candidates, "validation segment "
+                                                                                         "scores").items()}
+    train = {name: read_parquet(path) for name, path in _named_paths(args.train_scores, "training segment "
+                                                                                        "scores").items()}
+    gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in val.itertuples()}
+    sigmas = list(p.get("smoothing_sigmas", DEFAULT_SIGMAS))
+    t0 = time.time()
+    table = choose(score_grid(candidates, val[["video", "frames"]], gts, read_intervals(args.intervals), combos,
+                              sigmas, train_scores=train or None), p.get("metric", "micro_auc"))
+    with atomic_path(args.out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6f")
+    tuned = tuned_config(table.iloc[0], p.get("overrides", {}))
+    with atomic_path(args.tuned) as tmp:
+        tmp.write_text("# Chosen by `snakemake tune` on the validation split (eval/tuning.csv, best row: "
+                       f"{p.get('metric', 'micro_auc')} {table.iloc[0][p.get('metric', 'micro_auc')]:.4f}).\n"
+                       "# Use it with: snakemake --configfile config.yaml " + str(args.tuned) + "\n"
+                       + yaml.safe_dump(tuned, sort_keys=True))
+    log.info("%d candidate(s) x %d fusion setting(s) scored on %d validation videos in %.1f s; best %s %s: %s",
+             len(candidates), len(combos), len(val), time.time() - t0, table.iloc[0]["candidate"],
+             table.iloc[0]["fusion"], f"{table.iloc[0][p.get('metric', 'micro_auc')]:.4f}")
 
 
 def cmd_ablation_table(args: argparse.Namespace) -> None:
@@ -589,6 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scores", required=True)
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--intervals", default="", help="anomaly interval table (optional)")
+    sp.add_argument("--split", default="test", choices=("test", "val"),
+                    help="the split whose videos the scores are of (val: the validation split)")
     sp.add_argument("--out", required=True)
     sp = add("evaluate", cmd_evaluate, "frame-level AUCs, metrics.json, plots and the HTML report")
     sp.add_argument("--frames", required=True)
@@ -599,6 +660,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", default="", help="summary over seeds CSV (`mgenet seeds-table`) to show in the report")
     sp.add_argument("--matching-seeds", default="", help="summary over matching-memory seeds CSV (`snakemake "
                                                          "matching_seeds`) to show in the report")
+    sp.add_argument("--validation", default="", help="metrics.json of the validation split (eval/val_metrics.json) "
+                                                     "to show beside the test figures in the report")
+    sp.add_argument("--tuning", default="", help="tuning table CSV (`snakemake tune`, eval/tuning.csv) to show in "
+                                                 "the report")
     sp.add_argument("--boxes", default="", help="boxes of the anomalous objects per frame (video,track,frame,x1,y1,"
                                                "x2,y2): RBDC and TBDC when the file exists")
     sp.add_argument("--segments", default="", help="with --boxes: the segment score table (scores/segments.parquet)")
@@ -607,6 +672,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--models", nargs="*", default=[], help="checkpoints whose sha256 the report records")
     sp.add_argument("--features", nargs="*", default=[],
                     help="features files whose backbone checkpoint sha256 the report records")
+    sp = add("tune", cmd_tune, "score a grid of settings on the validation split only: tuning.csv (best first) and "
+                               "tuned.yaml (the chosen settings, a partial config for --configfile)")
+    sp.add_argument("--candidates", nargs="+", required=True, metavar="NAME=PATH",
+                    help="validation segment scores of each stage-2 candidate (main = the main model)")
+    sp.add_argument("--train-scores", nargs="*", default=[], metavar="NAME=PATH",
+                    help="training segment scores of each candidate, for fusion.normalise: train")
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--intervals", default="", help="anomaly interval table (optional)")
+    sp.add_argument("--out", required=True, help="tuning.csv")
+    sp.add_argument("--tuned", required=True, help="tuned.yaml")
     sp = add("ablation-table", cmd_ablation_table, "one row per ablation variant (fused micro, macro and per-type "
                                                    "AUC) from their metrics.json files, as CSV and markdown")
     sp.add_argument("--metrics", nargs="+", required=True, metavar="NAME=PATH",

@@ -377,6 +377,19 @@ def collect_provenance(frames: str | Path | None = None, models: Iterable[str | 
     return prov
 
 
+def _tuning_table(df: pd.DataFrame, rows: int = 40) -> str:
+    """The tuning grid, best validation rows first (at most ``rows``), the chosen one in bold."""
+    shown = df.head(rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    body = []
+    for _, r in shown.iterrows():
+        cells = "".join(f"<td>{_fmt(v) if isinstance(v, float) else html.escape(str(v))}</td>" for v in r)
+        bold = ' class="fused"' if bool(r.get("chosen", False)) else ""
+        body.append(f"<tr{bold}>{cells}</tr>")
+    more = f"<p class=\"note\">{len(df) - rows} more rows in eval/tuning.csv.</p>" if len(df) > rows else ""
+    return f'<table class="metrics"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{more}'
+
+
 def _seeds_table(df: pd.DataFrame) -> str:
     """The seeds summary (``mgenet seeds-table``'s CSV): one row per score, ``mean ± std`` per figure."""
     figures = list(dict.fromkeys(df["figure"]))
@@ -396,13 +409,15 @@ def _seeds_table(df: pd.DataFrame) -> str:
 
 def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Path, config: dict | None,
                 provenance: dict | None, ablation: pd.DataFrame | None, seeds: pd.DataFrame | None = None,
-                matching_seeds: pd.DataFrame | None = None) -> None:
+                matching_seeds: pd.DataFrame | None = None, validation: dict | None = None,
+                tuning: pd.DataFrame | None = None) -> None:
     ds = html.escape(str(metrics.get("dataset", "")))
     n_anom = int(frames["gt"].sum())
     out.write(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>mgenet report: {ds}</title>'
               f"<style>{CSS}</style></head><body>\n")
     out.write(f"<h1>mgenet report: {ds}</h1>\n")
-    out.write('<nav><a href="#metrics">metrics</a><a href="#ablation">ablations</a><a href="#roc">ROC</a>'
+    out.write('<nav><a href="#metrics">metrics</a><a href="#validation">validation</a><a href="#ablation">ablations</a>'
+              '<a href="#roc">ROC</a>'
               '<a href="#videos">videos</a><a href="#provenance">provenance</a><a href="#config">configuration</a>'
               "</nav>\n")
     out.write(f"<p>{metrics.get('n_videos', frames['video'].nunique())} test videos, "
@@ -413,6 +428,19 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
     if paired:
         out.write('<h3 id="paired">Fused score against each component</h3>\n' + paired + "\n")
     out.write(_metrics_note(metrics))
+    out.write('<h2 id="validation">Validation split</h2>\n')
+    if validation is None:
+        out.write('<p class="note">The dataset has no validation split: every setting is the documented default (see '
+                  "the configuration below).</p>\n")
+    else:
+        out.write(_metrics_table(validation) + f'\n<p class="note">The same scores on the '
+                  f"{validation.get('n_videos')} validation videos ({validation.get('n_frames')} frames; "
+                  "eval/val_metrics.json). Settings are chosen on these figures (<code>snakemake tune</code>), never "
+                  "on the test figures above.</p>\n")
+    if tuning is not None:
+        out.write('<h3 id="tuning">Tuning grid (validation)</h3>\n' + _tuning_table(tuning) + '\n<p class="note">'
+                  "One row per setting of <code>tune.grid</code> (eval/tuning.csv), scored on the validation split "
+                  "only; the chosen row is in bold and written to eval/tuned.yaml.</p>\n")
     for table, anchor, title, what, target in (
             (seeds, "seeds", "Over seeds", "training seeds", "seeds"),
             (matching_seeds, "matching-seeds", "Over matching-memory seeds",
@@ -468,7 +496,8 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
 
 def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir: Path, config: dict | None = None,
                  provenance: dict | None = None, ablation: pd.DataFrame | None = None,
-                 seeds: pd.DataFrame | None = None, matching_seeds: pd.DataFrame | None = None) -> None:
+                 seeds: pd.DataFrame | None = None, matching_seeds: pd.DataFrame | None = None,
+                 validation: dict | None = None, tuning: pd.DataFrame | None = None) -> None:
     """Write ``plots_dir/roc.png``, one ``plots_dir/{video}.png`` per test video, and a self-contained HTML report.
 
     Args:
@@ -481,6 +510,8 @@ def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir:
         ablation: the ablation table (``eval/ablation.csv``), when one has been made.
         seeds: the summary over seeds (``eval/seeds.csv``), when one has been made.
         matching_seeds: the summary over matching-memory seeds (``eval/matching_seeds.csv``), when one has been made.
+        validation: the validation split's metrics (``eval/val_metrics.json``), shown beside the test figures.
+        tuning: the validation grid of ``snakemake tune`` (``eval/tuning.csv``), when one has been made.
 
     Raises:
         MgenetError: a video name that cannot be a plot file name.
@@ -494,4 +525,5 @@ def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir:
                               f"path separator); rename the video in the dataset.")
     plots_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_html) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        _write_html(out, frames, metrics, plots_dir, config, provenance, ablation, seeds, matching_seeds)
+        _write_html(out, frames, metrics, plots_dir, config, provenance, ablation, seeds, matching_seeds, validation,
+                    tuning)

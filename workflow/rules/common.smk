@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +36,7 @@ if not STAGE2 and config["matching_seeds"]:
 
 # The demo generator's version (mgenet.datasets.demo.GENERATOR_VERSION, kept equal by a test): a param of
 # make_demo_dataset, so a changed generator regenerates an existing demo and everything made from it.
-DEMO_GENERATOR_VERSION = "3"
+DEMO_GENERATOR_VERSION = "4"
 
 
 def params_json(*sections, **extra):
@@ -116,12 +117,36 @@ def get_pose_source(wildcards):
     return row["pose_path"].iloc[0]
 
 
-def get_ground_truth(wildcards):
-    """The files fuse_scores reads the truth from: every test video's mask (or tracks file) and the interval table,
-    so that editing one refuses stale metrics (fuse_scores and evaluate rerun)."""
+def get_ground_truth(wildcards, split="test"):
+    """The files fuse_scores reads the truth from: every test (or validation) video's mask (or tracks file) and the
+    interval table, so that editing one refuses stale metrics (fuse_scores and evaluate rerun)."""
     df = manifest(wildcards)
-    gt = sorted(p for p in df.loc[df["split"] == "test", "gt_path"] if p)
+    gt = sorted(p for p in df.loc[df["split"] == split, "gt_path"] if p)
     return gt + ([intervals_path()] if Path(intervals_path()).is_file() else [])
+
+
+# The splits whose segments are scored: test (the final figures), val (settings are chosen on it: rule evaluate_val,
+# `snakemake tune`) and train (its segment scores, for fusion.normalise: train). A split's files carry its name but
+# the test split's, which keep their short names (scores/segments.parquet, scores/frames.parquet, eval/metrics.json).
+SCORED_SPLITS = ("test", "val", "train")
+
+
+def split_suffix(split):
+    return "" if split == "test" else f"_{split}"
+
+
+def has_split(wildcards, split):
+    return bool(videos_of(wildcards, split))
+
+
+def get_split_segments(wildcards, split):
+    """Segments files of every video of ``split``: their person boxes are the detections of RBDC / TBDC."""
+    return expand(f"{R}/segments/{{video}}.h5", video=videos_of(wildcards, split))
+
+
+def get_validation_metrics(wildcards):
+    """eval/val_metrics.json when the dataset has a validation split (the test report shows it), else nothing."""
+    return [f"{R}/eval/val_metrics.json"] if has_split(wildcards, "val") else []
 
 
 def get_video_path(wildcards):
@@ -301,6 +326,7 @@ def summary_table(name, enabled):
 ABLATION_TABLE = summary_table("ablation", STAGE2 and ABLATIONS)  # ablations need stage 2
 SEEDS_TABLE = summary_table("seeds", config["seeds"])
 MATCHING_SEEDS_TABLE = summary_table("matching_seeds", STAGE2 and config["matching_seeds"])
+TUNING_TABLE = summary_table("tuning", True)
 
 
 def content_sha256(path):
@@ -351,3 +377,87 @@ def get_matching_seed_metrics(wildcards):
 def seed_metrics_args(wildcards, input):
     """SEED=PATH arguments, one list item each (quoted one by one by `{params.metrics:q}`)."""
     return [f"{seed}={path}" for seed, path in input.items()]
+
+
+# Tuning (tune.smk): the stage2.* keys of tune.grid, one value at a time around the main config, each a candidate
+# with its own stage 2; "main" is the main model itself.
+def _dotted(cfg, key):
+    for part in key.split("."):
+        cfg = cfg.get(part) if isinstance(cfg, dict) else None
+    return cfg
+
+
+def _tune_candidates():
+    out = {}
+    for key, values in config["tune"]["grid"].items():
+        if not key.startswith("stage2."):
+            continue
+        for v in values:
+            if _dotted(config, key) == v:
+                continue
+            name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{key.split('.')[-1]}-{json.dumps(v)}").strip("_")
+            override = {}
+            node = override
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = v
+            full = merged(config, override)
+            try:
+                validate(full, schema="../schemas/config.schema.yaml", set_default=True)
+            except Exception as e:
+                raise ValueError(f"tune.grid.{key}: value {v!r}: {e}") from e
+            out[name] = {"override": override, "stage2": full["stage2"]}
+    if len(out) > config["tune"]["max_retrain"]:
+        raise ValueError(
+            f"tune.grid asks for {len(out)} retrained stage-2 candidates ({', '.join(out)}) but tune.max_retrain is"
+            f" {config['tune']['max_retrain']}; raise the budget or list fewer stage2.* values."
+        )
+    if out and not STAGE2:
+        raise ValueError("tune.grid lists stage2.* keys but stage2.enabled is false; drop them or enable stage 2.")
+    return out
+
+
+TUNE_CANDIDATES = _tune_candidates()
+# the training segments' scores are read when some setting normalises by them
+TUNE_TRAIN = config["fusion"].get("normalise") == "train" or "train" in config["tune"]["grid"].get(
+    "fusion.normalise", []
+)
+
+
+def get_tune_stage2_params(wildcards):
+    return stage2_params(TUNE_CANDIDATES[wildcards.candidate]["stage2"])
+
+
+def _tune_files():
+    files = {"val_main": f"{R}/scores/segments_val.parquet"}
+    for name in TUNE_CANDIDATES:
+        files[f"val_{name}"] = f"{R}/tune/{name}/scores/segments_val.parquet"
+    if TUNE_TRAIN:
+        files["train_main"] = f"{R}/scores/segments_train.parquet"
+        for name in TUNE_CANDIDATES:
+            files[f"train_{name}"] = f"{R}/tune/{name}/scores/segments_train.parquet"
+    return files
+
+
+def get_tune_inputs(wildcards):
+    return _tune_files()
+
+
+def tune_args(prefix):
+    """NAME=PATH arguments of the candidates' segment scores whose input name starts with ``prefix`` (quoted one
+    by one by `{params...:q}`)."""
+    return [f"{k[len(prefix):]}={v}" for k, v in _tune_files().items() if k.startswith(prefix)]
+
+
+def tune_params():
+    return json.dumps(
+        {
+            "grid": config["tune"]["grid"],
+            "metric": config["tune"]["metric"],
+            "fusion": config["fusion"],
+            "smoothing_sigmas": config["score"]["smoothing_sigmas"],
+            "overrides": {k: v["override"] for k, v in TUNE_CANDIDATES.items()},
+        },
+        sort_keys=True,
+    )

@@ -1,63 +1,79 @@
 # Scores: per-segment component scores, fused frame scores, and the evaluation (metrics.json, plots, report).
 
 
-if STAGE2:
+# One set of rules per scored split: the test split (the final figures), the validation split (where settings are
+# chosen, `snakemake tune`) and the training split (its segment scores, for fusion.normalise: train). Paths of the
+# test split keep their short names; the others carry the split (scores/segments_val.parquet, ...).
+for _split in SCORED_SPLITS:
+    _sfx = split_suffix(_split)
 
-    # S_nf from the flow file joined with stage 2's S_mo, S_app, S_mm (and Table 3's level-1 measurements)
-    rule score_components:
+    if STAGE2:
+
+        # S_nf from the flow file joined with stage 2's S_mo, S_app, S_mm (and Table 3's level-1 measurements)
+        rule:
+            name:
+                f"score_components{_sfx}"
+            input:
+                flow=f"{R}/flow/{_split}.h5",
+                model=f"{R}/models/stage2.pt",
+                features=lambda wc, s=_split: _features_of(wc, s),
+            output:
+                f"{R}/scores/segments{_sfx}.parquet",
+            params:
+                score=stage2_score_params(),
+            threads: 2
+            resources:
+                gpu=gpus(stage2=True),
+            log:
+                f"{R}/logs/score/score_components{_sfx}.log",
+            benchmark:
+                f"{R}/benchmarks/score_components{_sfx}.tsv"
+            conda:
+                "../../envs/models.yaml"
+            shell:
+                "mgenet --threads {threads} score --flow {input.flow:q} --stage2 {input.model:q}"
+                " --features {input.features:q} --params {params.score:q} --out {output:q} > {log:q} 2>&1"
+
+    else:
+
+        rule:
+            name:
+                f"score_components{_sfx}"
+            input:
+                flow=f"{R}/flow/{_split}.h5",
+            output:
+                f"{R}/scores/segments{_sfx}.parquet",
+            log:
+                f"{R}/logs/score/score_components{_sfx}.log",
+            conda:
+                "../../envs/core.yaml"
+            shell:
+                "mgenet score --flow {input.flow:q} --out {output:q} > {log:q} 2>&1"
+
+    if _split == "train":
+        continue
+
+    rule:
+        name:
+            f"fuse_scores{_sfx}"
         input:
-            flow=f"{R}/flow/test.h5",
-            model=f"{R}/models/stage2.pt",
-            features=get_test_features,
+            scores=f"{R}/scores/segments{_sfx}.parquet",
+            manifest=f"{R}/manifest.csv",
+            # read through the manifest's gt_path and params.intervals: inputs, so edits rerun
+            truth=lambda wc, s=_split: get_ground_truth(wc, s),
         output:
-            f"{R}/scores/segments.parquet",
+            f"{R}/scores/frames{_sfx}.parquet",
         params:
-            score=stage2_score_params(),
-        threads: 2
-        resources:
-            gpu=gpus(stage2=True),
+            fusion=params_json("fusion", "score"),
+            intervals=intervals_path(),
+            split=_split,
         log:
-            f"{R}/logs/score/score_components.log",
-        benchmark:
-            f"{R}/benchmarks/score_components.tsv"
-        conda:
-            "../../envs/models.yaml"
-        shell:
-            "mgenet --threads {threads} score --flow {input.flow:q} --stage2 {input.model:q}"
-            " --features {input.features:q} --params {params.score:q} --out {output:q} > {log:q} 2>&1"
-
-else:
-
-    rule score_components:
-        input:
-            flow=f"{R}/flow/test.h5",
-        output:
-            f"{R}/scores/segments.parquet",
-        log:
-            f"{R}/logs/score/score_components.log",
+            f"{R}/logs/score/fuse_scores{_sfx}.log",
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet score --flow {input.flow:q} --out {output:q} > {log:q} 2>&1"
-
-
-rule fuse_scores:
-    input:
-        scores=f"{R}/scores/segments.parquet",
-        manifest=f"{R}/manifest.csv",
-        truth=get_ground_truth,  # read through the manifest's gt_path and params.intervals: inputs, so edits rerun
-    output:
-        f"{R}/scores/frames.parquet",
-    params:
-        fusion=params_json("fusion", "score"),
-        intervals=intervals_path(),
-    log:
-        f"{R}/logs/score/fuse_scores.log",
-    conda:
-        "../../envs/core.yaml"
-    shell:
-        "mgenet fuse --scores {input.scores:q} --manifest {input.manifest:q} --intervals {params.intervals:q}"
-        " --params {params.fusion:q} --out {output:q} > {log:q} 2>&1"
+            "mgenet fuse --scores {input.scores:q} --manifest {input.manifest:q} --intervals {params.intervals:q}"
+            " --split {params.split:q} --params {params.fusion:q} --out {output:q} > {log:q} 2>&1"
 
 
 # The report's provenance hashes the models and reads the features' backbone checkpoint hash: both are upstream of
@@ -76,6 +92,7 @@ rule evaluate:
         segment_files=get_test_segments,
         models=report_models(),
         features=get_report_features,
+        validation=get_validation_metrics,
     output:
         metrics=f"{R}/eval/metrics.json",
         report=f"{R}/eval/report.html",
@@ -89,6 +106,8 @@ rule evaluate:
         seeds_sha256=content_sha256(SEEDS_TABLE),
         matching_seeds=MATCHING_SEEDS_TABLE,
         matching_seeds_sha256=content_sha256(MATCHING_SEEDS_TABLE),
+        tuning=TUNING_TABLE,
+        tuning_sha256=content_sha256(TUNING_TABLE),
     log:
         f"{R}/logs/eval/evaluate.log",
     conda:
@@ -97,5 +116,28 @@ rule evaluate:
         "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output.metrics:q}"
         " --report {output.report:q} --plots {output.plots:q} --ablation={params.ablation:q}"
         " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q} --boxes={params.boxes:q}"
+        " --validation={input.validation:q} --tuning={params.tuning:q}"
         " --segments {input.segments:q} --segment-files {input.segment_files:q}"
         " --models {input.models:q} --features {input.features:q} > {log:q} 2>&1"
+
+
+# The validation split, evaluated exactly like the test split (the same fusion, smoothing and figures) into its own
+# metrics.json; the test report shows it (input validation of rule evaluate). No report of its own.
+rule evaluate_val:
+    input:
+        frames=f"{R}/scores/frames_val.parquet",
+        segments=f"{R}/scores/segments_val.parquet",
+        segment_files=lambda wc: get_split_segments(wc, "val"),
+    output:
+        metrics=f"{R}/eval/val_metrics.json",
+    params:
+        evaluate=evaluate_params(fusion=config["fusion"]),
+        boxes=boxes_path(),
+    log:
+        f"{R}/logs/eval/evaluate_val.log",
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output.metrics:q}"
+        " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
+        " > {log:q} 2>&1"
