@@ -15,6 +15,7 @@ from mgenet.evaluation import (
     average_precision,
     bootstrap_aucs,
     bootstrap_counts,
+    branch_wins,
     compute_metrics,
     delong_covariance,
     delong_test,
@@ -96,7 +97,7 @@ def test_metrics_contract(typed):
     m = compute_metrics(fr, "demo")
     # the keys of before come first and unchanged; new keys follow them
     assert list(m)[:4] == ["dataset", "n_videos", "n_frames", "scores"]
-    assert list(m) == ["dataset", "n_videos", "n_frames", "scores", "macro_videos"]  # no bootstrap asked
+    assert list(m) == ["dataset", "n_videos", "n_frames", "scores", "macro_videos", "branch_wins"]  # no bootstrap
     assert m["dataset"] == "demo" and m["n_videos"] == 1 and m["n_frames"] == 9
     assert isinstance(m["n_videos"], int) and isinstance(m["n_frames"], int)
     assert list(m["scores"]) == ["nf", "mm", "fused"]
@@ -113,6 +114,23 @@ def test_metrics_contract(typed):
     assert m["scores"]["nf"]["fused_vs_this"]["auc_diff"] == pytest.approx(12 / 20 - 8 / 20)
     assert m["macro_videos"] == {"n_used": 1, "n_skipped": 0, "skipped_one_class": []}
     assert json.loads(json.dumps(m, allow_nan=False)) == m
+
+
+def test_branch_wins_are_type_auc_gains_with_paired_intervals(typed):
+    # app ranks the motion frames first but not the scene ones; nf is the table's score backwards
+    fr = typed.assign(nf=-typed["fused"], mo=typed["fused"], app=typed["fused"], mm=typed["fused"] * 0 + 1.0)
+    wins = branch_wins(fr)
+    assert [(w["branch"], w["baseline"], w["type"]) for w in wins] == [("mm", "nf", "scene"), ("mm", "mo", "scene"),
+                                                                        ("mo", "nf", "motion")]
+    by = {(w["branch"], w["baseline"]): w for w in wins}
+    # scene: mm is constant (0.5); nf = -score ranks the two scene frames 0.5 as well; mo 0.5
+    assert by["mm", "nf"]["auc_diff"] == pytest.approx(0.0) and by["mm", "mo"]["auc_diff"] == pytest.approx(0.0)
+    assert by["mo", "nf"]["auc_diff"] == pytest.approx(1.0 - 0.0)  # motion: mo perfect, nf backwards
+    assert "ci95" not in by["mo", "nf"]
+    # with resamples: the interval of a gain that is the same in every resample is that gain
+    many = pd.concat([fr.assign(video=f"v{i}") for i in range(4)], ignore_index=True)
+    w = {(x["branch"], x["baseline"]): x for x in branch_wins(many, bootstrap=20, seed=0)}
+    assert w["mo", "nf"]["ci95"] == [pytest.approx(1.0), pytest.approx(1.0)]
 
 
 def test_by_type_empty_without_types(four_videos):

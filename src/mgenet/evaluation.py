@@ -230,6 +230,11 @@ def bootstrap_aucs(frames: pd.DataFrame, cols: Sequence[str], resamples: int, se
 
 # --------------------------------------------------------------------------------------------------- the contract
 
+# Each stage-2 branch against the score it is meant to beat, on the anomaly type it is built for (issue 17's
+# targets): the mask encoder (S_app) on appearance, the matching memory (S_mm) on scene, the RGB encoder (S_mo) on
+# motion.
+BRANCH_WINS = (("app", "nf", "appearance"), ("mm", "nf", "scene"), ("mm", "mo", "scene"), ("mo", "nf", "motion"))
+
 
 def anomaly_types(frames: pd.DataFrame) -> list[str]:
     """Sorted anomaly types present on the anomalous frames of the table ("" = untyped, excluded)."""
@@ -244,6 +249,28 @@ def type_auc(frames: pd.DataFrame, name: str, anomaly_type: str) -> float:
     gt = frames["gt"].to_numpy()
     keep = (gt == 0) | ((gt == 1) & (frames["type"].astype(str).to_numpy() == anomaly_type))
     return _auc(gt[keep], frames[name].to_numpy()[keep])
+
+
+def branch_wins(frames: pd.DataFrame, bootstrap: int = 0, seed: int = 0) -> list[dict]:
+    """Each branch's AUC gain over its baseline on its anomaly type (:data:`BRANCH_WINS`, those whose scores and
+    type the table has): ``branch``, ``baseline``, ``type``, ``auc_diff`` and, with ``bootstrap``, ``ci95``: the
+    interval of the gain over resamples of the videos (the resamples of :func:`bootstrap_aucs` for this ``seed``,
+    paired between the two scores)."""
+    out = []
+    types = anomaly_types(frames)
+    for branch, base, kind in BRANCH_WINS:
+        if branch not in frames.columns or base not in frames.columns or kind not in types:
+            continue
+        gt = frames["gt"].to_numpy()
+        keep = (gt == 0) | ((gt == 1) & (frames["type"].astype(str).to_numpy() == kind))
+        sub = frames.loc[keep]
+        row = {"branch": branch, "baseline": base, "type": kind,
+               "auc_diff": _json_float(type_auc(frames, branch, kind) - type_auc(frames, base, kind))}
+        if bootstrap > 0:
+            boot = bootstrap_aucs(sub, [branch, base], int(bootstrap), int(seed))
+            row["ci95"] = _interval(boot[branch] - boot[base])
+        out.append(row)
+    return out
 
 
 def compute_metrics(frames: pd.DataFrame, dataset: str, bootstrap: int = 0, seed: int = 0) -> dict:
@@ -263,7 +290,8 @@ def compute_metrics(frames: pd.DataFrame, dataset: str, bootstrap: int = 0, seed
         ([low, high]); and, for each component when ``fused`` is present, ``fused_vs_this``: ``auc_diff`` (fused
         minus this score's micro AUC), ``ci95`` (paired bootstrap interval of it, with ``bootstrap``), ``delong_z``
         and ``delong_p``. ``macro_videos`` says which videos the macro figures average: ``n_used``, ``n_skipped``,
-        ``skipped_one_class`` (sorted names).
+        ``skipped_one_class`` (sorted names). ``branch_wins`` (:func:`branch_wins`) when the table has stage 2's
+        scores and typed anomalies.
     """
     cols = _check_frames(frames)
     types = anomaly_types(frames)
@@ -296,6 +324,9 @@ def compute_metrics(frames: pd.DataFrame, dataset: str, bootstrap: int = 0, seed
     out = {"dataset": str(dataset), "n_videos": n_videos, "n_frames": int(len(frames)), "scores": scores,
            "macro_videos": {"n_used": n_videos - len(skipped), "n_skipped": len(skipped),
                             "skipped_one_class": skipped}}
+    wins = branch_wins(frames, int(bootstrap), int(seed))
+    if wins:
+        out["branch_wins"] = wins
     if boot is not None:
         valid = int(np.isfinite(next(iter(boot.values()))).sum()) if boot else 0
         out["bootstrap"] = {"unit": "video", "resamples": int(bootstrap), "seed": int(seed), "level": CI_LEVEL,

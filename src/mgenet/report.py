@@ -234,6 +234,20 @@ def _paired_table(metrics: dict) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
+def _wins_table(metrics: dict) -> str:
+    """Each stage-2 branch against its baseline on its own anomaly type (metrics' ``branch_wins``); "" without."""
+    rows = []
+    for w in metrics.get("branch_wins", []):
+        diff = w.get("auc_diff")
+        rows.append(f"<tr><td>{html.escape(LABELS.get(w['branch'], w['branch']))} − "
+                    f"{html.escape(LABELS.get(w['baseline'], w['baseline']))}</td><td>{html.escape(w['type'])}</td>"
+                    f"<td>{'–' if diff is None else f'{diff:+.4f}'}</td><td>{_ci(w.get('ci95'))}</td></tr>")
+    if not rows:
+        return ""
+    return ('<table class="metrics"><thead><tr><th>branch − baseline</th><th>on type</th><th>AUC gain</th>'
+            f"<th>95% CI (paired bootstrap)</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
 def _metrics_note(metrics: dict) -> str:
     """What the metrics table's figures are computed on: skipped videos, resamples, the RBDC / TBDC settings."""
     parts = ["micro: all test frames concatenated (STG-NF protocol); macro: mean over the videos that contain both "
@@ -427,6 +441,9 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
     paired = _paired_table(metrics)
     if paired:
         out.write('<h3 id="paired">Fused score against each component</h3>\n' + paired + "\n")
+    wins = _wins_table(metrics)
+    if wins:
+        out.write('<h3 id="branches">Each branch on its anomaly type</h3>\n' + wins + "\n")
     out.write(_metrics_note(metrics))
     out.write('<h2 id="validation">Validation split</h2>\n')
     if validation is None:
