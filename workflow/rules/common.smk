@@ -374,6 +374,21 @@ def get_matching_seed_metrics(wildcards):
     }
 
 
+def get_seed_matching_metrics(wildcards):
+    """metrics.json of every (training seed, matching seed) run, named SEED-MSEED: the main seed's are the
+    matching_seeds runs, another seed's own M^r is its seeds run, the rest are M^r rewrites of its model."""
+    out = {}
+    for s in config["seeds"]:
+        for m in config["matching_seeds"]:
+            if s == config["seed"]:
+                out[f"{s}-{m}"] = get_matching_seed_metrics(wildcards)[str(m)]
+            elif m == s:
+                out[f"{s}-{m}"] = f"{R}/seeds/{s}/eval/metrics.json"
+            else:
+                out[f"{s}-{m}"] = f"{R}/seeds/{s}/matching_seeds/{m}/eval/metrics.json"
+    return out
+
+
 def seed_metrics_args(wildcards, input):
     """SEED=PATH arguments, one list item each (quoted one by one by `{params.metrics:q}`)."""
     return [f"{seed}={path}" for seed, path in input.items()]

@@ -234,3 +234,97 @@ if STAGE2 and config["matching_seeds"]:
         input:
             f"{R}/eval/matching_seeds.csv",
             f"{R}/eval/matching_seeds.md",
+
+
+# Training seeds x matching-memory seeds (issue 17): with both `seeds` and `matching_seeds` set, `snakemake
+# seeds_matching` writes M^r again for every training seed's model with every matching seed (a model's own seed is
+# its own run: the matching pass ran with it), scores, fuses and evaluates each under
+# results/{ds}/seeds/{seed}/matching_seeds/{xseed}/, and summarises all runs in results/{ds}/eval/seeds_matching.csv
+# / .md (mean ± std over every (training seed, M^r start) pair). The main seed's runs are those of `matching_seeds`.
+
+if STAGE2 and config["seeds"] and config["matching_seeds"]:
+
+    if SEEDS:
+
+        wildcard_constraints:
+            xseed="|".join(str(s) for s in config["matching_seeds"]),
+
+        rule rewrite_matching_seed:
+            input:
+                model=f"{R}/seeds/{{seed}}/models/stage2.pt",
+                features=get_train_features,
+                flow=f"{R}/seeds/{{seed}}/flow/train.h5",
+            output:
+                f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/models/stage2.pt",
+            params:
+                rewrite=json.dumps({"device": config["device"]}),
+            threads: 2
+            resources:
+                gpu=gpus(stage2=True),
+                mem_mb=4000,
+            log:
+                f"{R}/logs/seeds/{{seed}}/matching_seeds/{{xseed}}/rewrite_matching.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/matching_seeds/{{xseed}}/rewrite_matching.tsv"
+            conda:
+                "../../envs/models.yaml"
+            shell:
+                "mgenet --threads {threads} rewrite-matching --model {input.model:q} --features {input.features:q}"
+                " --flow {input.flow:q} --seed {wildcards.xseed:q} --params {params.rewrite:q} --out {output:q}"
+                " > {log:q} 2>&1"
+
+        use rule score_components_mseed as score_components_seed_mseed with:
+            input:
+                flow=f"{R}/seeds/{{seed}}/flow/test.h5",
+                model=f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/models/stage2.pt",
+                features=get_test_features,
+                base=f"{R}/seeds/{{seed}}/scores/segments.parquet",
+            output:
+                f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments.parquet",
+            log:
+                f"{R}/logs/seeds/{{seed}}/matching_seeds/{{xseed}}/score_components.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/matching_seeds/{{xseed}}/score_components.tsv"
+
+        use rule fuse_scores as fuse_scores_seed_mseed with:
+            input:
+                scores=f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments.parquet",
+                manifest=f"{R}/manifest.csv",
+                truth=get_ground_truth,
+            output:
+                f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/frames.parquet",
+            log:
+                f"{R}/logs/seeds/{{seed}}/matching_seeds/{{xseed}}/fuse_scores.log",
+
+        use rule evaluate_seed as evaluate_seed_mseed with:
+            input:
+                frames=f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/frames.parquet",
+                segments=f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments.parquet",
+                segment_files=get_test_segments,
+            output:
+                f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/eval/metrics.json",
+            log:
+                f"{R}/logs/seeds/{{seed}}/matching_seeds/{{xseed}}/evaluate.log",
+
+    rule tabulate_seeds_matching:
+        input:
+            unpack(get_seed_matching_metrics),
+        output:
+            csv=f"{R}/eval/seeds_matching.csv",
+            md=f"{R}/eval/seeds_matching.md",
+        params:
+            metrics=seed_metrics_args,
+            table=json.dumps({"dataset": DS, "target": "seeds_matching",
+                              "title": f"AUC over training seeds x matching-memory seeds, {DS}"}),
+        log:
+            f"{R}/logs/seeds/tabulate_seeds_matching.log",
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "mgenet seeds-table --metrics {params.metrics:q} --params {params.table:q} --out {output.csv:q}"
+            " --md {output.md:q} > {log:q} 2>&1"
+
+    rule seeds_matching:
+        input:
+            f"{R}/eval/seeds_matching.csv",
+            f"{R}/eval/seeds_matching.md",
