@@ -374,6 +374,14 @@ def get_matching_seed_metrics(wildcards):
     }
 
 
+def get_seed_val_metrics(wildcards):
+    """Every seed's validation metrics, named by the seed (the main run's eval/val_metrics.json for the main seed)."""
+    return {
+        str(s): f"{R}/eval/val_metrics.json" if s == config["seed"] else f"{R}/seeds/{s}/eval/val_metrics.json"
+        for s in config["seeds"]
+    }
+
+
 def get_seed_matching_metrics(wildcards):
     """metrics.json of every (training seed, matching seed) run, named SEED-MSEED: the main seed's are the
     matching_seeds runs, another seed's own M^r is its seeds run, the rest are M^r rewrites of its model."""

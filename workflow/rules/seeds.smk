@@ -328,3 +328,79 @@ if STAGE2 and config["seeds"] and config["matching_seeds"]:
         input:
             f"{R}/eval/seeds_matching.csv",
             f"{R}/eval/seeds_matching.md",
+
+
+# The validation split over seeds: `snakemake seeds_val` scores, fuses and evaluates the validation videos with
+# every seed's models and summarises them in results/{ds}/eval/seeds_val.csv / .md, so that a setting whose figure
+# moves with the seed is chosen on its mean over seeds, on validation (the test split is not read).
+
+if config["seeds"]:
+
+    if SEEDS:
+
+        if STAGE2:
+
+            use rule score_components_val as score_components_val_seed with:
+                input:
+                    flow=f"{R}/seeds/{{seed}}/flow/val.h5",
+                    model=f"{R}/seeds/{{seed}}/models/stage2.pt",
+                    features=lambda wc: _features_of(wc, "val"),
+                output:
+                    f"{R}/seeds/{{seed}}/scores/segments_val.parquet",
+                log:
+                    f"{R}/logs/seeds/{{seed}}/score_components_val.log",
+                benchmark:
+                    f"{R}/benchmarks/seeds/{{seed}}/score_components_val.tsv"
+
+        else:
+
+            use rule score_components_val as score_components_val_seed with:
+                input:
+                    flow=f"{R}/seeds/{{seed}}/flow/val.h5",
+                output:
+                    f"{R}/seeds/{{seed}}/scores/segments_val.parquet",
+                log:
+                    f"{R}/logs/seeds/{{seed}}/score_components_val.log",
+
+        use rule fuse_scores_val as fuse_scores_val_seed with:
+            input:
+                scores=f"{R}/seeds/{{seed}}/scores/segments_val.parquet",
+                manifest=f"{R}/manifest.csv",
+                truth=lambda wc: get_ground_truth(wc, "val"),
+            output:
+                f"{R}/seeds/{{seed}}/scores/frames_val.parquet",
+            log:
+                f"{R}/logs/seeds/{{seed}}/fuse_scores_val.log",
+
+        use rule evaluate_val as evaluate_val_seed with:
+            input:
+                frames=f"{R}/seeds/{{seed}}/scores/frames_val.parquet",
+                segments=f"{R}/seeds/{{seed}}/scores/segments_val.parquet",
+                segment_files=lambda wc: get_split_segments(wc, "val"),
+            output:
+                metrics=f"{R}/seeds/{{seed}}/eval/val_metrics.json",
+            log:
+                f"{R}/logs/seeds/{{seed}}/evaluate_val.log",
+
+    rule tabulate_seeds_val:
+        input:
+            unpack(get_seed_val_metrics),
+        output:
+            csv=f"{R}/eval/seeds_val.csv",
+            md=f"{R}/eval/seeds_val.md",
+        params:
+            metrics=seed_metrics_args,
+            table=json.dumps({"dataset": DS, "target": "seeds_val",
+                              "title": f"Validation AUC over seeds, {DS}"}),
+        log:
+            f"{R}/logs/seeds/tabulate_seeds_val.log",
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "mgenet seeds-table --metrics {params.metrics:q} --params {params.table:q} --out {output.csv:q}"
+            " --md {output.md:q} > {log:q} 2>&1"
+
+    rule seeds_val:
+        input:
+            f"{R}/eval/seeds_val.csv",
+            f"{R}/eval/seeds_val.md",
