@@ -328,17 +328,38 @@ def cmd_score(args: argparse.Namespace) -> None:
                                                                       if c in ("nf", "mo", "app", "mm")), args.out)
 
 
+def _train_scores(path: str, fusion: dict[str, Any], flag: str = "--train-scores") -> Any:
+    """The training segments' score table when ``fusion.normalise`` is ``train`` (then required), else None."""
+    from mgenet.io import read_parquet
+
+    normalise = fusion.get("normalise", "test_minmax")
+    if normalise != "train":
+        if path:
+            log.info("%s %s is not used: fusion.normalise is %s, which scales with the test segments", flag, path,
+                     normalise)
+        return None
+    if not path:
+        raise MgenetError(f"fusion.normalise train scales each component by its scores on the training segments: "
+                          f"pass {flag} with their segment score table (results/<dataset>/scores/"
+                          f"segments_train.parquet), or choose another fusion.normalise.")
+    if not Path(path).is_file():
+        raise MgenetError(f"{path}: training segment scores not found ({flag}); they are written by the rule that "
+                          f"scores the training segments (`snakemake {path}`).")
+    return read_parquet(path)
+
+
 def cmd_fuse(args: argparse.Namespace) -> None:
     from mgenet.io import load_gt_mask, read_intervals, read_manifest, read_parquet, write_parquet
-    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_with
+    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_with, fusion_fill
 
     p = _params(args)
-    seg = fuse_with(read_parquet(args.scores), p)
+    ref = _train_scores(args.train_scores, p)
+    seg = fuse_with(read_parquet(args.scores), p, ref)
     man = read_manifest(args.manifest)
     test = man[man["split"] == "test"]
     gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in test.itertuples()}
     frames = frame_scores(seg, test[["video", "frames"]], gts, read_intervals(args.intervals),
-                          list(p.get("smoothing_sigmas", DEFAULT_SIGMAS)))
+                          list(p.get("smoothing_sigmas", DEFAULT_SIGMAS)), fill=fusion_fill(p, ref))
     write_parquet(frames, args.out)
     log.info("%d frames of %d test videos -> %s", len(frames), len(test), args.out)
 
@@ -405,7 +426,7 @@ def _add_localization(args: argparse.Namespace, p: dict[str, Any], frames: Any, 
         raise MgenetError("evaluate: --boxes needs the fusion settings in --params ({\"fusion\": {...}}) to fuse the "
                           "segment scores as rule fuse_scores does.")
     ev = p.get("evaluation", {})
-    seg = fuse_with(read_parquet(args.segments), p["fusion"])
+    seg = fuse_with(read_parquet(args.segments), p["fusion"], _train_scores(args.train_scores, p["fusion"]))
     det = detections(seg, segment_boxes(args.segment_files))
     cols = [c for c in score_columns(frames) if c in det.columns]
     loc = localization_metrics(det, read_anomaly_boxes(args.boxes), len(frames), frames["video"].unique(), cols,
@@ -589,6 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scores", required=True)
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--intervals", default="", help="anomaly interval table (optional)")
+    sp.add_argument("--train-scores", default="", help="segment score table of the training segments: required when "
+                                                       "the params' normalise is train (the scaling and the fill of "
+                                                       "frames without a person are fitted on it)")
     sp.add_argument("--out", required=True)
     sp = add("evaluate", cmd_evaluate, "frame-level AUCs, metrics.json, plots and the HTML report")
     sp.add_argument("--frames", required=True)
@@ -602,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--boxes", default="", help="boxes of the anomalous objects per frame (video,track,frame,x1,y1,"
                                                "x2,y2): RBDC and TBDC when the file exists")
     sp.add_argument("--segments", default="", help="with --boxes: the segment score table (scores/segments.parquet)")
+    sp.add_argument("--train-scores", default="", help="with --boxes and fusion.normalise train: the training "
+                                                       "segments' score table, as for `mgenet fuse`")
     sp.add_argument("--segment-files", nargs="*", default=[],
                     help="with --boxes: the test videos' segments files, whose boxes are the detections")
     sp.add_argument("--models", nargs="*", default=[], help="checkpoints whose sha256 the report records")
