@@ -241,7 +241,7 @@ def cmd_encode_flow(args: argparse.Namespace) -> None:
 
 
 STAGE2_KEYS = ("model", "train")
-STAGE2_IGNORED = ("enabled", "score_batch_size")  # config keys of the stage2 section that do not shape training
+STAGE2_IGNORED = ("enabled", "score_batch_size", "mm_form")  # stage2 config keys that do not shape training
 
 
 def _stage2_config(p: dict[str, Any]) -> Any:
@@ -317,7 +317,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         t0 = time.time()
         s2 = score_stage2(args.stage2, [(f, args.flow) for f in args.features],
                           batch_size=int(p.get("batch_size", 256)), device=p.get("device", "auto"),
-                          only_mm=base is not None)
+                          only_mm=base is not None, mm_form=str(p.get("mm_form", "two_sided")))
         log.info("stage 2 scored %d segments of %d videos in %.1f s%s", len(s2), len(args.features),
                  time.time() - t0, " (S_mm only)" if base is not None else "")
         df = join_stage2(df, s2)
