@@ -652,8 +652,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--pose", default="", help="the video's AlphaPose tracked-person JSON, instead of extracting "
                                                "poses (the demo's videos: their generator poses)")
     sp.add_argument("--config", default="", help="the run's config.yaml: pose, fusion, score, device settings")
-    sp.add_argument("--reference", default="", help="segment scores to min-max scale with (default: "
-                                                    "<models>/../scores/segments.parquet, the test set's)")
+    sp.add_argument("--reference", default="", help="segment scores to fit the fusion's scaling and the fill on "
+                                                    "(default: <models>/../scores/segments_train.parquet under "
+                                                    "fusion.normalise train, else <models>/../scores/"
+                                                    "segments.parquet, the test set's)")
     sp.add_argument("--features-weights", default="", help="the Video Swin checkpoint, if no longer where training "
                                                            "recorded it")
     sp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
