@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 from helpers import make_stgnf_dataset, standing_pose
 
@@ -195,3 +196,41 @@ def test_workflow_and_package_agree_on_the_demo_generator_version(tmp_path, caps
     assert main(["make-demo", "--params", params, "--out", str(tmp_path / "ds")]) != 0
     assert "demo generator version 0" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()
+
+
+# ------------------------------------------------------------------------------------ fusion normalisation (#17)
+
+
+def _segment_scores(path, video, mids, mo, app):
+    from mgenet.io import write_parquet
+
+    n = len(mids)
+    write_parquet(pd.DataFrame({"video": [video] * n, "person_id": [0] * n, "start_frame": [m - 1 for m in mids],
+                                "mid_frame": mids, "nf": [0.0] * n, "mo": mo, "app": app}), path)
+    return str(path)
+
+
+def test_fuse_with_train_normalisation_reads_the_training_scores(tmp_path, capsys):
+    from mgenet.io import read_parquet
+
+    manifest = _manifest(tmp_path, "", frames=6)
+    test = _segment_scores(tmp_path / "test.parquet", "01_0001", [1, 2, 3], [50.0, 99.0, 148.0], [0.0, 1.0, 2.0])
+    train = _segment_scores(tmp_path / "train.parquet", "01_0000", list(range(1, 102)),
+                            [float(x) for x in range(101)], [x / 10 for x in range(101)])
+    p = json.dumps({"weights": {"mo": 1.0}, "normalise": "train", "smoothing_sigmas": []})
+    base = ["fuse", "--scores", test, "--manifest", str(manifest), "--params", p, "--out", str(tmp_path / "f.pq")]
+    err = _error(capsys, *base)
+    assert "fusion.normalise train" in err and "--train-scores" in err and not (tmp_path / "f.pq").exists()
+    err = _error(capsys, *base, "--train-scores", str(tmp_path / "nope.parquet"))
+    assert "nope.parquet: training segment scores not found" in err
+    assert main([*base, "--train-scores", train]) == 0
+    fr = read_parquet(tmp_path / "f.pq")
+    # mo (50, 99, 148) -> (0, 1, 2) by the training median 50 and 0.99 quantile 99; frames 0, 4, 5 have no person:
+    # the lowest training frame score, (0 - 50) / 49
+    fill = -50 / 49
+    np.testing.assert_allclose(fr["fused"], [fill, 0.0, 1.0, 2.0, fill, fill])
+    # test_minmax ignores the training table (and says so)
+    p = json.dumps({"weights": {"mo": 1.0}, "smoothing_sigmas": []})
+    assert main(["fuse", "--scores", test, "--manifest", str(manifest), "--params", p, "--out",
+                 str(tmp_path / "g.pq"), "--train-scores", train]) == 0
+    np.testing.assert_allclose(read_parquet(tmp_path / "g.pq")["fused"], [0.0, 0.0, 0.5, 1.0, 0.0, 0.0])

@@ -142,6 +142,27 @@ def test_rewritten_matching_memory_changes_only_s_mm(data: dict, trained: Path, 
     assert rc == 1 and "no S_mm column" in capsys.readouterr().err and not (tmp_path / "x.parquet").exists()
 
 
+def test_one_sided_s_mm_is_a_scoring_setting(data: dict, trained: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    """stage2.mm_form reaches the scorer through score's params: the same model, only S_mm changes."""
+    def score(out: Path, *extra: str, **params: object) -> pd.DataFrame:
+        assert main(["score", "--flow", str(data["test_flow"]), "--stage2", str(trained), "--features",
+                     *map(str, data["test"]), "--params", json.dumps({"device": "cpu", **params}), *extra,
+                     "--out", str(out)]) == 0
+        return pd.read_parquet(out)
+
+    two = score(tmp_path / "two.parquet")
+    one = score(tmp_path / "one.parquet", mm_form="one_sided")
+    pd.testing.assert_frame_equal(one.drop(columns="mm"), two.drop(columns="mm"))
+    assert (one["mm"] <= two["mm"] + 1e-6).all() and (one["mm"] < two["mm"] - 1e-6).any()
+    only = score(tmp_path / "only.parquet", "--base", str(tmp_path / "two.parquet"), mm_form="one_sided")
+    pd.testing.assert_frame_equal(only, one)  # the S_mm-only path reads the setting too
+    rc = main(["score", "--flow", str(data["test_flow"]), "--stage2", str(trained), "--features",
+               *map(str, data["test"]), "--params", json.dumps({"device": "cpu", "mm_form": "both"}),
+               "--out", str(tmp_path / "x.parquet")])
+    assert rc == 1 and "stage2.mm_form 'both'" in capsys.readouterr().err and not (tmp_path / "x.parquet").exists()
+
+
 def test_score_without_stage2_is_nf_only(data: dict) -> None:
     out = data["root"] / "scores" / "nf.parquet"
     assert main(["score", "--flow", str(data["test_flow"]), "--out", str(out)]) == 0

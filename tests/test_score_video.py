@@ -137,6 +137,42 @@ def test_old_checkpoints_take_settings_from_the_runs_provenance(run: dict, score
     assert "training segments files" in sources["segments"] and "training features files" in sources["features"]
 
 
+def test_train_normalisation_needs_no_test_set_file(run: dict, tmp_path: Path) -> None:
+    """fusion.normalise train (and a one-sided S_mm): scaled and filled from the training segments' scores alone,
+    beside a models folder without the test set's segments.parquet, a test video gets the DAG's frame scores."""
+    r = run["r"]
+    man = read_manifest(r / "manifest.csv")
+    feats = {s: [str(r / "features" / f"{v}.h5") for v in sorted(man.loc[man["split"] == s, "video"])]
+             for s in ("train", "test")}
+    models, scores = tmp_path / "run" / "models", tmp_path / "run" / "scores"
+    models.mkdir(parents=True)
+    for name in ("flow.pt", "stage2.pt"):
+        shutil.copy(r / "models" / name, models / name)
+    params = json.dumps({"device": "cpu", "mm_form": "one_sided"})
+    for split, out in (("train", scores / "segments_train.parquet"), ("test", tmp_path / "test_segments.parquet")):
+        ok("score", "--flow", str(r / "flow" / f"{split}.h5"), "--stage2", str(models / "stage2.pt"), "--features",
+           *feats[split], "--params", params, "--out", str(out))
+    fusion = {"weights": {"mo": 1.0, "app": 0.1, "mm": 0.1}, "normalise": "train"}
+    ok("fuse", "--scores", str(tmp_path / "test_segments.parquet"), "--manifest", str(r / "manifest.csv"),
+       "--train-scores", str(scores / "segments_train.parquet"), "--params",
+       json.dumps({**fusion, "smoothing_sigmas": []}), "--out", str(tmp_path / "frames_raw.parquet"))
+    dag = pd.read_parquet(tmp_path / "frames_raw.parquet")
+    dag = dag[dag["video"] == run["video"]].reset_index(drop=True)
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"device": "cpu", "fusion": fusion, "stage2": {"mm_form": "one_sided"}}))
+    out = tmp_path / "out"
+    ok("score-video", str(run["source"]), "--models", str(models), "--pose", str(run["pose"]), "--config",
+       str(config), "--out", str(out))
+    df = frames_of(out)
+    for c in ["nf", *STAGE2_COLUMNS, "fused"]:
+        np.testing.assert_allclose(df[c], dag[c], rtol=1e-6, atol=1e-9, err_msg=c)
+    assert not np.allclose(df["mm"], run["dag"]["frames_raw"]["mm"])  # one-sided, not the two-sided default
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["normalisation"]["path"].endswith("segments_train.parquet") and prov["mm_form"] == "one_sided"
+    assert prov["normalisation"]["normalise"] == "train" and set(prov["normalisation"]["scaling"]) == {"mo", "app",
+                                                                                                     "mm"}
+
+
 class ReplayBackend(PoseBackend):
     """Replays the demo's poses frame by frame, as a pose estimator that sees them perfectly would find them."""
 

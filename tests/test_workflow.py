@@ -128,6 +128,16 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_downstream(workdir):
         assert rule in stats, f"{rule} would not rerun:\n{out}"
     for upstream in ("extract_features", "train_flow", "encode_flow"):
         assert upstream not in stats, f"{upstream} would rerun:\n{out}"
+    # S_mm's form is a scoring-time setting: it rescores with the same model; the normalisation only re-fuses
+    for name, change, rerun, kept in (
+            ("mm_form", {"stage2": {**TINY["stage2"], "mm_form": "one_sided"}},
+             ("score_components", "fuse_scores", "evaluate"), ("train_stage2", "encode_flow")),
+            ("normalise", {"fusion": {"normalise": "sum_then_minmax"}}, ("fuse_scores", "evaluate"),
+             ("train_stage2", "score_components"))):
+        (workdir / f"{name}.yaml").write_text(yaml.safe_dump({**TINY, **change}))
+        proc = snakemake(workdir, "-n", "--configfile", f"{name}.yaml")
+        stats = (proc.stdout + proc.stderr).split("Job stats")[-1]
+        assert all(r in stats for r in rerun) and not any(k in stats for k in kept), f"{name}:\n{stats}"
 
 
 def _counts(proc: subprocess.CompletedProcess) -> dict[str, int]:

@@ -241,7 +241,7 @@ def cmd_encode_flow(args: argparse.Namespace) -> None:
 
 
 STAGE2_KEYS = ("model", "train")
-STAGE2_IGNORED = ("enabled", "score_batch_size")  # config keys of the stage2 section that do not shape training
+STAGE2_IGNORED = ("enabled", "score_batch_size", "mm_form")  # stage2 config keys that do not shape training
 
 
 def _stage2_config(p: dict[str, Any]) -> Any:
@@ -317,7 +317,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         t0 = time.time()
         s2 = score_stage2(args.stage2, [(f, args.flow) for f in args.features],
                           batch_size=int(p.get("batch_size", 256)), device=p.get("device", "auto"),
-                          only_mm=base is not None)
+                          only_mm=base is not None, mm_form=str(p.get("mm_form", "two_sided")))
         log.info("stage 2 scored %d segments of %d videos in %.1f s%s", len(s2), len(args.features),
                  time.time() - t0, " (S_mm only)" if base is not None else "")
         df = join_stage2(df, s2)
@@ -328,12 +328,33 @@ def cmd_score(args: argparse.Namespace) -> None:
                                                                       if c in ("nf", "mo", "app", "mm")), args.out)
 
 
+def _train_scores(path: str, fusion: dict[str, Any], flag: str = "--train-scores") -> Any:
+    """The training segments' score table when ``fusion.normalise`` is ``train`` (then required), else None."""
+    from mgenet.io import read_parquet
+
+    normalise = fusion.get("normalise", "test_minmax")
+    if normalise != "train":
+        if path:
+            log.info("%s %s is not used: fusion.normalise is %s, which scales with the test segments", flag, path,
+                     normalise)
+        return None
+    if not path:
+        raise MgenetError(f"fusion.normalise train scales each component by its scores on the training segments: "
+                          f"pass {flag} with their segment score table (results/<dataset>/scores/"
+                          f"segments_train.parquet), or choose another fusion.normalise.")
+    if not Path(path).is_file():
+        raise MgenetError(f"{path}: training segment scores not found ({flag}); they are written by the rule that "
+                          f"scores the training segments (`snakemake {path}`).")
+    return read_parquet(path)
+
+
 def cmd_fuse(args: argparse.Namespace) -> None:
     from mgenet.io import load_gt_mask, read_intervals, read_manifest, read_parquet, write_parquet
-    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_with
+    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_with, fusion_fill
 
     p = _params(args)
-    seg = fuse_with(read_parquet(args.scores), p)
+    ref = _train_scores(args.train_scores, p)
+    seg = fuse_with(read_parquet(args.scores), p, ref)
     man = read_manifest(args.manifest)
     test = man[man["split"] == args.split]
     if test.empty:
@@ -341,7 +362,7 @@ def cmd_fuse(args: argparse.Namespace) -> None:
                           f"{sorted(man['split'].unique())}.")
     gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in test.itertuples()}
     frames = frame_scores(seg, test[["video", "frames"]], gts, read_intervals(args.intervals),
-                          list(p.get("smoothing_sigmas", DEFAULT_SIGMAS)))
+                          list(p.get("smoothing_sigmas", DEFAULT_SIGMAS)), fill=fusion_fill(p, ref))
     write_parquet(frames, args.out)
     log.info("%d frames of %d %s videos -> %s", len(frames), len(test), args.split, args.out)
 
@@ -417,7 +438,7 @@ def _add_localization(args: argparse.Namespace, p: dict[str, Any], frames: Any, 
         raise MgenetError("evaluate: --boxes needs the fusion settings in --params ({\"fusion\": {...}}) to fuse the "
                           "segment scores as rule fuse_scores does.")
     ev = p.get("evaluation", {})
-    seg = fuse_with(read_parquet(args.segments), p["fusion"])
+    seg = fuse_with(read_parquet(args.segments), p["fusion"], _train_scores(args.train_scores, p["fusion"]))
     det = detections(seg, segment_boxes(args.segment_files))
     cols = [c for c in score_columns(frames) if c in det.columns]
     loc = localization_metrics(det, read_anomaly_boxes(args.boxes), len(frames), frames["video"].unique(), cols,
@@ -650,6 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--intervals", default="", help="anomaly interval table (optional)")
     sp.add_argument("--split", default="test", choices=("test", "val"),
                     help="the split whose videos the scores are of (val: the validation split)")
+    sp.add_argument("--train-scores", default="", help="segment score table of the training segments: required when "
+                                                       "the params' normalise is train (the scaling and the fill of "
+                                                       "frames without a person are fitted on it)")
     sp.add_argument("--out", required=True)
     sp = add("evaluate", cmd_evaluate, "frame-level AUCs, metrics.json, plots and the HTML report")
     sp.add_argument("--frames", required=True)
@@ -667,6 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--boxes", default="", help="boxes of the anomalous objects per frame (video,track,frame,x1,y1,"
                                                "x2,y2): RBDC and TBDC when the file exists")
     sp.add_argument("--segments", default="", help="with --boxes: the segment score table (scores/segments.parquet)")
+    sp.add_argument("--train-scores", default="", help="with --boxes and fusion.normalise train: the training "
+                                                       "segments' score table, as for `mgenet fuse`")
     sp.add_argument("--segment-files", nargs="*", default=[],
                     help="with --boxes: the test videos' segments files, whose boxes are the detections")
     sp.add_argument("--models", nargs="*", default=[], help="checkpoints whose sha256 the report records")
@@ -701,8 +727,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--pose", default="", help="the video's AlphaPose tracked-person JSON, instead of extracting "
                                                "poses (the demo's videos: their generator poses)")
     sp.add_argument("--config", default="", help="the run's config.yaml: pose, fusion, score, device settings")
-    sp.add_argument("--reference", default="", help="segment scores to min-max scale with (default: "
-                                                    "<models>/../scores/segments.parquet, the test set's)")
+    sp.add_argument("--reference", default="", help="segment scores to fit the fusion's scaling and the fill on "
+                                                    "(default: <models>/../scores/segments_train.parquet under "
+                                                    "fusion.normalise train, else <models>/../scores/"
+                                                    "segments.parquet, the test set's)")
     sp.add_argument("--features-weights", default="", help="the Video Swin checkpoint, if no longer where training "
                                                            "recorded it")
     sp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

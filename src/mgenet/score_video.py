@@ -15,18 +15,25 @@ Settings. A new video must be cut and featurised as the training videos were, so
 - features (backbone checkpoint with its sha256, or ``random:<seed>``; crop, widen, scene frames and size): the
   stage-2 checkpoint's ``provenance.features``, else the training features files beside the models folder. The
   backbone file used now must have the recorded sha256.
-- pose, fusion weights, motion measure, smoothing, device: the config (the run's config.yaml), else the defaults:
-  Eq. 16's weights with stage 2, S_nf alone without, STG-NF's smoothing.
+- pose, fusion weights, motion measure, normalisation, S_mm form, smoothing, device: the config (the run's
+  config.yaml), else the defaults: Eq. 16's weights with stage 2, S_nf alone without, ``test_minmax``, Eq. 15's
+  two-sided S_mm, STG-NF's smoothing.
 A model setting found in neither place is taken from the config with a warning: it cannot be checked.
 
-Min-max scaling. DESIGN §4 scales every component over all test segments before fusing them, and gives frames that no
-segment covers the lowest frame score of the test set. One video is no test set: scaled over itself, a normal video
-would span [0, 1] just like an anomalous one. So the ranges and the fill come from a reference table of segment
-scores, by default the test set's as ``score_components`` wrote it (``results/{ds}/scores/segments.parquet``, beside
-the models folder): the new video's fused score is on the scale the evaluation used (it can leave [0, Σ weights] where
-the video is more or less anomalous than any test segment), and a test video of that run gets exactly its DAG scores.
-Min-max uses no label, so using the test set's ranges leaks nothing. Only without a reference is the video scaled over
-itself, with a warning that its fused score then ranks its own frames and nothing more.
+Scaling. The fusion scales the components as ``fusion.normalise`` says (``mgenet.scoring``), and frames that no
+segment covers get the most normal frame score of a reference. One video is no test set: scaled over itself, a normal
+video would span [0, 1] just like an anomalous one. So the scaling and the fill come from a reference table of segment
+scores, as in the DAG:
+
+- ``train``: the training segments' scores (``results/{ds}/scores/segments_train.parquet``, beside the models
+  folder); no test-set file is needed.
+- ``test_minmax`` and ``sum_then_minmax``: the test set's, as ``score_components`` wrote it
+  (``results/{ds}/scores/segments.parquet``). Min-max uses no label, so using the test set's ranges leaks nothing.
+
+Either way the new video's fused score is on the scale the evaluation used (it can leave the reference's range where
+the video is more or less anomalous than any reference segment), and a test video of that run gets exactly its DAG
+scores. Only without a reference is the video scaled over itself, with a warning that its fused score then ranks its
+own frames and nothing more.
 
 A video with no person (or no track long enough for one window) is a documented result, not an error: every frame
 gets the most normal score (the reference's fill, 0 without a reference) and a warning says why.
@@ -54,8 +61,8 @@ from mgenet.engine.flow import encode_flow, load_checkpoint, resolve_device
 from mgenet.io import (PoseDict, atomic_path, load_torch, open_h5, pose_summary, provenance, read_alphapose,
                        read_intervals, read_parquet, write_json, write_segments)
 from mgenet.report import COLOURS, SHORT
-from mgenet.scoring import (COMPONENTS, DEFAULT_SIGMAS, FUSED, frame_scores, fuse_segments, lowest_frame_scores,
-                            score_ranges, select_motion_score, smooth)
+from mgenet.scoring import (COMPONENTS, DEFAULT_SIGMAS, FUSED, TRAIN_QUANTILE, Scaling, fit_scaling, frame_scores,
+                            fuse_segments, lowest_frame_scores, select_motion_score, smooth)
 from mgenet.segments import SegmentConfig, build_segments
 from mgenet.video import probe
 
@@ -68,10 +75,12 @@ EQ16_WEIGHTS = {"mo": 1.0, "app": 0.1, "mm": 0.1}
 
 @dataclass
 class Reference:
-    """Min-max ranges and uncovered-frame fill of a reference segment score table (the test set's)."""
+    """Scaling (``mgenet.scoring.fit_scaling``) and uncovered-frame fill of a reference segment score table: the
+    training segments' under ``train``, else the test set's."""
 
     path: str
-    ranges: dict[str, tuple[float, float]]
+    normalise: str
+    scaling: Scaling
     fill: dict[str, float]
 
 
@@ -84,6 +93,9 @@ class Settings:
     pose: dict[str, Any]
     weights: dict[str, float]
     motion_score: str
+    normalise: str
+    train_quantile: float
+    mm_form: str
     sigmas: list[float]
     device: str
     sources: dict[str, str] = field(default_factory=dict)
@@ -217,23 +229,36 @@ def resolve_settings(flow_ck: dict[str, Any], stage2_ck: dict[str, Any] | None, 
                           f"stage2.pt; train stage 2, or score with weights for nf only.")
     sigmas = [float(s) for s in (config.get("score") or {}).get("smoothing_sigmas", DEFAULT_SIGMAS)]
     return Settings(segments=segments, features=features, pose=dict(config.get("pose") or {}), weights=weights,
-                    motion_score=str(fusion.get("motion_score", "mo")), sigmas=sigmas,
+                    motion_score=str(fusion.get("motion_score", "mo")),
+                    normalise=str(fusion.get("normalise", "test_minmax")),
+                    train_quantile=float(fusion.get("train_quantile", TRAIN_QUANTILE)),
+                    mm_form=str((config.get("stage2") or {}).get("mm_form", "two_sided")), sigmas=sigmas,
                     device=str(config.get("device", "auto")),
                     sources={"segments": seg_source, "features": feat_source, "fusion": weight_source,
                              "pose": "the config" if config.get("pose") else "the defaults"})
 
 
+def reference_path(models: Path, normalise: str) -> Path:
+    """The default reference beside a models folder: the training segments' scores under ``train``, else the test
+    set's."""
+    return models.parent / "scores" / ("segments_train.parquet" if normalise == "train" else "segments.parquet")
+
+
 def load_reference(path: str | Path | None, default: Path, weights: dict[str, float], motion_score: str,
-                   models: tuple[Path, ...] = ()) -> Reference | None:
-    """Ranges and fill of a reference segment score table (``path``, else ``default`` when it exists), fused with
-    ``weights``; None, with a warning saying why, when there is none or it lacks a weighted component.
+                   models: tuple[Path, ...] = (), normalise: str = "test_minmax",
+                   quantile: float = TRAIN_QUANTILE) -> Reference | None:
+    """Scaling and fill of a reference segment score table (``path``, else ``default`` when it exists), fused with
+    ``weights`` as ``normalise`` says; None, with a warning saying why, when there is none or it lacks a weighted
+    component.
 
     Raises:
         MgenetError: a ``path`` given but not found.
     """
+    which = "the training segments' scores" if normalise == "train" else "the test set's segment scores"
     if path and not Path(path).is_file():
-        raise MgenetError(f"{path}: reference scores not found; give the segments.parquet of the run's test set "
-                          f"(rule score_components), or leave out --reference.")
+        raise MgenetError(f"{path}: reference scores not found; give {which} of the run ("
+                          f"{reference_path(Path('results/<dataset>/models'), normalise)} for fusion.normalise "
+                          f"{normalise}), or leave out --reference.")
     path = Path(path) if path else default
     why = f"{path} not found"
     if path.is_file():
@@ -243,13 +268,14 @@ def load_reference(path: str | Path | None, default: Path, weights: dict[str, fl
         if not missing and len(df):
             stale = [m for m in models if m.stat().st_mtime > path.stat().st_mtime]
             if stale:
-                log.warning("%s is older than %s: its ranges may come from earlier models (rerun `snakemake %s`)",
+                log.warning("%s is older than %s: its statistics may come from earlier models (rerun `snakemake %s`)",
                             path, ", ".join(map(str, stale)), path)
-            ranges = score_ranges(df)
-            return Reference(str(path), ranges, lowest_frame_scores(fuse_segments(df, weights, ranges)))
-    log.warning("no reference scores (%s): components are min-max scaled over this video alone, so its fused score "
+            scaling = fit_scaling(df, weights, normalise, quantile)
+            fill = lowest_frame_scores(fuse_segments(df, weights, normalise, df, quantile))
+            return Reference(str(path), normalise, scaling, fill)
+    log.warning("no reference scores (%s): components are scaled (%s) over this video alone, so its fused score "
                 "ranks its own frames but is not comparable with other videos or the test set; pass --reference "
-                "results/<dataset>/scores/segments.parquet", why)
+                "with %s", why, normalise, which)
     return None
 
 
@@ -279,7 +305,8 @@ def _extract_poses(video: Path, params: dict[str, Any], tmp: Path, threads: int,
 
 
 def _stage2_scores(video: Path, name: str, stage2: Path, params: dict[str, Any], seg_path: Path, flow_path: Path,
-                   tmp: Path, device: torch.device, threads: int, progress: bool, n_clips: int) -> pd.DataFrame:
+                   tmp: Path, device: torch.device, threads: int, progress: bool, n_clips: int,
+                   mm_form: str = "two_sided") -> pd.DataFrame:
     from tqdm import tqdm
 
     from mgenet.engine.stage2 import score_stage2
@@ -303,7 +330,7 @@ def _stage2_scores(video: Path, name: str, stage2: Path, params: dict[str, Any],
         stats = extract_video_features(video, seg_path, feat_path, cfg, backbone.to(device), device, attrs,
                                        threads=threads, progress=bar.update)
     log.info("features: %s", stats.summary())
-    return score_stage2(stage2, [(feat_path, flow_path)], device=device)
+    return score_stage2(stage2, [(feat_path, flow_path)], device=device, mm_form=mm_form)
 
 
 def score_video(video: str | Path, models: str | Path, out: str | Path, pose: str | Path | None = None,
@@ -318,8 +345,9 @@ def score_video(video: str | Path, models: str | Path, out: str | Path, pose: st
         pose: the video's AlphaPose tracked-person JSON, instead of extracting poses (the demo: its rendered people
             are scored with the generator's poses).
         config: the run's config.yaml, for pose, fusion, smoothing, device and test_stride (module docstring).
-        reference: segment scores to take min-max ranges and the uncovered-frame fill from; default
-            ``<models>/../scores/segments.parquet`` when it exists, else the video alone (with a warning).
+        reference: segment scores to fit the scaling and the uncovered-frame fill on; default
+            ``<models>/../scores/segments_train.parquet`` under ``fusion.normalise: train``, else
+            ``<models>/../scores/segments.parquet``, when it exists; else the video alone (with a warning).
         features_weights: the Video Swin checkpoint, when it is no longer where the training run recorded it.
         threads: decoder threads (torch's are set by the caller).
         progress: tqdm bars (stderr) for pose extraction and features.
@@ -348,8 +376,9 @@ def score_video(video: str | Path, models: str | Path, out: str | Path, pose: st
     settings = resolve_settings(flow_ck, stage2_ck, models, cfg, features_weights)
     for what, source in settings.sources.items():
         log.info("%s settings: %s", what, source)
-    ref = load_reference(reference, models.parent / "scores" / "segments.parquet", settings.weights,
-                         settings.motion_score, tuple(p for p in (flow_pt, stage2_pt) if p))
+    ref = load_reference(reference, reference_path(models, settings.normalise), settings.weights,
+                         settings.motion_score, tuple(p for p in (flow_pt, stage2_pt) if p), settings.normalise,
+                         settings.train_quantile)
     seconds: dict[str, float] = {}
 
     with tempfile.TemporaryDirectory(prefix="mgenet-score-video-") as tmp_name:
@@ -385,14 +414,15 @@ def score_video(video: str | Path, models: str | Path, out: str | Path, pose: st
             t0 = time.perf_counter()
             if n_seg:
                 s2 = _stage2_scores(video, name, stage2_pt, dict(settings.features), seg_path, flow_path, tmp,
-                                    device, threads, progress, n_seg)
+                                    device, threads, progress, n_seg, settings.mm_form)
                 seg = join_stage2(seg, s2)
             else:
                 seg = seg.assign(**{c: pd.Series(dtype=np.float64) for c in STAGE2_COMPONENTS})
             seconds["features_stage2"] = time.perf_counter() - t0
 
-    seg = fuse_segments(select_motion_score(seg, settings.motion_score), settings.weights,
-                        ref.ranges if ref else None)
+    seg = select_motion_score(seg, settings.motion_score)
+    seg = fuse_segments(seg, settings.weights, settings.normalise, seg, settings.train_quantile,
+                        scaling=ref.scaling if ref else None)
     videos = pd.DataFrame({"video": [name], "frames": [n_frames]})
     table = frame_scores(seg, videos, {name: np.zeros(n_frames, np.uint8)}, read_intervals(None), sigmas=[],
                          fill=ref.fill if ref else None)
@@ -433,7 +463,7 @@ def write_outputs(result: Result, video: Path, models: Path, pose: str | Path | 
     s, ref = result.settings, result.reference
     with atomic_path(out / "frames.csv") as tmp:
         result.frames.to_csv(tmp, index=False)
-    scale = f"min-max over {ref.path}" if ref else "min-max over this video alone"
+    scale = f"{s.normalise} with {ref.path}" if ref else f"{s.normalise} over this video alone"
     fig = curve_figure(result.frames, f"{video.name}: per-frame scores (max over persons); fused = "
                                       f"{' + '.join(f'{w:g} {c}' for c, w in s.weights.items())}, {scale}")
     FigureCanvasAgg(fig)
@@ -443,8 +473,8 @@ def write_outputs(result: Result, video: Path, models: Path, pose: str | Path | 
         "video": str(video), "frames": len(result.frames), "persons": result.persons, "segments": result.segments,
         "models": str(models), "pose": str(pose) if pose else {"extracted": s.pose or "defaults"},
         "segment_settings": s.segments.to_dict(), "features": s.features, "fusion_weights": s.weights,
-        "motion_score": s.motion_score, "smoothing_sigmas": s.sigmas, "sources": s.sources,
-        "normalisation": asdict(ref) if ref else "min-max over this video alone",
+        "motion_score": s.motion_score, "mm_form": s.mm_form, "smoothing_sigmas": s.sigmas, "sources": s.sources,
+        "normalisation": asdict(ref) if ref else f"{s.normalise} over this video alone",
         "seconds": {k: round(v, 2) for k, v in result.seconds.items()}, "mgenet_version": __version__,
     }, out / "provenance.json")
     log.info("%d frames -> %s, %s, %s", len(result.frames), out / "frames.csv", out / "scores.png",

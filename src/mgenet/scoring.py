@@ -2,12 +2,22 @@
 
 Two steps, each a pure function on pandas tables:
 
-1. :func:`fuse_segments` — min-max scale every component over all test segments and add the weighted sum ``fused``
-   (S = S_mo + λ_app S_app + λ_mm S_mm with the paper's weights; ``{"nf": 1.0}`` for stage 1 alone).
+1. :func:`fuse_segments` — scale the components and add the weighted sum ``fused`` (S = S_mo + λ_app S_app +
+   λ_mm S_mm with the paper's weights; ``{"nf": 1.0}`` for stage 1 alone). How they are scaled is
+   ``fusion.normalise`` (:data:`NORMALISATIONS`):
+
+   - ``test_minmax`` (default): each component min-max scaled over all test segments, then summed.
+   - ``sum_then_minmax``: the weighted sum of the raw components, min-max scaled once (the paper's "normalized to
+     the range of 0-1 using min-max scaling" read literally; AUC-equivalent to the raw sum).
+   - ``train``: each component scaled by robust statistics of its scores on the training segments,
+     (x - median) / (q - median) with q its ``train_quantile`` (0.99) quantile, then summed. Fitted on a reference
+     table of training segment scores, so no test statistic enters the fused score, and a new video is scaled as
+     the test set is.
 2. :func:`frame_scores` — give each segment's score to its middle frame, take the max over persons, fill frames that no
-   segment covers with the most normal score of the test set, smooth per video. This reproduces STG-NF's
-   ``get_dataset_scores`` / ``smooth_scores`` with the sign flipped: STG-NF scores normality (log-likelihood, min over
-   persons, uncovered frames = max), here higher means more anomalous (max over persons, uncovered frames = min).
+   segment covers with the most normal score of the test set (under ``train``, of the training segments:
+   :func:`fusion_fill`), smooth per video. This reproduces STG-NF's ``get_dataset_scores`` / ``smooth_scores`` with
+   the sign flipped: STG-NF scores normality (log-likelihood, min over persons, uncovered frames = max), here higher
+   means more anomalous (max over persons, uncovered frames = min).
 """
 
 from __future__ import annotations
@@ -29,6 +39,11 @@ MOTION_MEASURES = ("mo", "mo_fsk", "mo_frgb", "mo_sum", "mo_sim")
 SEGMENT_KEYS = ("video", "person_id", "start_frame", "mid_frame")
 FRAME_KEYS = ("video", "frame", "gt", "type", "subtype")
 DEFAULT_SIGMAS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)  # STG-NF smooth_scores: sigma in range(1, 7), applied in turn
+NORMALISATIONS = ("test_minmax", "sum_then_minmax", "train")
+# `train`'s high quantile: near the top of the normal training scores, but not their maximum, which one odd training
+# window (a person half out of the frame) would set on its own.
+TRAIN_QUANTILE = 0.99
+Scaling = dict[str, tuple[float, float]]  # column -> (offset, spread): scaled = (x - offset) / spread
 
 
 def score_columns(df: pd.DataFrame) -> list[str]:
@@ -57,45 +72,91 @@ def finite_scores(values: np.ndarray, name: str = "score") -> np.ndarray:
     return x
 
 
-def _minmax(x: np.ndarray, lo_hi: tuple[float, float] | None = None) -> np.ndarray:
-    lo, hi = lo_hi if lo_hi is not None else (x.min(), x.max()) if x.size else (0.0, 0.0)
-    # A constant component carries no ranking information: it contributes 0 rather than a division by zero.
-    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+def _scaled(x: np.ndarray, offset: float, spread: float) -> np.ndarray:
+    # A component with no spread carries no ranking information: it contributes 0 rather than a division by zero.
+    return (x - offset) / spread if spread > 0 else np.zeros_like(x)
 
 
-def score_ranges(seg: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    """(min, max) of every component column of a segment score table (±inf replaced), as :func:`fuse_segments`
-    scales them."""
+def _check_normalise(normalise: str, quantile: float) -> None:
+    if normalise not in NORMALISATIONS:
+        raise MgenetError(f"fusion.normalise {normalise!r} is not one of {list(NORMALISATIONS)}.")
+    if not 0.5 < float(quantile) <= 1.0:
+        raise MgenetError(f"fusion.train_quantile must lie in (0.5, 1], got {quantile}.")
+
+
+def fit_scaling(ref: pd.DataFrame, weights: Mapping[str, float], normalise: str = "test_minmax",
+                quantile: float = TRAIN_QUANTILE) -> Scaling:
+    """How :func:`fuse_segments` scales, fitted on the segment score table ``ref``.
+
+    Args:
+        ref: the table the statistics come from: the test segments for ``test_minmax`` and ``sum_then_minmax`` (the
+            table being fused, or the test set's when one new video is scored), the training segments for ``train``.
+        weights: the fusion weights; only weighted components are fitted.
+        normalise: one of :data:`NORMALISATIONS`.
+        quantile: ``train``'s high quantile q.
+
+    Returns:
+        column -> (offset, spread), the fused score being ``Σ_c w_c (S_c - offset_c) / spread_c`` for component keys,
+        or, with the single key ``fused`` (``sum_then_minmax``), ``(Σ_c w_c S_c - offset) / spread``. ``test_minmax``:
+        (min, max - min) per component; ``sum_then_minmax``: (min, max - min) of the raw weighted sum; ``train``:
+        (median, q-quantile - median) per component. ±inf are replaced first (:func:`finite_scores`).
+
+    Raises:
+        MgenetError: an unknown normalisation, a bad quantile, a weighted component ``ref`` lacks, or (``train``) a
+            reference without a segment.
+    """
+    _check_normalise(normalise, quantile)
+    absent = [c for c in weights if c not in ref.columns]
+    if absent:
+        raise MgenetError(f"no {absent} column in the reference segment scores the fusion is scaled with (they have "
+                          f"{score_columns(ref) or 'none'}).")
+    if normalise == "train" and not len(ref):
+        raise MgenetError("fusion.normalise train: the training segments' score table holds no segment (the "
+                          "training videos yielded no person window?); check results/<dataset>/scores/"
+                          "segments_train.parquet.")
+    cols = {c: finite_scores(ref[c].to_numpy(), c) for c in weights}
+    if normalise == "sum_then_minmax":
+        raw = sum((float(w) * cols[c] for c, w in weights.items()), np.zeros(len(ref)))
+        return {FUSED: (float(raw.min()), float(raw.max() - raw.min())) if len(raw) else (0.0, 0.0)}
     out = {}
-    for c in score_columns(seg):
-        x = finite_scores(seg[c].to_numpy(), c)
-        if c != FUSED and x.size:
-            out[c] = (float(x.min()), float(x.max()))
+    for c, x in cols.items():
+        if not x.size:
+            out[c] = (0.0, 0.0)
+        elif normalise == "test_minmax":
+            out[c] = (float(x.min()), float(x.max() - x.min()))
+        else:
+            med = float(np.median(x))
+            out[c] = (med, float(np.quantile(x, quantile)) - med)
     return out
 
 
-def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float],
-                  ranges: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
-    """Add the fused score: ``fused = Σ_c w_c · minmax(S_c)``, min-max taken over all test segments.
+def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float], normalise: str = "test_minmax",
+                  reference: pd.DataFrame | None = None, quantile: float = TRAIN_QUANTILE,
+                  scaling: Scaling | None = None) -> pd.DataFrame:
+    """Add the fused score, the weighted sum of the components scaled as ``normalise`` says (module docstring).
 
     Args:
         seg: segment score table (one row per person-window of the test videos) with one float column per component
             that ran, among ``nf``, ``mo``, ``app``, ``mm``; higher = more anomalous.
         weights: component -> weight, e.g. ``{"mo": 1.0, "app": 0.1, "mm": 0.1}``. Components of the table that have
             no weight are not fused (weight 0) but keep their own column.
-        ranges: component -> (min, max) to scale with instead of the table's own (:func:`score_ranges` of a
-            reference table, e.g. the test set's when ``seg`` holds one new video); values outside it scale
-            outside [0, 1].
+        normalise: ``test_minmax``, ``sum_then_minmax`` or ``train``.
+        reference: the table the scaling is fitted on (:func:`fit_scaling`): required for ``train`` (the training
+            segments' scores); for the other two it defaults to ``seg`` itself and is given when ``seg`` holds one
+            new video (the test set's table). Values outside its range scale outside [0, 1].
+        quantile: ``train``'s high quantile.
+        scaling: a scaling already fitted with :func:`fit_scaling` (on a reference table read once), used instead of
+            fitting one on ``reference``.
 
     Returns:
         A copy of ``seg`` with ±inf replaced (see :func:`finite_scores`) and a float64 ``fused`` column.
 
     Raises:
-        MgenetError: a weight names a component absent from the table (or from ``ranges``) or unknown, a weight is
-            not finite, or no weight is given.
+        MgenetError: a weight names a component absent from the table (or from the reference) or unknown, a weight is
+            not finite, no weight is given, an unknown normalisation, or ``train`` without a reference.
     """
     if not weights:
-        raise MgenetError("no fusion weights given (config scoring.weights); give at least one, e.g. {nf: 1.0}.")
+        raise MgenetError("no fusion weights given (config fusion.weights); give at least one, e.g. {nf: 1.0}.")
     unknown = [c for c in weights if c not in COMPONENTS]
     if unknown:
         raise MgenetError(f"fusion weight(s) for unknown component(s) {unknown}; components are {list(COMPONENTS)}.")
@@ -106,18 +167,28 @@ def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float],
     bad = {c: w for c, w in weights.items() if not np.isfinite(float(w))}
     if bad:
         raise MgenetError(f"fusion weights must be finite numbers, got {bad}.")
-    if ranges is not None and set(weights) - set(ranges):
-        raise MgenetError(f"no min-max range for component(s) {sorted(set(weights) - set(ranges))} in the reference "
-                          f"scores (they have {sorted(ranges)}).")
+    _check_normalise(normalise, quantile)
+    if normalise == "train" and reference is None and scaling is None:
+        raise MgenetError("fusion.normalise train scales each component by its scores on the training segments: "
+                          "give their segment score table (mgenet fuse --train-scores "
+                          "results/<dataset>/scores/segments_train.parquet).")
     out = seg.copy()
-    fused = np.zeros(len(out), dtype=np.float64)
     for c in score_columns(out):
-        if c == FUSED:
-            continue
-        out[c] = finite_scores(out[c].to_numpy(), c)
-        if c in weights:
-            fused += float(weights[c]) * _minmax(out[c].to_numpy(), None if ranges is None else ranges[c])
-    out[FUSED] = fused
+        if c != FUSED:
+            out[c] = finite_scores(out[c].to_numpy(), c)
+    if scaling is None:
+        scaling = fit_scaling(out if reference is None else reference, weights, normalise, quantile)
+    elif set(weights) - set(scaling) and FUSED not in scaling:
+        raise MgenetError(f"no scaling for component(s) {sorted(set(weights) - set(scaling))} in the reference scores "
+                          f"(they have {sorted(scaling)}).")
+    if FUSED in scaling:
+        raw = sum((float(w) * out[c].to_numpy() for c, w in weights.items()), np.zeros(len(out)))
+        out[FUSED] = _scaled(raw, *scaling[FUSED])
+    else:
+        fused = np.zeros(len(out), dtype=np.float64)
+        for c, w in weights.items():
+            fused += float(w) * _scaled(out[c].to_numpy(), *scaling[c])
+        out[FUSED] = fused
     return out
 
 
@@ -138,10 +209,32 @@ def select_motion_score(seg: pd.DataFrame, measure: str = "mo") -> pd.DataFrame:
     return seg.assign(mo=seg[measure])
 
 
-def fuse_with(seg: pd.DataFrame, fusion: Mapping) -> pd.DataFrame:
+def fuse_with(seg: pd.DataFrame, fusion: Mapping, train: pd.DataFrame | None = None) -> pd.DataFrame:
     """The segment table as rule fuse_scores fuses it: ``fusion.motion_score`` as S_mo (:func:`select_motion_score`),
-    then the fused column of ``fusion.weights`` (:func:`fuse_segments`)."""
-    return fuse_segments(select_motion_score(seg, fusion.get("motion_score", "mo")), fusion["weights"])
+    then the fused column of ``fusion.weights`` scaled as ``fusion.normalise`` says (:func:`fuse_segments`). ``train``,
+    the training segments' scores (the same measure selected), is the reference of ``normalise: train`` and is not
+    read by the other normalisations, which scale over ``seg``."""
+    measure = fusion.get("motion_score", "mo")
+    normalise = fusion.get("normalise", "test_minmax")
+    ref = select_motion_score(train, measure) if normalise == "train" and train is not None else None
+    return fuse_segments(select_motion_score(seg, measure), fusion["weights"], normalise, ref,
+                         float(fusion.get("train_quantile", TRAIN_QUANTILE)))
+
+
+def fusion_fill(fusion: Mapping, train: pd.DataFrame | None) -> dict[str, float] | None:
+    """The score of frames that no segment covers, for :func:`frame_scores`'s ``fill``.
+
+    ``None`` (the lowest frame score of the table being scored, the test set's: STG-NF's protocol) except under
+    ``fusion.normalise: train``, where it is the lowest frame score of the training segments, every column (the
+    components' raw scores and ``fused`` scaled as the test set's is): a frame without a person is then as normal as
+    the most normal training frame, and nothing in the frame scores depends on a test statistic.
+    """
+    if fusion.get("normalise", "test_minmax") != "train":
+        return None
+    if train is None:
+        raise MgenetError("fusion.normalise train: the training segments' scores are needed for the fill of frames "
+                          "without a person too (mgenet fuse --train-scores).")
+    return lowest_frame_scores(fuse_with(train, fusion, train))
 
 
 def smooth(x: np.ndarray, sigmas: Sequence[float]) -> np.ndarray:

@@ -188,8 +188,8 @@ def test_rewriting_the_matching_memory_with_the_training_seed_reproduces_it(trai
     a, o = torch.load(again, weights_only=True), torch.load(other, weights_only=True)
     for name, value in ck["state_dict"].items():
         assert torch.equal(a["state_dict"][name], value), name
-        if name != "matching_memory.items":
-            assert torch.equal(o["state_dict"][name], value), name  # only M^r is written again
+        if not name.startswith("matching_memory."):
+            assert torch.equal(o["state_dict"][name], value), name  # only M^r (items and write counts) is new
     assert not torch.allclose(o["state_dict"]["matching_memory.items"], ck["state_dict"]["matching_memory.items"])
     assert o["provenance"]["matching_seed"] == 7 and o["provenance"]["stage"] == "rewrite_matching"
     assert o["provenance"]["trained"] == ck["provenance"] and o["config"] == ck["config"]
@@ -200,6 +200,45 @@ def test_rewriting_the_matching_memory_with_the_training_seed_reproduces_it(trai
     pd.testing.assert_series_equal(base["mo"], new["mo"])
     pd.testing.assert_series_equal(base["app"], new["app"])
     assert not np.allclose(base["mm"], new["mm"])
+
+
+def test_training_counts_memory_writes_in_the_log_and_the_checkpoint(trained: tuple) -> None:
+    out, history, pairs = trained
+    ck = torch.load(out, weights_only=True)
+    n_clips = sum(ClipSource(pairs).videos[i].n for i in range(len(pairs)))
+    writes = {m: ck["state_dict"][f"{m}_memory.writes"] for m in ("behaviour", "scene", "matching")}
+    # every query of every step is written into one item: clips x tokens per level-1 epoch, clips per M^r pass
+    assert int(writes["behaviour"].sum()) == n_clips * t * h * w * 8 and int(writes["scene"].sum()) == n_clips * 8
+    assert int(writes["matching"].sum()) == n_clips
+    assert ck["items_written"] == {m: int((v > 0).sum()) for m, v in writes.items()}
+    assert history[-1]["items_written"] == ck["items_written"] and history[0]["items_written"]["matching"] == 0
+
+
+def test_kmeans_start_of_the_matching_memory_is_deterministic(trained: tuple, tmp_path: Path) -> None:
+    _, _, pairs = trained
+    lines: list[str] = []
+    cfg = Stage2Config.from_dict({**config(level1=1, level2=0).to_dict(),
+                                  "model": {**TINY, "matching_init": "kmeans"}})
+    a, b, r = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "random.pt"
+    train_stage2(pairs, cfg, a, log=lines.append)
+    train_stage2(pairs, cfg, b, log=lambda s: None)
+    train_stage2(pairs, config(level1=1, level2=0), r, log=lambda s: None)
+    ka, kb, kr = (torch.load(p, weights_only=True) for p in (a, b, r))
+    assert any("k-means++ centres of 64 training queries" in line for line in lines)
+    assert any(line.startswith("memory items ever written: behaviour") for line in lines)
+    assert torch.equal(ka["state_dict"]["matching_memory.items"], kb["state_dict"]["matching_memory.items"])
+    assert ka["items_written"] == kb["items_written"]
+    # the same model up to M^r: only the matching memory's start differs from the random one
+    for name, value in kr["state_dict"].items():
+        same = torch.equal(ka["state_dict"][name], value)
+        assert same != name.startswith("matching_memory."), name
+    # rewriting M^r with the training seed redoes the k-means start and the passes
+    again = tmp_path / "again.pt"
+    rewrite_matching(a, pairs, again, seed=0, device="cpu", log=lambda s: None)
+    assert torch.equal(torch.load(again, weights_only=True)["state_dict"]["matching_memory.items"],
+                       ka["state_dict"]["matching_memory.items"])
+    # on these clips: from the k-means start every M^r item is some query's nearest (6 of 6); from random, 2 of 6
+    assert ka["items_written"]["matching"] == 6 > kr["items_written"]["matching"]
 
 
 def test_rewriting_the_matching_memory_needs_training_clips(trained: tuple, tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import torch
 from mgenet.models.lsta import LKA3d, LSTABlock, LSTAConfig, LSTAHead
 from mgenet.models.masking import (MaskConfig, block_mask, clip_mask_pairs, complementary_masks, keep_indices,
                                    random_masks)
-from mgenet.models.memory import (MatchingConfig, MatchingMemory, Memory, MemoryConfig, address, mnad_update,
-                                  separateness_loss)
+from mgenet.models.memory import (MatchingConfig, MatchingMemory, Memory, MemoryConfig, address, kmeans_pp,
+                                  mnad_update, separateness_loss)
 from mgenet.models.mgenet import LEVEL1_VARIANTS, MGENet, MGENetConfig
 from mgenet.models.vit import SpaceTimeViT, TemporalHead, ViTConfig
 
@@ -226,6 +226,81 @@ def test_hand_made_matching_memory_gives_known_s_mm() -> None:
     torch.testing.assert_close(match.score(w_b, w_s), torch.tensor([expected]))
     # A behaviour seen in its own scene (item 0 matches both parts) scores lower.
     assert match.score(w_b, torch.tensor([[1.0, 0.0]])) < match.score(w_b, w_s)
+
+
+def test_one_sided_s_mm_counts_only_scenes_falling_short() -> None:
+    # A toy memory that knows its pairs: walking in scenes 0 and 1 (items 0, 1), cycling in scene 0 only (item 2).
+    # Behaviour space: 4 behaviour items (walk, cycle, two unused), P = 1 token; scene space: 2 scene items.
+    match = MatchingMemory(MatchingConfig(n_items=3, behaviour_len=4, scene_len=2, top_k=2, temperature=0.1))
+    # (item 1 walks a little differently, so that no two items tie in c^b)
+    walk, walk1, cycle, novel = [1.0, 0, 0, 0], [1.0, 0, 0.2, 0], [0, 1.0, -0.1, 0], [0.1, 0, 0, 1.0]
+    s0, s1 = [1.0, 0], [0, 1.0]
+    match.items.copy_(torch.nn.functional.normalize(torch.tensor([walk + s0, walk1 + s1, cycle + s0]), dim=1))
+    clips = {"walk in s0": (walk, s0), "walk in s1": (walk, s1), "cycling in the wrong scene": (cycle, s1),
+             "unfamiliar behaviour, familiar scene": (novel, s1)}
+    w_b = torch.tensor([b for b, _ in clips.values()])[:, None, :]  # (B, P=1, N_b)
+    w_s = torch.tensor([s for _, s in clips.values()])
+    two = dict(zip(clips, match.score(w_b, w_s).tolist()))
+    one = dict(zip(clips, match.score(w_b, w_s, "one_sided").tolist()))
+    assert match.score(w_b, w_s, "two_sided").tolist() == list(two.values())  # the default is Eq. 15
+    # A behaviour in the wrong scene: its scene weight falls short on every item the behaviour picks, so both forms
+    # agree and it is the most anomalous clip either way.
+    assert one["cycling in the wrong scene"] == pytest.approx(two["cycling in the wrong scene"])
+    assert one["cycling in the wrong scene"] > 0.99
+    assert max(two, key=two.get) == max(one, key=one.get) == "cycling in the wrong scene"
+    # An unfamiliar behaviour in a familiar scene: c^b is spread over items 0 and 1 (~0.4 each) while c^s sits on
+    # item 1 (~1), which Eq. 15 counts as much as a shortfall: two-sided it outranks the walk in scene 0; one-sided
+    # only item 0's shortfall counts and it ranks below both normal clips.
+    novel_clip, normal = "unfamiliar behaviour, familiar scene", ("walk in s0", "walk in s1")
+    assert two[novel_clip] > two["walk in s0"]
+    assert one[novel_clip] < min(one[c] for c in normal)
+    assert two[novel_clip] - one[novel_clip] > 0.25
+    # The same excess lifts a normal walk in scene 1 (walking is known in two scenes, so c^b is split between them),
+    # so one-sided the wrong-scene clip stands out from every other clip by twice the margin (0.45 vs 0.22).
+    margin = {f: d["cycling in the wrong scene"] - max(v for c, v in d.items() if c != "cycling in the wrong scene")
+              for f, d in (("one", one), ("two", two))}
+    assert margin["one"] > 1.5 * margin["two"] > 0
+    # Always one_sided <= two_sided; equal where no scene weight exceeds its behaviour weight.
+    g = torch.Generator().manual_seed(0)
+    rb, rs = torch.rand(20, 1, 4, generator=g), torch.rand(20, 2, generator=g)
+    assert (match.score(rb, rs, "one_sided") <= match.score(rb, rs) + 1e-7).all()
+    with pytest.raises(ValueError, match="one_sided"):
+        match.score(w_b, w_s, "both")
+
+
+def test_kmeans_pp_finds_well_separated_clusters_deterministically() -> None:
+    g = torch.Generator().manual_seed(0)
+    directions = torch.eye(8)[[0, 3, 5]]
+    points = torch.cat([d + 0.05 * torch.randn(40, 8, generator=g) for d in directions])
+    centres = kmeans_pp(points, 3, torch.Generator().manual_seed(1))
+    assert centres.shape == (3, 8)
+    torch.testing.assert_close(centres.norm(dim=1), torch.ones(3))
+    # one centre per cluster, each close to its direction
+    cos = centres @ directions.T
+    assert sorted(cos.argmax(1).tolist()) == [0, 1, 2] and (cos.max(1).values > 0.98).all()
+    assert torch.equal(centres, kmeans_pp(points, 3, torch.Generator().manual_seed(1)))
+    # fewer distinct points than centres: the seeding still picks distinct points
+    twins = torch.cat([directions[:2]] * 5)
+    assert kmeans_pp(twins, 3, torch.Generator().manual_seed(0)).shape == (3, 8)
+    with pytest.raises(ValueError, match="k-means"):
+        kmeans_pp(points[:2], 3, torch.Generator())
+
+
+def test_memories_count_the_queries_written_into_each_item() -> None:
+    torch.manual_seed(0)
+    mem = Memory(MemoryConfig(n_items=5, dim=4))
+    queries = torch.randn(30, 4)
+    nearest = (torch.nn.functional.normalize(queries, dim=1) @ mem.items.T).argmax(1)
+    mem.update(queries)
+    assert torch.equal(mem.writes, torch.bincount(nearest, minlength=5))
+    assert mem.items_written() == len(nearest.unique())
+    match = MatchingMemory(MatchingConfig(n_items=4, behaviour_len=6, scene_len=2))
+    w_r = torch.rand(7, 8)
+    match.update(w_r)
+    match.update(w_r)
+    assert int(match.writes.sum()) == 14 and 1 <= match.items_written() <= 4
+    match.start_from(torch.eye(8)[:4])
+    assert match.items_written() == 0 and torch.equal(match.items, torch.eye(8)[:4])
 
 
 def test_balanced_matching_query_gives_both_parts_unit_length() -> None:

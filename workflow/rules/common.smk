@@ -220,7 +220,9 @@ def stage2_params(section, seed=None):
 
 
 def stage2_score_params():
-    return json.dumps({"batch_size": config["stage2"]["score_batch_size"], "device": config["device"]})
+    """What scoring with a trained stage-2 model depends on beyond the model: S_mm's form is a scoring-time choice."""
+    return json.dumps({"batch_size": config["stage2"]["score_batch_size"], "device": config["device"],
+                       "mm_form": config["stage2"]["mm_form"]}, sort_keys=True)
 
 
 # ---------------------------------------------------------------------------------------------------- ablations
@@ -242,6 +244,12 @@ def _variant(name, spec):
         validate(full, schema="../schemas/config.schema.yaml", set_default=True)
     except Exception as e:
         raise ValueError(f"ablation.variants.{name}: {e}") from e
+    if full["stage2"]["mm_form"] != config["stage2"]["mm_form"]:
+        # a variant scores with the main model unless it retrains, and always with the main scoring params
+        raise ValueError(
+            f"ablation.variants.{name}: stage2.mm_form differs from the main config's; a variant cannot change how"
+            " S_mm is scored (set it in the main config, or compare the two forms with two runs)."
+        )
     return full
 
 

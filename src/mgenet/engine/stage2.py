@@ -3,7 +3,8 @@
 Training runs three phases in order (arXiv 2312.04119 §3.5):
     level1    the RGB encoder and H_B learn f_sk from appearance (L_mo), the behaviour and scene memories are written
     level2    the RGB encoder and memories are frozen; the mask encoder learns f_u from visible tokens (L_app)
-    matching  one pass (the paper's "final epoch") writes the behaviour-scene matching memory, all else frozen
+    matching  one pass (the paper's "final epoch") writes the behaviour-scene matching memory, all else frozen; it
+              starts from random items or (``matching_init: kmeans``) from k-means++ centres of training queries W^r
 After every epoch a checkpoint with the model, optimiser, RNG states and position goes to ``<out>.partial``
 (atomically); a restarted run continues from it and ends with the same weights as an uninterrupted one. Data order and
 masks are drawn from generators seeded by (seed, phase, epoch, batch), never from a global RNG, so resuming needs no
@@ -32,6 +33,7 @@ from mgenet.components import KEY_COLUMNS
 from mgenet.engine.flow import _seed_worker, resolve_device, seed_everything
 from mgenet.io import ClipTokens, atomic_path, load_torch, open_h5, provenance, sha256_file
 from mgenet.models.masking import clip_mask_pairs, keep_indices, random_masks
+from mgenet.models.memory import MM_FORMS, kmeans_pp
 from mgenet.models.mgenet import LEVEL1_VARIANTS, SHAPE_FIELDS, MGENet, MGENetConfig
 from mgenet.models.vit import FromDict
 
@@ -40,6 +42,10 @@ Pair = tuple[PathLike, PathLike]  # (features/{video}.h5, flow/{split}.h5)
 PHASES = ("level1", "level2", "matching")
 SCORE_COLUMNS = KEY_COLUMNS + ["mo", "app", "mm"] + [c for c in LEVEL1_VARIANTS if c != "mo"]
 OPTIMIZERS = ("adamw", "sgd")
+# k-means of M^r: at most this many float32 values of training queries W^r are held at once (1 GiB): every clip on
+# the demo, ~1,400 of them at the paper's sizes (W^r of 1536 tokens x 128 items), drawn uniformly.
+KMEANS_FLOATS = 2 ** 28
+KMEANS_STREAM = 10 ** 6  # third part of the RNG key of the k-means sample, beside (seed, phase, epoch) of data order
 
 
 @dataclass
@@ -372,6 +378,47 @@ def _run_epoch(model: MGENet, source: ClipSource, phase: str, key: tuple[int, ..
             "clips_per_s": n / seconds}
 
 
+@torch.no_grad()
+def init_matching(model: MGENet, source: ClipSource, seed: int, batch_size: int, device: torch.device,
+                  autocast: Any) -> int:
+    """Start M^r from k-means++ centres of training queries W^r (``matching_init: kmeans``).
+
+    The clips are a uniform sample of at most ``KMEANS_FLOATS`` values' worth (every clip on the demo), drawn, like
+    the seeding, from generators keyed by (``seed``, the matching phase), so a fixed seed gives the same items.
+    With fewer clips than items, the remaining items keep their random start.
+
+    Returns:
+        The number of queries the centres were computed from.
+    """
+    mem = model.matching_memory
+    n_items, length = mem.cfg.n_items, mem.cfg.behaviour_len + mem.cfg.scene_len
+    rng = np.random.default_rng([seed, PHASES.index("matching"), KMEANS_STREAM])
+    n = len(source)
+    keep = np.zeros(n, dtype=bool)
+    keep[rng.choice(n, size=min(n, max(n_items, KMEANS_FLOATS // length)), replace=False)] = True
+    queries, offset = [], 0
+    for batch in source.batches(batch_size):  # file order: the sample does not depend on the batch size
+        rows = np.flatnonzero(keep[offset:offset + len(batch)])
+        offset += len(batch)
+        if len(rows):
+            idx = torch.from_numpy(rows)
+            tokens, _, scene = batch.to(device)
+            with autocast():
+                queries.append(model.matching_query(tokens[idx.to(device)], scene[idx.to(device)]).float().cpu())
+    q = torch.cat(queries)
+    generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+    centres = kmeans_pp(q, min(n_items, len(q)), generator)
+    items = mem.items.detach().cpu().clone()
+    items[:len(centres)] = centres
+    mem.start_from(items)
+    return len(q)
+
+
+def _written(model: MGENet) -> str:
+    n = {"behaviour": model.cfg.n_behaviour, "scene": model.cfg.n_scene, "matching": model.cfg.n_matching}
+    return ", ".join(f"{k} {v}/{n[k]}" for k, v in model.items_written().items())
+
+
 def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathLike,
                  log: Callable[[str], None] = print, stop_after: int | None = None,
                  attrs: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -426,6 +473,11 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
     for pi in range(phase_i, len(PHASES)):
         phase = PHASES[pi]
         start = epoch0 if pi == phase_i else 0
+        if phase == "matching" and start == 0 and resolved.model.matching_init == "kmeans":
+            _set_phase(model, phase)
+            n_q = init_matching(model, source, tc.seed, tc.batch_size, device, autocast)
+            log(f"matching memory: {resolved.model.n_matching} items started at k-means++ centres of {n_q} training "
+                f"queries W^r")
         if start >= n_epochs[phase]:
             continue
         params = _set_phase(model, phase)
@@ -434,10 +486,11 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
             opt.load_state_dict(opt_state)
         for epoch in range(start, n_epochs[phase]):
             row = _run_epoch(model, source, phase, (tc.seed, pi, epoch), tc, device, opt, autocast, scaler, params)
+            row["items_written"] = model.items_written()
             history.append(row)
             terms = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith("l"))
             log(f"{phase} epoch {epoch + 1}/{n_epochs[phase]}: {terms}; {len(source)} clips in {row['seconds']:.1f} s "
-                f"({row['clips_per_s']:.0f}/s)")
+                f"({row['clips_per_s']:.0f}/s); memory items ever written: {_written(model)}")
             ckpt = {"config": config, "state_dict": _cpu_state(model), "history": history, "phase": pi,
                     "epoch": epoch + 1, "optimizer": opt.state_dict() if opt else None,
                     "scaler": scaler.state_dict() if scaler else None, "rng": _rng_state()}
@@ -448,8 +501,10 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
                 log(f"stopping after {ran} epoch(s) as asked; rerun to resume from {partial}")
                 return history
     final = {"config": config, "state_dict": _cpu_state(model), "history": history,
+             "items_written": model.items_written(),
              "provenance": provenance(stage="train_stage2", n_videos=len(source.videos), n_clips=len(source),
                                       **(attrs or {}))}
+    log(f"memory items ever written: {_written(model)} (matching memory started {resolved.model.matching_init})")
     with atomic_path(out_ckpt) as tmp:
         torch.save(final, tmp)
     partial.unlink(missing_ok=True)
@@ -460,8 +515,10 @@ def rewrite_matching(ckpt: PathLike, train_pairs: Sequence[Pair], out_ckpt: Path
                      device: str | torch.device = "auto", log: Callable[[str], None] = print) -> None:
     """Write the matching memory M^r of a trained model again, from the random start and clip order of ``seed``.
 
-    M^r is written once, after both levels, starting from random items (the paper's final-round update): which items
-    come to hold which behaviour-scene pairs depends on that start and on the order the clips arrive in. Every other
+    M^r is written once, after both levels, starting from random items (the paper's final-round update) or from
+    k-means++ centres of training queries (``matching_init: kmeans``, its sample and seeding drawn from ``seed``):
+    which items come to hold which behaviour-scene pairs depends on that start and on the order the clips arrive
+    in. Every other
     weight is kept, so S_mo and S_app stay as they were and only S_mm changes. With ``seed`` = the training seed
     this redoes the checkpoint's M^r (the items are drawn as ``train_stage2`` draws them and the clips come in the
     same order; on a CPU the result is bit for bit the same, on a GPU the write's scatter-add may differ in the last
@@ -487,19 +544,24 @@ def rewrite_matching(ckpt: PathLike, train_pairs: Sequence[Pair], out_ckpt: Path
                           f"videos' features, as for train-stage2.")
     resolve_model_config(model.cfg, source.shape, str(train_pairs[0][0]))
     seed_everything(seed)  # the model is built as train_stage2 builds it, so its items are that run's start
-    start = MGENet(model.cfg).matching_memory.items
-    model.matching_memory.items.copy_(start.to(device))
+    model.matching_memory.start_from(MGENet(model.cfg).matching_memory.items)
     _set_phase(model, "matching")
     autocast, _ = amp_context(device, tc.amp)
+    if model.cfg.matching_init == "kmeans":
+        n_q = init_matching(model, source, seed, tc.batch_size, device, autocast)
+        log(f"matching memory (seed {seed}): items started at k-means++ centres of {n_q} training queries W^r")
     history = [r for r in ck["history"] if r["phase"] != "matching"]
     for epoch in range(tc.matching_epochs):
         row = _run_epoch(model, source, "matching", (seed, PHASES.index("matching"), epoch), tc, device, None,
                          autocast, None, [])
+        row["items_written"] = model.items_written()
         history.append(row)
         log(f"matching pass {epoch + 1}/{tc.matching_epochs} (seed {seed}): l_sep_r {row['l_sep_r']:.4g}; "
-            f"{len(source)} clips in {row['seconds']:.1f} s")
+            f"{len(source)} clips in {row['seconds']:.1f} s; M^r items ever written "
+            f"{row['items_written']['matching']}/{model.cfg.n_matching}")
     trained = ck.get("provenance", {})
     out = {"config": ck["config"], "state_dict": _cpu_state(model), "history": history,
+           "items_written": model.items_written(),
            "provenance": {**provenance(config_hash=trained.get("config_hash", ""), stage="rewrite_matching",
                                        matching_seed=seed, n_clips=len(source)),
                           "trained": dict(trained), "rewritten_from": str(ckpt),
@@ -519,6 +581,8 @@ def load_stage2(path: PathLike, device: str | torch.device = "cpu") -> tuple[MGE
     model = MGENet(MGENetConfig.from_dict(ck["config"]["model"]))
     state = dict(ck["state_dict"])
     state.setdefault("scene_centre", torch.zeros_like(model.scene_centre))  # checkpoints from before centring
+    for name in ("behaviour_memory", "scene_memory", "matching_memory"):  # from before the writes were counted: 0
+        state.setdefault(f"{name}.writes", torch.zeros_like(getattr(model, name).writes))
     model.load_state_dict(state)
     return model.to(device).eval(), ck
 
@@ -528,7 +592,8 @@ def load_stage2(path: PathLike, device: str | torch.device = "cpu") -> tuple[MGE
 
 @torch.no_grad()
 def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 256,
-                 device: str | torch.device = "auto", only_mm: bool = False) -> pd.DataFrame:
+                 device: str | torch.device = "auto", only_mm: bool = False,
+                 mm_form: str = "two_sided") -> pd.DataFrame:
     """Score every test segment with the stage-2 model.
 
     S_app's two complementary masks of a clip are seeded by (training seed, video, row), so a clip's scores do not
@@ -541,6 +606,8 @@ def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 2
         device: where to run the model.
         only_mm: compute S_mm alone (no mask-encoder passes), e.g. for a model whose matching memory alone was
             written again (``rewrite_matching``).
+        mm_form: S_mm's form: ``two_sided`` (Eq. 15) or ``one_sided`` (see ``mgenet.models.memory``); a scoring-time
+            setting, the model is the same.
 
     Returns:
         One row per segment, in file order: video, person_id, start_frame, mid_frame, ``mo``, ``app``, ``mm``
@@ -548,6 +615,8 @@ def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 2
         ``mo_sum``, ``mo_sim`` (see ``mgenet.models.mgenet.LEVEL1_VARIANTS``; ``mo`` is f_sk - f_rgb). With
         ``only_mm``: the keys and ``mm``.
     """
+    if mm_form not in MM_FORMS:
+        raise MgenetError(f"stage2.mm_form {mm_form!r} is not one of {list(MM_FORMS)}.")
     device = resolve_device(device) if isinstance(device, str) else device
     model, ck = load_stage2(ckpt, device)
     cfg = model.cfg
@@ -564,11 +633,11 @@ def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 2
         videos = [names[i] for i in batch.video]
         with autocast():
             if only_mm:
-                s = {"mm": model.matching_score(tokens, scene)}
+                s = {"mm": model.matching_score(tokens, scene, mm_form)}
             else:
                 m1, m2 = clip_mask_pairs(seed, videos, batch.row, cfg.h, cfg.w, cfg.mask)
                 s = model.scores(tokens, f_sk, scene, keep_indices(m1, cfg.t).to(device),
-                                 keep_indices(m2, cfg.t).to(device))
+                                 keep_indices(m2, cfg.t).to(device), mm_form)
         parts.append(pd.DataFrame({"video": np.array(videos, dtype=object), "person_id": batch.person_id,
                                    "start_frame": batch.start_frame, "mid_frame": batch.mid_frame,
                                    **{k: s[k].double().cpu().numpy() for k in columns[4:]}}))

@@ -10,6 +10,17 @@ The behaviour-scene matching memory M^r stores, per item, a behaviour part of le
 of length N_s. Its query is W^r = [flatten(W^b), W^s], the addressing weights of a clip's tokens in the behaviour
 memory and of its scene in the scene memory, so each item learns which behaviours co-occur with which scenes. S_mm
 compares how well the clip's behaviour and its scene match the K items its behaviour matches best (Eq. 15).
+
+S_mm's form (:data:`MM_FORMS`, a scoring-time choice: it changes no weight). ``two_sided`` is Eq. 15 as written,
+||c^b_topK - c^s_topK||: it also counts items whose scene weight exceeds their behaviour weight, which is what a clip
+whose behaviour is merely unfamiliar (c^b spread thin over many items) in a familiar scene (c^s concentrated) shows,
+so such a clip scores like a behaviour in the wrong scene. ``one_sided``, ||max(c^b_topK - c^s_topK, 0)||, counts
+only the scene falling short of what the behaviour's items expect: the behaviour is one the memory knows, but not in
+this scene.
+
+M^r's start (``MGENetConfig.matching_init``, the paper does not say): random unit vectors, or :func:`kmeans_pp`
+centres of training queries W^r. From a random start, items far from every query are never any query's nearest and
+are never written; each memory counts the queries written into each of its items (``writes``, saved in checkpoints).
 """
 
 from __future__ import annotations
@@ -21,6 +32,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mgenet.models.vit import FromDict
+
+MM_FORMS = ("two_sided", "one_sided")
+MATCHING_INITS = ("random", "kmeans")
+KMEANS_ITERS = 10  # Lloyd iterations after the k-means++ seeding; a few settle centres of well-separated clusters
 
 
 @dataclass
@@ -118,15 +133,18 @@ def separateness_loss(queries: torch.Tensor, items: torch.Tensor, margin: float)
 
 
 @torch.no_grad()
-def mnad_update(items: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+def mnad_update(items: torch.Tensor, queries: torch.Tensor,
+                return_nearest: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """MNAD's memory write (Eq. 5 of Park et al.), all items at once.
 
     Args:
         items: (N, C) unit-norm items.
         queries: (n, C) queries of one step.
+        return_nearest: also return each query's item.
 
     Returns:
-        (N, C) updated unit-norm items; an item no query chose is unchanged.
+        (N, C) updated unit-norm items; an item no query chose is unchanged. With ``return_nearest``, also the (n,)
+        index of the item each query was written into.
     """
     with fp32(queries):
         q = F.normalize(queries.float(), dim=-1)
@@ -138,7 +156,48 @@ def mnad_update(items: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         v = (sim.gather(1, nearest[:, None]).squeeze(1) - sim.logsumexp(0)[nearest]).exp()
         vmax = torch.zeros(items.shape[0], device=items.device).scatter_reduce(0, nearest, v, "amax")
         delta = torch.zeros_like(items).index_add_(0, nearest, (v / vmax[nearest])[:, None] * q)
-        return F.normalize(items + delta, dim=-1)
+        out = F.normalize(items + delta, dim=-1)
+        return (out, nearest) if return_nearest else out
+
+
+@torch.no_grad()
+def kmeans_pp(points: torch.Tensor, k: int, generator: torch.Generator, iters: int = KMEANS_ITERS) -> torch.Tensor:
+    """Spherical k-means with k-means++ seeding: ``k`` unit-norm centres of ``points`` under cosine similarity, the
+    measure by which MNAD's write picks a query's item.
+
+    Seeding (Arthur & Vassilvitskii 2007): the first centre is a point drawn uniformly, each next one a point drawn
+    with probability proportional to its squared distance (1 - cos) to the nearest centre so far. Then ``iters``
+    Lloyd iterations: each point joins its most similar centre, each centre becomes the normalised sum of its points
+    (a centre left without points stays). Deterministic for a given ``generator`` state (all on the CPU).
+
+    Args:
+        points: (n, C); n >= k.
+        k: number of centres.
+        generator: a CPU generator, seeded by the caller.
+        iters: Lloyd iterations.
+
+    Returns:
+        (k, C) float32 unit-norm centres, on the CPU.
+    """
+    x = F.normalize(points.detach().float().cpu(), dim=-1)
+    n = x.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"k-means++ needs 1 <= k <= the number of points, got k={k} for {n} points")
+    chosen = [int(torch.randint(n, (1,), generator=generator))]
+    dist = (1.0 - x @ x[chosen[0]]).clamp_min(0)  # (n,) to the nearest centre so far
+    for _ in range(1, k):
+        w = dist.pow(2)
+        # all points sit on centres already (fewer distinct points than k): any point not yet chosen
+        w = w if w.sum() > 0 else torch.ones(n).index_fill_(0, torch.tensor(chosen), 0.0)
+        chosen.append(int(torch.multinomial(w, 1, generator=generator)))
+        dist = torch.minimum(dist, (1.0 - x @ x[chosen[-1]]).clamp_min(0))
+    centres = x[chosen].clone()
+    for _ in range(iters):
+        assign = (x @ centres.T).argmax(1)
+        sums = torch.zeros_like(centres).index_add_(0, assign, x)
+        filled = torch.bincount(assign, minlength=k) > 0
+        centres[filled] = F.normalize(sums[filled], dim=-1)
+    return centres
 
 
 # ----------------------------------------------------------------------------------------------------- modules
@@ -151,6 +210,7 @@ class Memory(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("items", F.normalize(torch.randn(cfg.n_items, cfg.dim), dim=-1))
+        self.register_buffer("writes", torch.zeros(cfg.n_items, dtype=torch.int64))  # queries written per item
 
     def address(self, queries: torch.Tensor) -> torch.Tensor:
         """(..., C) -> (..., N) addressing weights."""
@@ -167,8 +227,14 @@ class Memory(nn.Module):
 
     @torch.no_grad()
     def update(self, queries: torch.Tensor) -> None:
-        """Write (n, C) queries of one step into the memory."""
-        self.items.copy_(mnad_update(self.items, queries))
+        """Write (n, C) queries of one step into the memory (and count them in ``writes``)."""
+        items, nearest = mnad_update(self.items, queries, return_nearest=True)
+        self.items.copy_(items)
+        self.writes += torch.bincount(nearest, minlength=self.cfg.n_items)
+
+    def items_written(self) -> int:
+        """How many items have been written at least once."""
+        return int((self.writes > 0).sum())
 
 
 class MatchingMemory(nn.Module):
@@ -178,6 +244,7 @@ class MatchingMemory(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("items", F.normalize(torch.randn(cfg.n_items, cfg.behaviour_len + cfg.scene_len), dim=-1))
+        self.register_buffer("writes", torch.zeros(cfg.n_items, dtype=torch.int64))  # queries written per item
 
     def query(self, w_b: torch.Tensor, w_s: torch.Tensor) -> torch.Tensor:
         """W^r = [flatten(W^b), W^s] (each part at unit length when ``balance``): (B, P, N_b), (B, N_s) ->
@@ -194,16 +261,32 @@ class MatchingMemory(nn.Module):
         c_s = address(w_s, self.items[:, lb:], self.cfg.temperature)
         return c_b, c_s
 
-    def score(self, w_b: torch.Tensor, w_s: torch.Tensor) -> torch.Tensor:
-        """S_mm = ||c^b_topK - c^s_topK|| over the K items with the largest c^b (Eq. 15): (B,)."""
+    def score(self, w_b: torch.Tensor, w_s: torch.Tensor, form: str = "two_sided") -> torch.Tensor:
+        """S_mm over the K items with the largest c^b, (B,): ``two_sided`` ||c^b_topK - c^s_topK|| (Eq. 15) or
+        ``one_sided`` ||max(c^b_topK - c^s_topK, 0)|| (module docstring)."""
+        if form not in MM_FORMS:
+            raise ValueError(f"S_mm form must be one of {MM_FORMS}, got {form!r}")
         c_b, c_s = self.read(w_b, w_s)
         top_b, idx = c_b.topk(self.cfg.top_k, dim=1)
-        return (top_b - c_s.gather(1, idx)).norm(dim=1)
+        gap = top_b - c_s.gather(1, idx)
+        return (gap.clamp_min(0) if form == "one_sided" else gap).norm(dim=1)
 
     def separateness(self, w_r: torch.Tensor) -> torch.Tensor:
         return separateness_loss(w_r, self.items, self.cfg.margin)
 
     @torch.no_grad()
     def update(self, w_r: torch.Tensor) -> None:
-        """Write (B, L_b + N_s) queries W^r (the final, matching pass only)."""
-        self.items.copy_(mnad_update(self.items, w_r))
+        """Write (B, L_b + N_s) queries W^r (the final, matching pass only), counting them in ``writes``."""
+        items, nearest = mnad_update(self.items, w_r, return_nearest=True)
+        self.items.copy_(items)
+        self.writes += torch.bincount(nearest, minlength=self.cfg.n_items)
+
+    def items_written(self) -> int:
+        """How many items have been written at least once."""
+        return int((self.writes > 0).sum())
+
+    @torch.no_grad()
+    def start_from(self, items: torch.Tensor) -> None:
+        """Replace the items by ``items`` (N, L_b + N_s), unit-norm rows, and forget the writes: a new start."""
+        self.items.copy_(items.to(self.items.device))
+        self.writes.zero_()

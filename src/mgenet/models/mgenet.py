@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from mgenet.models.lsta import LSTAConfig, LSTAHead
 from mgenet.models.masking import MaskConfig
-from mgenet.models.memory import MatchingConfig, MatchingMemory, Memory, MemoryConfig
+from mgenet.models.memory import MATCHING_INITS, MatchingConfig, MatchingMemory, Memory, MemoryConfig
 from mgenet.models.vit import FromDict, SpaceTimeViT, TemporalHead, ViTConfig
 
 SHAPE_FIELDS = ("t", "h", "w", "in_dim", "seg_len", "c_mo", "scene_dim")
@@ -65,6 +65,10 @@ class MGENetConfig(FromDict):
         memory_temperature: addressing softmax temperature of all three memories (the paper: 1.0, see
             ``MemoryConfig``).
         matching_balance: join the behaviour and scene parts of W^r at equal length (see ``MatchingConfig``).
+        matching_init: M^r's start before its matching passes (the paper does not say): ``random`` unit vectors, or
+            ``kmeans``, k-means++ centres of the training clips' queries W^r (``mgenet.models.memory.kmeans_pp``;
+            the engine computes them). From a random start some items are never any query's nearest, so never
+            written; k-means puts every item where training queries are.
         centre_scene: address the scene memory with e_s minus the mean scene feature of the training videos (set by
             the engine before training; kept in the checkpoint). Pooled whole-frame features of scenes that share most
             of their pixels (the same pavement, floor or sky) point almost the same way, so uncentred they all address
@@ -100,6 +104,7 @@ class MGENetConfig(FromDict):
     sep_margin: float = 1.0
     memory_temperature: float = 1.0
     matching_balance: bool = False
+    matching_init: str = "random"
     centre_scene: bool = False
     alpha: float = 0.1
     beta: float = 0.001
@@ -107,6 +112,8 @@ class MGENetConfig(FromDict):
     def __post_init__(self) -> None:
         if min(getattr(self, f) for f in SHAPE_FIELDS) < 0:
             raise ValueError(f"data shapes must be >= 0 (0 = from the data), got {self}")
+        if self.matching_init not in MATCHING_INITS:
+            raise ValueError(f"matching_init must be one of {MATCHING_INITS}, got {self.matching_init!r}")
         _ = self.mask  # validates the mask settings
 
     @property
@@ -231,26 +238,37 @@ class MGENet(nn.Module):
         return {"loss": self.cfg.alpha * l_app, "l_app": l_app}
 
     @torch.no_grad()
+    def matching_query(self, tokens: torch.Tensor, scene: torch.Tensor) -> torch.Tensor:
+        """W^r (B, P * N_b + N_s) of clips (B, t, h, w, C_b) with scene features (B, C_s)."""
+        w_b, _ = self.guidance(self.encode_rgb(tokens))
+        return self.matching_memory.query(w_b, self.scene_address(scene))
+
+    @torch.no_grad()
     def matching_step(self, tokens: torch.Tensor, scene: torch.Tensor, write: bool = True) -> torch.Tensor:
         """One batch of the matching pass: W^r of each clip, L_sep^r (logged), then the write into M^r."""
-        w_b, _ = self.guidance(self.encode_rgb(tokens))
-        w_r = self.matching_memory.query(w_b, self.scene_address(scene))
+        w_r = self.matching_query(tokens, scene)
         l_sep_r = self.matching_memory.separateness(w_r)
         if write:
             self.matching_memory.update(w_r)
         return l_sep_r
 
+    def items_written(self) -> dict[str, int]:
+        """How many items of each memory have been written at least once: behaviour, scene, matching."""
+        return {"behaviour": self.behaviour_memory.items_written(), "scene": self.scene_memory.items_written(),
+                "matching": self.matching_memory.items_written()}
+
     # ------------------------------------------------------------------------------------------------- scores
 
     @torch.no_grad()
-    def matching_score(self, tokens: torch.Tensor, scene: torch.Tensor) -> torch.Tensor:
-        """S_mm alone (Eq. 15), (B,): the RGB encoder and the three memories, without the mask encoder's passes."""
+    def matching_score(self, tokens: torch.Tensor, scene: torch.Tensor, mm_form: str = "two_sided") -> torch.Tensor:
+        """S_mm alone (Eq. 15, or its ``mm_form``), (B,): the RGB encoder and the three memories, without the mask
+        encoder's passes."""
         w_b, _ = self.guidance(self.encode_rgb(tokens))
-        return self.matching_memory.score(w_b, self.scene_address(scene))
+        return self.matching_memory.score(w_b, self.scene_address(scene), mm_form)
 
     @torch.no_grad()
     def scores(self, tokens: torch.Tensor, f_sk: torch.Tensor, scene: torch.Tensor, keep1: torch.Tensor,
-               keep2: torch.Tensor) -> dict[str, torch.Tensor]:
+               keep2: torch.Tensor, mm_form: str = "two_sided") -> dict[str, torch.Tensor]:
         """Per-segment anomaly scores, each (B,), higher = more anomalous.
 
         Args:
@@ -258,6 +276,7 @@ class MGENet(nn.Module):
             f_sk: (B, 2, T, V) flow latents.
             scene: (B, C_s) scene features.
             keep1, keep2: visible-token indices of two complementary masks.
+            mm_form: S_mm's form, ``two_sided`` (Eq. 15) or ``one_sided`` (``mgenet.models.memory``).
 
         Returns:
             ``mo``, ``app``, ``mm`` (Eq. 13-15) and the level-1 measurements of ``LEVEL1_VARIANTS``.
@@ -271,7 +290,7 @@ class MGENet(nn.Module):
         return {
             "mo": (f_sk - f_rgb).norm(dim=1),
             "app": 0.5 * dissim[0] + 0.5 * dissim[1],
-            "mm": self.matching_memory.score(w_b, self.scene_address(scene)),
+            "mm": self.matching_memory.score(w_b, self.scene_address(scene), mm_form),
             "mo_fsk": f_sk.norm(dim=1),
             "mo_frgb": f_rgb.norm(dim=1),
             "mo_sum": (0.5 * (f_sk + f_rgb)).norm(dim=1),
