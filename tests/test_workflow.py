@@ -146,7 +146,8 @@ def _counts(proc: subprocess.CompletedProcess) -> dict[str, int]:
 
 
 TUNE = {"grid": {"fusion.weights.app": [0.0, 0.1, 1.0], "fusion.weights.mm": [0.0, 0.1],
-                 "fusion.motion_score": ["mo", "mo_fsk"], "stage2.model.top_k": [2, 1]}, "max_retrain": 1}
+                 "fusion.motion_score": ["mo", "mo_fsk"], "stage2.model.top_k": [2, 1],
+                 "stage2.mm_form": ["one_sided"]}, "max_retrain": 1}
 
 
 def test_tune_reads_validation_only_and_its_config_reruns_only_what_it_changes(workdir):
@@ -166,7 +167,8 @@ def test_tune_reads_validation_only_and_its_config_reruns_only_what_it_changes(w
         p.unlink()
     try:
         counts = _counts(snakemake(workdir, "-n", "tune", "--configfile", "tune.yaml"))
-        assert counts["train_stage2_tune"] == 1 and counts["score_val_tune"] == 1 and counts["tune"] == 1
+        # top_k retrains; mm_form rescores the main model
+        assert counts["train_stage2_tune"] == 1 and counts["score_val_tune"] == 2 and counts["tune"] == 1
         assert not {"fuse_scores", "evaluate", "score_components"} & set(counts)
         snakemake(workdir, "tune", "--configfile", "tune.yaml")
         first = (r / "eval" / "tuning.csv").read_text()
@@ -177,9 +179,9 @@ def test_tune_reads_validation_only_and_its_config_reruns_only_what_it_changes(w
         for p, data in saved.items():
             p.write_bytes(data)
     table = pd.read_csv(r / "eval" / "tuning.csv")
-    # 2 candidates (main, top_k=1) x 3 x 2 x 2 fusion settings, best first, the first row chosen
-    assert len(table) == 24 and set(table["candidate"]) == {"main", "top_k-1"}
-    assert table["chosen"].tolist() == [True] + [False] * 23
+    # 3 candidates (main, top_k=1, one-sided S_mm) x 3 x 2 x 2 fusion settings, best first, the first row chosen
+    assert len(table) == 36 and set(table["candidate"]) == {"main", "top_k-1", "mm_form-one_sided"}
+    assert table["chosen"].tolist() == [True] + [False] * 35
     assert table["micro_auc"].is_monotonic_decreasing
     tuned = yaml.safe_load((r / "eval" / "tuned.yaml").read_text())
     best = table.iloc[0]
@@ -188,7 +190,8 @@ def test_tune_reads_validation_only_and_its_config_reruns_only_what_it_changes(w
     # the tuned config reruns only what it changes: fusion settings refuse; a stage-2 winner retrains stage 2
     counts = _counts(snakemake(workdir, "-n", "--configfile", "tiny.yaml", str(r / "eval" / "tuned.yaml")))
     assert "extract_features" not in counts and "train_flow" not in counts and "encode_flow" not in counts
-    assert ("train_stage2" in counts) == (best["candidate"] != "main")
+    assert ("train_stage2" in counts) == (best["candidate"] == "top_k-1")
+    assert ("score_components" in counts) == (best["candidate"] != "main")
     refused = tuned["fusion"]["weights"] != {"mo": 1.0, "app": 0.1, "mm": 0.1} or tuned["fusion"]["motion_score"] != "mo"
     assert ("fuse_scores" in counts) == (refused or best["candidate"] != "main")
     assert "evaluate" in counts  # the report shows the new tuning table

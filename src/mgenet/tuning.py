@@ -25,7 +25,7 @@ import pandas as pd
 
 from mgenet import MgenetError
 
-FUSION_KEYS = ("fusion.normalise", "fusion.motion_score")  # besides fusion.weights.<component>
+FUSION_KEYS = ("fusion.normalise", "fusion.motion_score", "fusion.train_quantile")  # and fusion.weights.<component>
 METRICS = ("micro_auc", "macro_auc")
 MAIN = "main"  # the candidate that is the main config's own stage-2 model
 
@@ -33,10 +33,11 @@ MAIN = "main"  # the candidate that is the main config's own stage-2 model
 def _check_key(key: str) -> str:
     if key in FUSION_KEYS or re.fullmatch(r"fusion\.weights\.[a-z_]+", key):
         return "fusion"
-    if re.fullmatch(r"stage2\.(model|train)\.[a-z_0-9]+", key):
+    if key == "stage2.mm_form" or re.fullmatch(r"stage2\.(model|train)\.[a-z_0-9]+", key):
         return "stage2"
     raise MgenetError(f"tune.grid key {key!r} is not tunable: use fusion.weights.<component>, fusion.normalise, "
-                      f"fusion.motion_score (re-fused) or stage2.model.<key> / stage2.train.<key> (retrained).")
+                      f"fusion.motion_score, fusion.train_quantile (re-fused), stage2.mm_form (rescored) or "
+                      f"stage2.model.<key> / stage2.train.<key> (retrained).")
 
 
 def split_grid(grid: Mapping[str, Sequence[Any]]) -> tuple[dict[str, list], dict[str, list]]:
@@ -113,15 +114,20 @@ def score_grid(candidates: Mapping[str, pd.DataFrame], videos: pd.DataFrame, gts
         (``auc_<type>``), and ``rank`` (1 = best micro AUC).
     """
     from mgenet.evaluation import anomaly_types, macro_auc, micro_auc, type_auc
-    from mgenet.scoring import frame_scores, fuse_with
+    from mgenet.scoring import frame_scores, fuse_with, fusion_fill
 
     rows = []
     for name, seg in candidates.items():
         for fusion in combos:
             fz = _drop_zero_weights(fusion)
             ref = (train_scores or {}).get(name)
-            fused = fuse_with(seg, fz, reference=ref) if ref is not None else fuse_with(seg, fz)
-            frames = frame_scores(fused[["video", "mid_frame", "fused"]], videos, gts, intervals, sigmas)
+            if fz.get("normalise") == "train" and ref is None:
+                raise MgenetError(f"tune: fusion.normalise train for candidate {name!r} needs its training segment "
+                                  f"scores (mgenet tune --train-scores {name}=PATH).")
+            fused = fuse_with(seg, fz, ref)
+            fill = fusion_fill(fz, ref)
+            frames = frame_scores(fused[["video", "mid_frame", "fused"]], videos, gts, intervals, sigmas,
+                                  fill={"fused": fill["fused"]} if fill else None)
             row = {"candidate": name, "fusion": json.dumps(fusion, sort_keys=True),
                    "micro_auc": micro_auc(frames, "fused"), "macro_auc": macro_auc(frames, "fused")}
             for t in anomaly_types(frames):

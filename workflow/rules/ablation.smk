@@ -31,16 +31,30 @@ if STAGE2 and ABLATIONS:
         benchmark:
             f"{R}/benchmarks/ablation/{{ablation}}/score_components.tsv"
 
+    use rule score_components_train as score_ablation_train with:
+        input:
+            flow=f"{R}/flow/train.h5",
+            model=f"{R}/ablation/{{ablation}}/models/stage2.pt",
+            features=get_train_features,
+        output:
+            f"{R}/ablation/{{ablation}}/scores/segments_train.parquet",
+        log:
+            f"{R}/logs/ablation/{{ablation}}/score_components_train.log",
+        benchmark:
+            f"{R}/benchmarks/ablation/{{ablation}}/score_components_train.tsv"
+
     use rule fuse_scores as fuse_ablation with:
         input:
             scores=get_ablation_segments,
             manifest=f"{R}/manifest.csv",
             truth=get_ground_truth,
+            train=get_ablation_train_scores,
         output:
             f"{R}/ablation/{{ablation}}/scores/frames.parquet",
         params:
             fusion=get_ablation_fusion_params,
             intervals=intervals_path(),
+            split="test",
         log:
             f"{R}/logs/ablation/{{ablation}}/fuse_scores.log",
 
@@ -49,6 +63,7 @@ if STAGE2 and ABLATIONS:
             frames=f"{R}/ablation/{{ablation}}/scores/frames.parquet",
             segments=get_ablation_segments,
             segment_files=get_test_segments,
+            train=get_ablation_train_scores,
         output:
             f"{R}/ablation/{{ablation}}/eval/metrics.json",
         params:
@@ -61,7 +76,7 @@ if STAGE2 and ABLATIONS:
         shell:
             "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
             " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
-            " > {log:q} 2>&1"
+            " --train-scores={input.train:q} > {log:q} 2>&1"
 
     rule tabulate_ablation:
         input:

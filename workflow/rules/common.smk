@@ -131,6 +131,17 @@ def get_ground_truth(wildcards, split="test"):
 SCORED_SPLITS = ("test", "val", "train")
 
 
+# fusion.normalise: train scales the fused score by the training segments' scores of the same model: every fuse and
+# evaluate rule then reads its run's scores/segments_train.parquet (train_scores), which rule score_components_train
+# and its seeds / ablation / matching-seeds / tune twins write.
+NORMALISE_TRAIN = config["fusion"]["normalise"] == "train"
+
+
+def train_scores(path):
+    """[path] (a run's training segment scores) when the fusion is scaled by them, else nothing."""
+    return [path] if NORMALISE_TRAIN else []
+
+
 def split_suffix(split):
     return "" if split == "test" else f"_{split}"
 
@@ -270,6 +281,15 @@ def get_ablation_segments(wildcards):
     if _own_stage2(wildcards.ablation):
         return f"{R}/ablation/{wildcards.ablation}/scores/segments.parquet"
     return f"{R}/scores/segments.parquet"
+
+
+def get_ablation_train_scores(wildcards):
+    """A variant's training segment scores when its fusion is scaled by them (its own model's, or the main run's)."""
+    if ABLATIONS[wildcards.ablation]["fusion"]["normalise"] != "train":
+        return []
+    if _own_stage2(wildcards.ablation):
+        return [f"{R}/ablation/{wildcards.ablation}/scores/segments_train.parquet"]
+    return [f"{R}/scores/segments_train.parquet"]
 
 
 def get_ablation_fusion_params(wildcards):
@@ -426,7 +446,8 @@ def _tune_candidates():
         for v in values:
             if _dotted(config, key) == v:
                 continue
-            name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{key.split('.')[-1]}-{json.dumps(v)}").strip("_")
+            text = v if isinstance(v, str) else json.dumps(v)
+            name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{key.split('.')[-1]}-{text}").strip("_")
             override = {}
             node = override
             parts = key.split(".")
@@ -438,11 +459,12 @@ def _tune_candidates():
                 validate(full, schema="../schemas/config.schema.yaml", set_default=True)
             except Exception as e:
                 raise ValueError(f"tune.grid.{key}: value {v!r}: {e}") from e
-            out[name] = {"override": override, "stage2": full["stage2"]}
-    if len(out) > config["tune"]["max_retrain"]:
+            out[name] = {"override": override, "stage2": full["stage2"], "retrain": key != "stage2.mm_form"}
+    retrained = [k for k, v in out.items() if v["retrain"]]
+    if len(retrained) > config["tune"]["max_retrain"]:
         raise ValueError(
-            f"tune.grid asks for {len(out)} retrained stage-2 candidates ({', '.join(out)}) but tune.max_retrain is"
-            f" {config['tune']['max_retrain']}; raise the budget or list fewer stage2.* values."
+            f"tune.grid asks for {len(retrained)} retrained stage-2 candidates ({', '.join(retrained)}) but"
+            f" tune.max_retrain is {config['tune']['max_retrain']}; raise the budget or list fewer stage2.* values."
         )
     if out and not STAGE2:
         raise ValueError("tune.grid lists stage2.* keys but stage2.enabled is false; drop them or enable stage 2.")
@@ -450,6 +472,7 @@ def _tune_candidates():
 
 
 TUNE_CANDIDATES = _tune_candidates()
+TUNE_RETRAINED = [k for k, v in TUNE_CANDIDATES.items() if v["retrain"]]
 # the training segments' scores are read when some setting normalises by them
 TUNE_TRAIN = config["fusion"].get("normalise") == "train" or "train" in config["tune"]["grid"].get(
     "fusion.normalise", []
@@ -457,7 +480,20 @@ TUNE_TRAIN = config["fusion"].get("normalise") == "train" or "train" in config["
 
 
 def get_tune_stage2_params(wildcards):
-    return stage2_params(TUNE_CANDIDATES[wildcards.candidate]["stage2"])
+    return stage2_params(TUNE_CANDIDATES[wildcards.retrained]["stage2"])
+
+
+def get_tune_model(wildcards):
+    """A candidate's stage-2 model: its own when it retrains, the main one when it only rescores (stage2.mm_form)."""
+    if TUNE_CANDIDATES[wildcards.candidate]["retrain"]:
+        return f"{R}/tune/{wildcards.candidate}/models/stage2.pt"
+    return f"{R}/models/stage2.pt"
+
+
+def get_tune_score_params(wildcards):
+    s2 = TUNE_CANDIDATES[wildcards.candidate]["stage2"]
+    return json.dumps({"batch_size": s2["score_batch_size"], "device": config["device"], "mm_form": s2["mm_form"]},
+                      sort_keys=True)
 
 
 def _tune_files():

@@ -61,6 +61,7 @@ for _split in SCORED_SPLITS:
             manifest=f"{R}/manifest.csv",
             # read through the manifest's gt_path and params.intervals: inputs, so edits rerun
             truth=lambda wc, s=_split: get_ground_truth(wc, s),
+            train=train_scores(f"{R}/scores/segments_train.parquet"),
         output:
             f"{R}/scores/frames{_sfx}.parquet",
         params:
@@ -73,7 +74,8 @@ for _split in SCORED_SPLITS:
             "../../envs/core.yaml"
         shell:
             "mgenet fuse --scores {input.scores:q} --manifest {input.manifest:q} --intervals {params.intervals:q}"
-            " --split {params.split:q} --params {params.fusion:q} --out {output:q} > {log:q} 2>&1"
+            " --split {params.split:q} --train-scores={input.train:q} --params {params.fusion:q} --out {output:q}"
+            " > {log:q} 2>&1"
 
 
 # The report's provenance hashes the models and reads the features' backbone checkpoint hash: both are upstream of
@@ -93,6 +95,7 @@ rule evaluate:
         models=report_models(),
         features=get_report_features,
         validation=get_validation_metrics,
+        train=train_scores(f"{R}/scores/segments_train.parquet"),
     output:
         metrics=f"{R}/eval/metrics.json",
         report=f"{R}/eval/report.html",
@@ -116,7 +119,7 @@ rule evaluate:
         "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output.metrics:q}"
         " --report {output.report:q} --plots {output.plots:q} --ablation={params.ablation:q}"
         " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q} --boxes={params.boxes:q}"
-        " --validation={input.validation:q} --tuning={params.tuning:q}"
+        " --validation={input.validation:q} --tuning={params.tuning:q} --train-scores={input.train:q}"
         " --segments {input.segments:q} --segment-files {input.segment_files:q}"
         " --models {input.models:q} --features {input.features:q} > {log:q} 2>&1"
 
@@ -128,6 +131,7 @@ rule evaluate_val:
         frames=f"{R}/scores/frames_val.parquet",
         segments=f"{R}/scores/segments_val.parquet",
         segment_files=lambda wc: get_split_segments(wc, "val"),
+        train=train_scores(f"{R}/scores/segments_train.parquet"),
     output:
         metrics=f"{R}/eval/val_metrics.json",
     params:
@@ -140,4 +144,4 @@ rule evaluate_val:
     shell:
         "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output.metrics:q}"
         " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
-        " > {log:q} 2>&1"
+        " --train-scores={input.train:q} > {log:q} 2>&1"

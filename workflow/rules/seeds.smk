@@ -58,6 +58,18 @@ if config["seeds"]:
                 benchmark:
                     f"{R}/benchmarks/seeds/{{seed}}/score_components.tsv"
 
+            use rule score_components_train as score_components_train_seed with:
+                input:
+                    flow=f"{R}/seeds/{{seed}}/flow/train.h5",
+                    model=f"{R}/seeds/{{seed}}/models/stage2.pt",
+                    features=get_train_features,
+                output:
+                    f"{R}/seeds/{{seed}}/scores/segments_train.parquet",
+                log:
+                    f"{R}/logs/seeds/{{seed}}/score_components_train.log",
+                benchmark:
+                    f"{R}/benchmarks/seeds/{{seed}}/score_components_train.tsv"
+
         else:
 
             use rule score_components as score_components_seed with:
@@ -68,11 +80,20 @@ if config["seeds"]:
                 log:
                     f"{R}/logs/seeds/{{seed}}/score_components.log",
 
+            use rule score_components_train as score_components_train_seed with:
+                input:
+                    flow=f"{R}/seeds/{{seed}}/flow/train.h5",
+                output:
+                    f"{R}/seeds/{{seed}}/scores/segments_train.parquet",
+                log:
+                    f"{R}/logs/seeds/{{seed}}/score_components_train.log",
+
         use rule fuse_scores as fuse_scores_seed with:
             input:
                 scores=f"{R}/seeds/{{seed}}/scores/segments.parquet",
                 manifest=f"{R}/manifest.csv",
                 truth=get_ground_truth,
+                train=train_scores(f"{R}/seeds/{{seed}}/scores/segments_train.parquet"),
             output:
                 f"{R}/seeds/{{seed}}/scores/frames.parquet",
             log:
@@ -83,6 +104,7 @@ if config["seeds"]:
                 frames=f"{R}/seeds/{{seed}}/scores/frames.parquet",
                 segments=f"{R}/seeds/{{seed}}/scores/segments.parquet",
                 segment_files=get_test_segments,
+                train=train_scores(f"{R}/seeds/{{seed}}/scores/segments_train.parquet"),
             output:
                 f"{R}/seeds/{{seed}}/eval/metrics.json",
             params:
@@ -95,7 +117,7 @@ if config["seeds"]:
             shell:
                 "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
                 " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
-                " > {log:q} 2>&1"
+                " --train-scores={input.train:q} > {log:q} 2>&1"
 
     rule tabulate_seeds:
         input:
@@ -183,11 +205,26 @@ if STAGE2 and config["matching_seeds"]:
                 " --features {input.features:q} --base {input.base:q} --params {params.score:q} --out {output:q}"
                 " > {log:q} 2>&1"
 
+        # the training segments' scores with the rewritten M^r, for fusion.normalise: train
+        use rule score_components_mseed as score_components_mseed_train with:
+            input:
+                flow=f"{R}/flow/train.h5",
+                model=f"{R}/matching_seeds/{{mseed}}/models/stage2.pt",
+                features=get_train_features,
+                base=f"{R}/scores/segments_train.parquet",
+            output:
+                f"{R}/matching_seeds/{{mseed}}/scores/segments_train.parquet",
+            log:
+                f"{R}/logs/matching_seeds/{{mseed}}/score_components_train.log",
+            benchmark:
+                f"{R}/benchmarks/matching_seeds/{{mseed}}/score_components_train.tsv"
+
         use rule fuse_scores as fuse_scores_mseed with:
             input:
                 scores=f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
                 manifest=f"{R}/manifest.csv",
                 truth=get_ground_truth,
+                train=train_scores(f"{R}/matching_seeds/{{mseed}}/scores/segments_train.parquet"),
             output:
                 f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
             log:
@@ -198,6 +235,7 @@ if STAGE2 and config["matching_seeds"]:
                 frames=f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
                 segments=f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
                 segment_files=get_test_segments,
+                train=train_scores(f"{R}/matching_seeds/{{mseed}}/scores/segments_train.parquet"),
             output:
                 f"{R}/matching_seeds/{{mseed}}/eval/metrics.json",
             params:
@@ -210,7 +248,7 @@ if STAGE2 and config["matching_seeds"]:
             shell:
                 "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
                 " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
-                " > {log:q} 2>&1"
+                " --train-scores={input.train:q} > {log:q} 2>&1"
 
     rule tabulate_matching_seeds:
         input:
@@ -286,11 +324,25 @@ if STAGE2 and config["seeds"] and config["matching_seeds"]:
             benchmark:
                 f"{R}/benchmarks/seeds/{{seed}}/matching_seeds/{{xseed}}/score_components.tsv"
 
+        use rule score_components_mseed as score_components_seed_mseed_train with:
+            input:
+                flow=f"{R}/seeds/{{seed}}/flow/train.h5",
+                model=f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/models/stage2.pt",
+                features=get_train_features,
+                base=f"{R}/seeds/{{seed}}/scores/segments_train.parquet",
+            output:
+                f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments_train.parquet",
+            log:
+                f"{R}/logs/seeds/{{seed}}/matching_seeds/{{xseed}}/score_components_train.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/matching_seeds/{{xseed}}/score_components_train.tsv"
+
         use rule fuse_scores as fuse_scores_seed_mseed with:
             input:
                 scores=f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments.parquet",
                 manifest=f"{R}/manifest.csv",
                 truth=get_ground_truth,
+                train=train_scores(f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments_train.parquet"),
             output:
                 f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/frames.parquet",
             log:
@@ -301,6 +353,7 @@ if STAGE2 and config["seeds"] and config["matching_seeds"]:
                 frames=f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/frames.parquet",
                 segments=f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments.parquet",
                 segment_files=get_test_segments,
+                train=train_scores(f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments_train.parquet"),
             output:
                 f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/eval/metrics.json",
             log:
@@ -367,6 +420,7 @@ if config["seeds"]:
                 scores=f"{R}/seeds/{{seed}}/scores/segments_val.parquet",
                 manifest=f"{R}/manifest.csv",
                 truth=lambda wc: get_ground_truth(wc, "val"),
+                train=train_scores(f"{R}/seeds/{{seed}}/scores/segments_train.parquet"),
             output:
                 f"{R}/seeds/{{seed}}/scores/frames_val.parquet",
             log:
@@ -377,6 +431,7 @@ if config["seeds"]:
                 frames=f"{R}/seeds/{{seed}}/scores/frames_val.parquet",
                 segments=f"{R}/seeds/{{seed}}/scores/segments_val.parquet",
                 segment_files=lambda wc: get_split_segments(wc, "val"),
+                train=train_scores(f"{R}/seeds/{{seed}}/scores/segments_train.parquet"),
             output:
                 metrics=f"{R}/seeds/{{seed}}/eval/val_metrics.json",
             log:
