@@ -116,6 +116,15 @@ def test_train_normalisation_selects_the_motion_measure_in_the_reference_too():
     np.testing.assert_allclose(out["fused"], [1.0])  # (0.99 - 0.5) / (0.99 - 0.5)
 
 
+def test_train_normalisation_of_a_component_without_spread_contributes_zero_and_says_so(caplog):
+    ref = _train_table().assign(app=1.0)  # app constant on the training segments: no scale
+    seg = _seg("a", [1, 2], mo=[50.0, 99.0], app=[1.0, 5.0])
+    with caplog.at_level("WARNING", logger="mgenet"):
+        out = fuse_segments(seg, {"mo": 1.0, "app": 0.5}, "train", ref)
+    np.testing.assert_allclose(out["fused"], [0.0, 1.0])
+    assert "component app" in caplog.text and "contributes 0" in caplog.text
+
+
 @pytest.mark.parametrize("normalise, reference, kwargs, needle", [
     ("train", None, {}, "--train-scores"),
     ("minmax", None, {}, "not one of"),

@@ -22,6 +22,7 @@ Two steps, each a pure function on pandas tables:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -29,6 +30,8 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter1d
 
 from mgenet import MgenetError
+
+log = logging.getLogger("mgenet")
 
 COMPONENTS = ("nf", "mo", "app", "mm")
 FUSED = "fused"
@@ -114,9 +117,11 @@ def fit_scaling(ref: pd.DataFrame, weights: Mapping[str, float], normalise: str 
         raise MgenetError("fusion.normalise train: the training segments' score table holds no segment (the "
                           "training videos yielded no person window?); check results/<dataset>/scores/"
                           "segments_train.parquet.")
-    cols = {c: finite_scores(ref[c].to_numpy(), c) for c in weights}
+    cols = {c: finite_scores(ref[c].to_numpy(), c) for c in score_columns(ref) if c in weights}
     if normalise == "sum_then_minmax":
-        raw = sum((float(w) * cols[c] for c, w in weights.items()), np.zeros(len(ref)))
+        raw = np.zeros(len(ref))
+        for c, x in cols.items():
+            raw += float(weights[c]) * x
         return {FUSED: (float(raw.min()), float(raw.max() - raw.min())) if len(raw) else (0.0, 0.0)}
     out = {}
     for c, x in cols.items():
@@ -127,6 +132,10 @@ def fit_scaling(ref: pd.DataFrame, weights: Mapping[str, float], normalise: str 
         else:
             med = float(np.median(x))
             out[c] = (med, float(np.quantile(x, quantile)) - med)
+            if out[c][1] <= 0:
+                log.warning("fusion.normalise train: component %s has its %g quantile at its median (%g) over the "
+                            "training segments, so it carries no scale and contributes 0 to the fused score", c,
+                            quantile, med)
     return out
 
 
@@ -181,14 +190,14 @@ def fuse_segments(seg: pd.DataFrame, weights: Mapping[str, float], normalise: st
     elif set(weights) - set(scaling) and FUSED not in scaling:
         raise MgenetError(f"no scaling for component(s) {sorted(set(weights) - set(scaling))} in the reference scores "
                           f"(they have {sorted(scaling)}).")
+    fused = np.zeros(len(out), dtype=np.float64)
+    for c in score_columns(out):  # the canonical order, so the sum does not depend on the order of the weights
+        if c in weights:
+            fused += float(weights[c]) * (out[c].to_numpy() if FUSED in scaling else
+                                          _scaled(out[c].to_numpy(), *scaling[c]))
     if FUSED in scaling:
-        raw = sum((float(w) * out[c].to_numpy() for c, w in weights.items()), np.zeros(len(out)))
-        out[FUSED] = _scaled(raw, *scaling[FUSED])
-    else:
-        fused = np.zeros(len(out), dtype=np.float64)
-        for c, w in weights.items():
-            fused += float(w) * _scaled(out[c].to_numpy(), *scaling[c])
-        out[FUSED] = fused
+        fused = _scaled(fused, *scaling[FUSED])
+    out[FUSED] = fused
     return out
 
 
