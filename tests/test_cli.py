@@ -145,12 +145,16 @@ def test_made_by_names_rules_of_the_workflow():
     text = "\n".join(p.read_text() for p in (Path(__file__).parents[1] / "workflow" / "rules").glob("*.smk"))
     rules = set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, re.M))
     rules |= set(re.findall(r"^\s*use rule \w+ as (\w+)", text, re.M))
+    # rules named per scored split in a loop (score.smk): name: f"score_components{_sfx}"
+    rules |= {f"{n}{sfx}" for n in re.findall(r'f"(\w+)\{_sfx\}"', text) for sfx in ("", "_val", "_train")}
     named = {n for r in MADE_BY.values() for n in re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", r)}
     named |= {n for v in VARIANT_RULES.values() for n in [*v, *v.values()]}
     assert len(named) >= 15 and named <= rules, named - rules
     assert made_by("results/ds/seeds/3/flow/test.h5") == ("encode_flow_seed", True)
     assert made_by("results/ds/ablation/full/scores/frames.parquet") == ("fuse_ablation", True)
     assert made_by("results/ds/matching_seeds/4/models/stage2.pt") == ("rewrite_matching", True)
+    assert made_by("results/ds/scores/segments_train.parquet") == ("score_components_train", True)
+    assert made_by("results/ds/seeds/1/eval/val_metrics.json") == ("evaluate_val_seed", True)
     assert made_by("elsewhere/stage2.pt") is None
 
 

@@ -692,8 +692,6 @@ def build_parser() -> argparse.ArgumentParser:
                                                "x2,y2): RBDC and TBDC when the file exists")
     sp.add_argument("--segments", default="", help="with --boxes: the segment score table (scores/segments.parquet)")
     sp.add_argument("--train-scores", default="", help="with --boxes and fusion.normalise train: the training "
-                                                       "segments' score table the fusion is scaled with")
-    sp.add_argument("--train-scores", default="", help="with --boxes and fusion.normalise train: the training "
                                                        "segments' score table, as for `mgenet fuse`")
     sp.add_argument("--segment-files", nargs="*", default=[],
                     help="with --boxes: the test videos' segments files, whose boxes are the detections")

@@ -82,20 +82,28 @@ MADE_BY = {
     r"segments/[^/]+\.h5": "build_segments",
     r"features/[^/]+\.h5": "extract_features",
     r"models/flow\.pt": "train_flow",
-    r"flow/(?:train|test)\.h5": "encode_flow",
+    r"flow/(?:train|test|val)\.h5": "encode_flow",
     r"models/stage2\.pt": "train_stage2",
     r"scores/segments\.parquet": "score_components",
+    r"scores/segments_val\.parquet": "score_components_val",
+    r"scores/segments_train\.parquet": "score_components_train",
     r"scores/frames\.parquet": "fuse_scores",
+    r"scores/frames_val\.parquet": "fuse_scores_val",
     r"eval/metrics\.json": "evaluate",
+    r"eval/val_metrics\.json": "evaluate_val",
 }
 VARIANT_RULES = {
     "ablation": {"train_stage2": "train_stage2_ablation", "score_components": "score_ablation",
-                 "fuse_scores": "fuse_ablation", "evaluate": "evaluate_ablation"},
+                 "score_components_train": "score_ablation_train", "fuse_scores": "fuse_ablation",
+                 "evaluate": "evaluate_ablation"},
     "seeds": {"train_flow": "train_flow_seed", "encode_flow": "encode_flow_seed", "train_stage2": "train_stage2_seed",
-              "score_components": "score_components_seed", "fuse_scores": "fuse_scores_seed",
-              "evaluate": "evaluate_seed"},
+              "score_components": "score_components_seed", "score_components_val": "score_components_val_seed",
+              "score_components_train": "score_components_train_seed", "fuse_scores": "fuse_scores_seed",
+              "fuse_scores_val": "fuse_scores_val_seed", "evaluate": "evaluate_seed",
+              "evaluate_val": "evaluate_val_seed"},
     "matching_seeds": {"train_stage2": "rewrite_matching", "score_components": "score_components_mseed",
-                       "fuse_scores": "fuse_scores_mseed", "evaluate": "evaluate_mseed"},
+                       "score_components_train": "score_components_mseed_train", "fuse_scores": "fuse_scores_mseed",
+                       "evaluate": "evaluate_mseed"},
 }
 
 
