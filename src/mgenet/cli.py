@@ -187,6 +187,32 @@ def cmd_features(args: argparse.Namespace) -> None:
     log.info("%s: %s -> %s", args.video, stats.summary(), args.out)
 
 
+def cmd_snippets(args: argparse.Namespace) -> None:
+    from mgenet.engine.flow import resolve_device
+    from mgenet.features.snippets import SnippetConfig, extract_video_snippets
+    from mgenet.features.swin import load_backbone
+
+    p = _params(args)
+    if args.snippet_len is not None:
+        p["snippet_len"] = args.snippet_len
+    cfg = SnippetConfig.from_dict(p)
+    row = _manifest_row(args.manifest, args.video)
+    source = args.source or row["video_path"]
+    if not source:
+        raise MgenetError(f"{args.manifest}: video {args.video!r} has no video file (pose-only dataset); snippet "
+                          f"features need the videos under the dataset root (see README, 'Real datasets').")
+    device = resolve_device(cfg.device)
+    model, digest = load_backbone(cfg.weights, cfg.seed)
+    model.to(device)
+    attrs = {"video": args.video, "split": row["split"], "scene": str(row["scene"]), "config_hash": config_hash(p),
+             "checkpoint_sha256": digest, "weights": cfg.weights, "device": str(device)}
+    stats = extract_video_snippets(source, args.out, cfg, model, device, attrs, threads=args.threads or 1,
+                                   expect_frames=int(row["frames"]))
+    log.info("%s: %d snippets of %d frames (%d frames) in %.1f s (forward %.1f s, decode %.1f s) -> %s", args.video,
+             stats["snippets"], cfg.snippet_len, stats["frames"], stats["seconds"], stats["forward_s"],
+             stats["decode_s"], args.out)
+
+
 def _save_imported_flow(path: str, out: str, seg_len: int | None, extra: dict[str, Any]) -> None:
     """Import an official STG-NF checkpoint and save it as an mgenet flow checkpoint (history empty)."""
     from mgenet.engine.flow import FlowTrainConfig, save_checkpoint
@@ -550,6 +576,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--estimate", action="store_true", help="print the feature storage estimate of the manifest")
     sp.add_argument("--config", default="", help="with --estimate: a config.yaml to take features/segments from")
     sp.add_argument("--segments-dir", default="", help="with --estimate: folder of segments files for exact counts")
+    sp = add("snippets", cmd_snippets, "one Video Swin vector per snippet of a video's whole frames (HDF5), for the "
+                                       "video-level baselines (AR-Net, the two-stream baseline)")
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--video", required=True)
+    sp.add_argument("--source", default="", help="video file or frame folder (default: the manifest's video_path)")
+    sp.add_argument("--snippet-len", type=int, default=None, help="frames per snippet (overrides --params)")
+    sp.add_argument("--out", required=True)
     sp = add("train-flow", cmd_train_flow, "train the pose flow (stage 1, STG-NF) on training segments")
     sp.add_argument("--segments", nargs="+", required=True)
     sp.add_argument("--out", required=True)

@@ -81,6 +81,7 @@ MADE_BY = {
     r"pose/[^/]+\.json": "import_pose or extract_pose (as pose.source says)",
     r"segments/[^/]+\.h5": "build_segments",
     r"features/[^/]+\.h5": "extract_features",
+    r"snippets/len\d+/[^/]+\.h5": "extract_snippets",
     r"models/flow\.pt": "train_flow",
     r"flow/(?:train|test)\.h5": "encode_flow",
     r"models/stage2\.pt": "train_stage2",
