@@ -63,6 +63,13 @@ def cmd_index(args: argparse.Namespace) -> None:
     p = _params(args)
     df = index_dataset(p["root"], p.get("layout", "stgnf"), p.get("resolution"), p.get("pose_source", "import"),
                        scenes=p.get("scenes"), move_to_train=p.get("move_to_train"), intervals=p.get("intervals"))
+    if p.get("weak_split"):  # checked before the manifest appears, so a bad file stops the run here
+        from mgenet.datasets.adapters import check_weak_split
+
+        weak = check_weak_split(Path(p["root"]) / p["weak_split"], df)
+        log.info("weak split %s: %d training videos (%d anomalous), %d test videos", p["weak_split"],
+                 int((weak["split"] == "train").sum()), int(weak.loc[weak["split"] == "train", "label"].sum()),
+                 int((weak["split"] == "test").sum()))
     write_manifest(df, args.out)
     counts = df["split"].value_counts().to_dict()
     log.info("indexed %d videos (%s) in %d scenes -> %s", len(df), counts, df["scene"].nunique(), args.out)

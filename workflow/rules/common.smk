@@ -66,6 +66,8 @@ def dataset_listing():
     if config["dataset"]["generate"]:
         return ""
     small = {"scenes.csv", Path(config["dataset"]["intervals"]).as_posix()}
+    if config["dataset"].get("weak_split"):
+        small.add(Path(config["dataset"]["weak_split"]).as_posix())
     h = hashlib.sha256()
 
     def walk(folder, rel):  # os.scandir, not os.walk + Path: 0.4-0.75 s instead of 2.7 s for 43k frame images
@@ -122,6 +124,18 @@ def get_ground_truth(wildcards):
     df = manifest(wildcards)
     gt = sorted(p for p in df.loc[df["split"] == "test", "gt_path"] if p)
     return gt + ([intervals_path()] if Path(intervals_path()).is_file() else [])
+
+
+WEAK_SPLIT = str(Path(DATA_ROOT) / config["dataset"]["weak_split"]) if config["dataset"].get("weak_split") else ""
+
+
+def get_weak_split(wildcards):
+    """The weak split file (dataset.weak_split), once index_dataset has checked it, or none: an input of the rules
+    that read it, so that editing it reruns them."""
+    if not WEAK_SPLIT:
+        return []
+    manifest(wildcards)  # the file lies in the dataset, which the generated demo makes before indexing
+    return [WEAK_SPLIT]
 
 
 def get_video_path(wildcards):

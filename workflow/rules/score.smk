@@ -77,6 +77,7 @@ rule evaluate:
         segment_files=get_test_segments,
         models=report_models(),
         features=get_report_features,
+        weak_split=get_weak_split,  # every score also on its test videos; AR-Net only there
     output:
         metrics=f"{R}/eval/metrics.json",
         report=f"{R}/eval/report.html",
@@ -96,7 +97,7 @@ rule evaluate:
         "../../envs/core.yaml"
     shell:
         "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output.metrics:q}"
-        " --report {output.report:q} --plots {output.plots:q} --ablation={params.ablation:q}"
-        " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q} --boxes={params.boxes:q}"
-        " --segments {input.segments:q} --segment-files {input.segment_files:q}"
+        " --report {output.report:q} --plots {output.plots:q} --weak-split={input.weak_split:q}"
+        " --ablation={params.ablation:q} --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q}"
+        " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
         " --models {input.models:q} --features {input.features:q} > {log:q} 2>&1"
