@@ -344,12 +344,54 @@ def get_final_outputs():
 
 # Baselines beside MGENet: each enabled baseline's rules file adds {method: its per-frame score table}, which
 # fuse_scores joins to the frame table (the files are read by an input function, so include order does not matter).
+# A baseline that trains once per seed of `seeds` adds itself to BASELINE_SEEDED and makes the same table under
+# results/{ds}/seeds/{seed}/; the others' single table serves every seed's run.
 BASELINE_SCORES = {}
+BASELINE_SEEDED = set()
 
 
 def get_baseline_scores(wildcards):
     """The enabled baselines' per-frame score tables, by method name."""
     return [BASELINE_SCORES[m] for m in sorted(BASELINE_SCORES)]
+
+
+def get_seed_baseline_scores(wildcards):
+    """A seed's baseline tables: its own for the baselines trained per seed, the main run's for the others."""
+    return [BASELINE_SCORES[m].replace(f"{R}/", f"{R}/seeds/{wildcards.seed}/", 1) if m in BASELINE_SEEDED
+            else BASELINE_SCORES[m] for m in sorted(BASELINE_SCORES)]
+
+
+# AR-Net (arnet.smk): trained on the weak split's training videos only.
+ARNET = config["arnet"]["enabled"]
+if ARNET and not config["dataset"].get("weak_split"):
+    raise ValueError("arnet.enabled needs dataset.weak_split (AR-Net trains on the weak split's training videos and "
+                     "is evaluated on its test videos only); set it (README, 'AR-Net') or arnet.enabled: false.")
+
+
+def arnet_params(seed=None):
+    """What shapes AR-Net's training: the arnet section (but `enabled`), seed and device."""
+    keep = {k: v for k, v in config["arnet"].items() if k != "enabled"}
+    return json.dumps({**keep, "seed": config["seed"] if seed is None else seed, "device": config["device"]},
+                      sort_keys=True)
+
+
+def seed_arnet_params(wildcards):
+    return arnet_params(int(wildcards.seed))
+
+
+def _weak_videos(wildcards, split):
+    weak = pd.read_csv(get_weak_split(wildcards)[0], dtype=str, keep_default_na=False)
+    return sorted(weak.loc[weak["split"].str.strip() == split, "video"])
+
+
+def get_arnet_train_snippets(wildcards):
+    """Snippets files of the weak split's training videos (index_dataset has checked the split)."""
+    return snippet_files(_weak_videos(wildcards, "train"), config["arnet"]["snippet_len"])
+
+
+def get_arnet_test_snippets(wildcards):
+    """Snippets files of every test video: AR-Net's table covers the test split (evaluate keeps the weak test part)."""
+    return snippet_files(videos_of(wildcards, "test"), config["arnet"]["snippet_len"])
 
 
 # Seeds (seeds.smk): the main seed's run stands in for itself, the others train under results/{ds}/seeds/{seed}/.

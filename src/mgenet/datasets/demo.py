@@ -597,7 +597,8 @@ def weak_split(plan: DemoPlan) -> pd.DataFrame:
     ``n // 2`` of the type's ``n``, drawn with the seed); testing = the other test videos, normal ones included.
 
     A video with two types counts under its rarer one (fewest anomalous test videos, then name), so that every type
-    with two or more videos has some in each part.
+    with two or more videos has some in each part. A tiny demo with one anomalous video per type trains on one of
+    them.
     """
     tests = [v for v in plan.videos if v.split == "test"]
     count: dict[str, int] = {}
@@ -614,6 +615,9 @@ def weak_split(plan: DemoPlan) -> pd.DataFrame:
     for t in sorted(by_type):
         names = sorted(by_type[t])
         weak_train |= {names[i] for i in rng.permutation(len(names))[:len(names) // 2]}
+    anomalous = sorted(v.name for v in tests if v.events)
+    if not weak_train and len(anomalous) >= 2:  # a tiny demo, one video per type: still one to learn from
+        weak_train.add(anomalous[int(rng.integers(len(anomalous)))])
     rows = [(v.name, "train", 0) for v in plan.videos if v.split == "train"]
     rows += [(v.name, "train" if v.name in weak_train else "test", int(bool(v.events))) for v in tests]
     return pd.DataFrame(sorted(rows, key=lambda r: (r[1] != "train", r[0])), columns=["video", "split", "label"])
