@@ -340,8 +340,8 @@ def check_weak_split(path: str | Path, manifest: pd.DataFrame) -> pd.DataFrame:
                               f"video of the dataset; the weak test part must lie in the test split; {fix}.")
         truth = int(load_gt_mask(m["gt_path"] or None, int(m["frames"])).any()) if m["split"] == "test" else 0
         if r.label != truth:
-            what = "has anomalous frames in its ground truth" if truth else (
-                "is a training video (normal)" if m["split"] == "train" else "has no anomalous frame in its ground truth")
+            what = ("has anomalous frames in its ground truth" if truth else "is a training video (normal)"
+                    if m["split"] == "train" else "has no anomalous frame in its ground truth")
             raise MgenetError(f"{path}: video {r.video!r} is labelled {r.label} but {what}; label 1 = the video holds "
                               f"an anomaly; {fix}.")
     return weak
