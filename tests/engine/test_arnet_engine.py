@@ -37,7 +37,8 @@ def test_center_loss_is_zero_for_constant_normal_scores_and_ignores_anomalous_vi
     flat = torch.tensor([[0.3, 0.3, 0.3, 0.3], [0.7, 0.7, 0.0, 0.9], [0.1, 0.9, 0.5, 0.0]])
     assert float(center_loss(flat, lengths, labels)) == 0.0  # padding (0.0, 0.9) is not part of video 1
     varying = torch.tensor([[0.2, 0.4, 0.2, 0.4], [0.7, 0.7, 0.0, 0.0], [0.1, 0.9, 0.5, 0.0]])
-    assert float(center_loss(varying, lengths, labels)) == pytest.approx(20 * (0.01 + 0.0) / 2)
+    # unbiased variance, as the public code's torch.var: 4 x 0.1^2 / 3
+    assert float(center_loss(varying, lengths, labels)) == pytest.approx(20 * (0.04 / 3 + 0.0) / 2)
     assert float(center_loss(varying, lengths, torch.tensor([1, 1, 1]))) == 0.0
 
 

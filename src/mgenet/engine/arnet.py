@@ -10,7 +10,8 @@ Training sees whole videos as bags of snippet features with a video label only (
 
 Batches hold as many normal as anomalous videos. An epoch is one pass over the larger of the two groups, the
 smaller one drawn again as needed. The model of the last epoch is kept: no checkpoint is picked on test videos (the
-public code keeps its best test epoch).
+public code keeps its best test epoch). Every snippet of a training video is used (the public code samples videos
+longer than 300 snippets down to 300).
 
 Videos of one batch are padded to the longest and masked (``batched``); ``per_video`` runs them one at a time, the
 same loss, for ``bench/arnet.py``.
@@ -44,7 +45,7 @@ class ARNetTrainConfig:
     """Training settings (config.yaml ``arnet``; schema defaults are the public code's)."""
 
     epochs: int = 100
-    batch_size: int = 32  # videos per batch, half normal and half anomalous
+    batch_size: int = 30  # videos per batch, half normal and half anomalous (the public code's sample_size)
     lr: float = 1e-4
     weight_decay: float = 5e-4
     dropout: float = 0.6
@@ -89,13 +90,13 @@ def mil_topk_loss(scores: torch.Tensor, lengths: torch.Tensor, labels: torch.Ten
 
 
 def center_loss(scores: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """normal_smooth: 20 x the (population) variance of each normal video's snippet scores, averaged over the normal
-    videos (0 without one)."""
+    """normal_smooth: 20 x the variance (unbiased, as torch.var by default) of each normal video's snippet scores,
+    averaged over the normal videos (0 without one; a one-snippet video's variance counts as 0)."""
     T = scores.shape[1]
     valid = (torch.arange(T, device=scores.device)[None] < lengths[:, None]).to(scores.dtype)
     n = lengths.to(scores.dtype)
     mean = (scores * valid).sum(1) / n
-    var = (((scores - mean[:, None]) ** 2) * valid).sum(1) / n  # (B,)
+    var = (((scores - mean[:, None]) ** 2) * valid).sum(1) / (n - 1).clamp(min=1)  # (B,)
     normal = labels == 0
     if not normal.any():
         return scores.sum() * 0.0
@@ -214,7 +215,7 @@ def _per_video_loss(model: ARNet, x: torch.Tensor, lengths: torch.Tensor, labels
         mil = mil + torch.nn.functional.binary_cross_entropy(top.clamp(1e-7, 1 - 1e-7), target, reduction="sum")
         n_top += len(top)
         if int(labels[i]) == 0:
-            center = center + s.var(unbiased=False)
+            center = center + (s.var() if len(s) > 1 else s.sum() * 0.0)
             n_normal += 1
     return mil / n_top + (CENTER_WEIGHT * center / n_normal if n_normal else 0.0)
 
