@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,15 @@ if not STAGE2 and config["matching_seeds"]:
         f"matching_seeds {config['matching_seeds']} rewrite stage 2's matching memory but stage2.enabled is false;"
         " enable stage 2 or drop matching_seeds."
     )
+
+
+# The weak split (dataset.weak_split). The generated demo writes one, weak_split.csv, used unless the config names
+# another or "" (none); a scene split (dataset.scenes / move_to_train) changes which videos are test videos, so it
+# gets none by default. Filled into the config so that index_dataset checks it (its params carry the dataset section).
+if "weak_split" not in config["dataset"] and config["dataset"]["generate"] and not (
+        config["dataset"].get("scenes") or config["dataset"].get("move_to_train")):
+    config["dataset"]["weak_split"] = "weak_split.csv"
+WEAK_SPLIT = str(Path(DATA_ROOT) / config["dataset"]["weak_split"]) if config["dataset"].get("weak_split") else ""
 
 
 # The demo generator's version (mgenet.datasets.demo.GENERATOR_VERSION, kept equal by a test): a param of
@@ -126,7 +136,6 @@ def get_ground_truth(wildcards):
     return gt + ([intervals_path()] if Path(intervals_path()).is_file() else [])
 
 
-WEAK_SPLIT = str(Path(DATA_ROOT) / config["dataset"]["weak_split"]) if config["dataset"].get("weak_split") else ""
 
 
 def get_weak_split(wildcards):
@@ -361,11 +370,14 @@ def get_seed_baseline_scores(wildcards):
             else BASELINE_SCORES[m] for m in sorted(BASELINE_SCORES)]
 
 
-# AR-Net (arnet.smk): trained on the weak split's training videos only.
+# AR-Net (arnet.smk): trained on the weak split's training videos only. Without a weak split it cannot run; a config
+# that sets a real dataset over config.yaml inherits arnet.enabled from it, so that is said, not an error.
 ARNET = config["arnet"]["enabled"]
-if ARNET and not config["dataset"].get("weak_split"):
-    raise ValueError("arnet.enabled needs dataset.weak_split (AR-Net trains on the weak split's training videos and "
-                     "is evaluated on its test videos only); set it (README, 'AR-Net') or arnet.enabled: false.")
+if ARNET and not WEAK_SPLIT:
+    ARNET = False
+    print("mgenet: arnet.enabled but no dataset.weak_split: AR-Net does not run (it trains on the weak split's "
+          "training videos and is evaluated on its test videos only; README, 'AR-Net'). Set dataset.weak_split, "
+          "or arnet.enabled: false to silence this.", file=sys.stderr)
 
 
 def arnet_params(seed=None):
