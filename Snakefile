@@ -20,11 +20,13 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/pose.smk"
 include: "workflow/rules/flow.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/snippets.smk"
 include: "workflow/rules/stage2.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/seeds.smk"
 include: "workflow/rules/tune.smk"
+include: "workflow/rules/arnet.smk"  # after seeds.smk: its per-seed rules take the seed wildcard's constraint
 
 
 rule all:

@@ -63,6 +63,13 @@ def cmd_index(args: argparse.Namespace) -> None:
     p = _params(args)
     df = index_dataset(p["root"], p.get("layout", "stgnf"), p.get("resolution"), p.get("pose_source", "import"),
                        scenes=p.get("scenes"), move_to_train=p.get("move_to_train"), intervals=p.get("intervals"))
+    if p.get("weak_split"):  # checked before the manifest appears, so a bad file stops the run here
+        from mgenet.datasets.adapters import check_weak_split
+
+        weak = check_weak_split(Path(p["root"]) / p["weak_split"], df)
+        log.info("weak split %s: %d training videos (%d anomalous), %d test videos", p["weak_split"],
+                 int((weak["split"] == "train").sum()), int(weak.loc[weak["split"] == "train", "label"].sum()),
+                 int((weak["split"] == "test").sum()))
     write_manifest(df, args.out)
     counts = df["split"].value_counts().to_dict()
     log.info("indexed %d videos (%s) in %d scenes -> %s", len(df), counts, df["scene"].nunique(), args.out)
@@ -185,6 +192,106 @@ def cmd_features(args: argparse.Namespace) -> None:
     threads = args.threads or 1
     stats = extract_video_features(source, args.segments, args.out, cfg, model, device, attrs, threads=threads)
     log.info("%s: %s -> %s", args.video, stats.summary(), args.out)
+
+
+def cmd_snippets(args: argparse.Namespace) -> None:
+    from mgenet.engine.flow import resolve_device
+    from mgenet.features.snippets import SnippetConfig, extract_video_snippets
+    from mgenet.features.swin import load_backbone
+
+    p = _params(args)
+    if args.snippet_len is not None:
+        p["snippet_len"] = args.snippet_len
+    cfg = SnippetConfig.from_dict(p)
+    row = _manifest_row(args.manifest, args.video)
+    source = args.source or row["video_path"]
+    if not source:
+        raise MgenetError(f"{args.manifest}: video {args.video!r} has no video file (pose-only dataset); snippet "
+                          f"features need the videos under the dataset root (see README, 'Real datasets').")
+    device = resolve_device(cfg.device)
+    model, digest = load_backbone(cfg.weights, cfg.seed)
+    model.to(device)
+    attrs = {"video": args.video, "split": row["split"], "scene": str(row["scene"]), "config_hash": config_hash(p),
+             "checkpoint_sha256": digest, "weights": cfg.weights, "device": str(device)}
+    stats = extract_video_snippets(source, args.out, cfg, model, device, attrs, threads=args.threads or 1,
+                                   expect_frames=int(row["frames"]))
+    log.info("%s: %d snippets of %d frames (%d frames) in %.1f s (forward %.1f s, decode %.1f s) -> %s", args.video,
+             stats["snippets"], cfg.snippet_len, stats["frames"], stats["seconds"], stats["forward_s"],
+             stats["decode_s"], args.out)
+
+
+def _snippet_video(path: str) -> str:
+    return Path(path).name.removesuffix(".h5")
+
+
+def cmd_train_arnet(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from mgenet.engine.arnet import ARNetTrainConfig, Bags, save_arnet, train_arnet
+    from mgenet.features.snippets import read_snippets
+    from mgenet.io import agreed_attrs, read_weak_split, sha256_file
+
+    cfg = ARNetTrainConfig.from_dict(_params(args))
+    weak = read_weak_split(args.weak_split)
+    train = weak[weak["split"] == "train"].set_index("video")
+    # The file name says the video: a weak-test video's file is refused before it is opened.
+    outside = [f for f in args.snippets if _snippet_video(f) not in train.index]
+    if outside:
+        raise MgenetError(f"{outside[0]}: not a training video of the weak split {args.weak_split} ({len(outside)} "
+                          f"such file(s)); AR-Net trains on the weak split's training videos only.")
+    given = {_snippet_video(f) for f in args.snippets}
+    lacking = sorted(set(train.index) - given)
+    if lacking:
+        raise MgenetError(f"{args.weak_split}: training video(s) {lacking[:5]} have no snippets file among --snippets; "
+                          f"give every training video's file.")
+    feats, labels, names = [], [], []
+    for f in args.snippets:
+        s = read_snippets(f)
+        if str(s.attrs.get("video", _snippet_video(f))) != _snippet_video(f):
+            raise MgenetError(f"{f}: holds the snippets of video {s.attrs.get('video')!r}, not of the video its name "
+                              f"says; delete it and rerun extract_snippets.")
+        feats.append(s.features)
+        labels.append(int(train.loc[_snippet_video(f), "label"]))
+        names.append(_snippet_video(f))
+    made_with = agreed_attrs(args.snippets, ("backbone", "checkpoint_sha256", "snippet_len", "size"), "snippets files")
+    model, record = train_arnet(Bags(feats, np.asarray(labels, np.int64), names), cfg)
+    save_arnet(args.out, model, record, cfg, {"mgenet_version": __version__, "snippets": made_with,
+                                              "weak_split_sha256": sha256_file(args.weak_split),
+                                              "train_videos": names, "seconds": record["seconds"]})
+    log.info("AR-Net trained on %d videos (%d anomalous) for %d epochs in %.1f s: loss %.4f -> %s", len(names),
+             int(np.sum(labels)), cfg.epochs, record["seconds"], record["history"][-1]["loss"], args.out)
+
+
+def cmd_score_arnet(args: argparse.Namespace) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from mgenet.engine.arnet import load_arnet, score_videos
+    from mgenet.engine.flow import resolve_device
+    from mgenet.features.snippets import read_snippets, snippet_to_frames
+    from mgenet.io import read_manifest, write_parquet
+
+    p = _params(args)
+    device = resolve_device(p.get("device", "auto"))
+    model, mean, std, _ = load_arnet(args.model, device)
+    man = read_manifest(args.manifest)
+    test = man[man["split"] == "test"].set_index("video")
+    given = [_snippet_video(f) for f in args.snippets]
+    if sorted(given) != sorted(test.index):
+        extra, lacking = sorted(set(given) - set(test.index)), sorted(set(test.index) - set(given))
+        raise MgenetError(f"score-arnet scores every test video of {args.manifest} once: "
+                          f"{f'not test videos: {extra[:5]}' if extra else f'no snippets file for {lacking[:5]}'}.")
+    snips = [read_snippets(f) for f in args.snippets]
+    for f, v, s in zip(args.snippets, given, snips):
+        if s.frames != int(test.loc[v, "frames"]):
+            raise MgenetError(f"{f}: snippets of {s.frames} frames, but the manifest says video {v!r} has "
+                              f"{int(test.loc[v, 'frames'])}; delete it and rerun extract_snippets.")
+    scores = score_videos(model, [s.features for s in snips], mean, std, device)
+    parts = [pd.DataFrame({"video": v, "frame": np.arange(s.frames, dtype=np.int64),
+                           "arnet": snippet_to_frames(sc, s.start_frame, s.snippet_len, s.frames).astype(np.float64)})
+             for v, s, sc in zip(given, snips, scores)]
+    write_parquet(pd.concat(parts, ignore_index=True).sort_values(["video", "frame"]), args.out)
+    log.info("AR-Net scored %d test videos (%d snippets) -> %s", len(snips), sum(len(s) for s in scores), args.out)
 
 
 def _save_imported_flow(path: str, out: str, seg_len: int | None, extra: dict[str, Any]) -> None:
@@ -350,7 +457,7 @@ def _train_scores(path: str, fusion: dict[str, Any], flag: str = "--train-scores
 
 def cmd_fuse(args: argparse.Namespace) -> None:
     from mgenet.io import load_gt_mask, read_intervals, read_manifest, read_parquet, write_parquet
-    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_with, fusion_fill
+    from mgenet.scoring import DEFAULT_SIGMAS, add_baselines, frame_scores, fuse_with, fusion_fill
 
     p = _params(args)
     ref = _train_scores(args.train_scores, p)
@@ -361,23 +468,27 @@ def cmd_fuse(args: argparse.Namespace) -> None:
         raise MgenetError(f"{args.manifest}: no video of split {args.split!r} to fuse; the dataset has splits "
                           f"{sorted(man['split'].unique())}.")
     gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in test.itertuples()}
-    frames = frame_scores(seg, test[["video", "frames"]], gts, read_intervals(args.intervals),
-                          list(p.get("smoothing_sigmas", DEFAULT_SIGMAS)), fill=fusion_fill(p, ref))
+    sigmas = list(p.get("smoothing_sigmas", DEFAULT_SIGMAS))
+    frames = frame_scores(seg, test[["video", "frames"]], gts, read_intervals(args.intervals), sigmas,
+                          fill=fusion_fill(p, ref))
+    if args.baselines:
+        frames = add_baselines(frames, {b: read_parquet(b) for b in args.baselines}, sigmas)
     write_parquet(frames, args.out)
     log.info("%d frames of %d %s videos -> %s", len(frames), len(test), args.split, args.out)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from mgenet.evaluation import compute_metrics
-    from mgenet.io import read_parquet, write_json
+    from mgenet.evaluation import evaluate
+    from mgenet.io import read_parquet, read_weak_split, write_json
     from mgenet.report import collect_provenance, write_report
 
     p = _params(args)
     ev = p.get("evaluation", {})
     frames = read_parquet(args.frames)
     t0 = time.time()
-    metrics = compute_metrics(frames, p.get("dataset", "dataset"), bootstrap=int(ev.get("bootstrap", 0)),
-                              seed=int(p.get("seed", 0)))
+    weak_split = read_weak_split(args.weak_split) if args.weak_split else None
+    metrics = evaluate(frames, p.get("dataset", "dataset"), bootstrap=int(ev.get("bootstrap", 0)),
+                       seed=int(p.get("seed", 0)), weak_split=weak_split, weak_split_name=args.weak_split)
     log.info("frame-level metrics (%d bootstrap resamples of the test videos) in %.1f s",
              int(ev.get("bootstrap", 0)), time.time() - t0)
     if args.boxes:
@@ -394,6 +505,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         region = f"  RBDC {_num(m['rbdc'])}  TBDC {_num(m['tbdc'])}" if "rbdc" in m else ""
         log.info("%-6s micro AUC %s%s  macro AUC %s  AP %s  EER %s%s  %s", name, _num(m["micro_auc"]), ci_text,
                  _num(m["macro_auc"]), _num(m["micro_ap"]), _num(m["micro_eer"]), region, types)
+    if "weak" in metrics:
+        log.info("weak split's %d test videos (%s):", metrics["weak"]["n_videos"], args.weak_split)
+        for name, m in metrics["weak"]["scores"].items():
+            types = " ".join(f"{t}={v:.3f}" for t, v in m["by_type"].items() if v is not None)
+            log.info("  %-6s micro AUC %s  macro AUC %s  %s%s", name, _num(m["micro_auc"]), _num(m["macro_auc"]),
+                     types, "  (weakly supervised)" if m["supervision"] == "weak" else "")
     if args.report:
         ablation, seeds, matching_seeds = (
             _optional_table(path, what, target) for path, what, target in
@@ -630,6 +747,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--estimate", action="store_true", help="print the feature storage estimate of the manifest")
     sp.add_argument("--config", default="", help="with --estimate: a config.yaml to take features/segments from")
     sp.add_argument("--segments-dir", default="", help="with --estimate: folder of segments files for exact counts")
+    sp = add("snippets", cmd_snippets, "one Video Swin vector per snippet of a video's whole frames (HDF5), for the "
+                                       "video-level baselines (AR-Net, the two-stream baseline)")
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--video", required=True)
+    sp.add_argument("--source", default="", help="video file or frame folder (default: the manifest's video_path)")
+    sp.add_argument("--snippet-len", type=int, default=None, help="frames per snippet (overrides --params)")
+    sp.add_argument("--out", required=True)
+    sp = add("train-arnet", cmd_train_arnet, "train AR-Net (weakly supervised) on the snippet features of the weak "
+                                             "split's training videos, with their video labels")
+    sp.add_argument("--snippets", nargs="+", required=True, help="snippets files of the weak split's training videos")
+    sp.add_argument("--weak-split", required=True, help="the weak split CSV (video, split, label)")
+    sp.add_argument("--out", required=True, help="the AR-Net checkpoint to write")
+    sp = add("score-arnet", cmd_score_arnet, "AR-Net's raw per-frame scores of every test video (a snippet's score "
+                                             "goes to each of its frames)")
+    sp.add_argument("--model", required=True, help="the AR-Net checkpoint (from train-arnet)")
+    sp.add_argument("--snippets", nargs="+", required=True, help="snippets files of every test video")
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--out", required=True, help="scores/baselines/arnet.parquet (video, frame, arnet)")
     sp = add("train-flow", cmd_train_flow, "train the pose flow (stage 1, STG-NF) on training segments")
     sp.add_argument("--segments", nargs="+", required=True)
     sp.add_argument("--out", required=True)
@@ -674,11 +809,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--train-scores", default="", help="segment score table of the training segments: required when "
                                                        "the params' normalise is train (the scaling and the fill of "
                                                        "frames without a person are fitted on it)")
+    sp.add_argument("--baselines", nargs="*", default=[], help="baselines' per-frame score tables (video, frame, "
+                                                               "arnet / cr / kr / crkr), smoothed and added")
     sp.add_argument("--out", required=True)
     sp = add("evaluate", cmd_evaluate, "frame-level AUCs, metrics.json, plots and the HTML report")
     sp.add_argument("--frames", required=True)
     sp.add_argument("--out", required=True, help="metrics.json")
     sp.add_argument("--report", default="", help="report.html")
+    sp.add_argument("--weak-split", default="", help="weak split CSV (video, split, label): every score, the weakly "
+                                                     "supervised ones too, on its test videos (metrics.json 'weak')")
     sp.add_argument("--plots", default="", help="folder for the PNG plots")
     sp.add_argument("--ablation", default="", help="ablation table CSV (`mgenet ablation-table`) to show in the report")
     sp.add_argument("--seeds", default="", help="summary over seeds CSV (`mgenet seeds-table`) to show in the report")

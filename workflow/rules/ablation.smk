@@ -49,6 +49,7 @@ if STAGE2 and ABLATIONS:
             manifest=f"{R}/manifest.csv",
             truth=get_ground_truth,
             train=get_ablation_train_scores,
+            baselines=[],  # variants of MGENet: the baselines are the main run's
         output:
             f"{R}/ablation/{{ablation}}/scores/frames.parquet",
         params:

@@ -62,6 +62,8 @@ for _split in SCORED_SPLITS:
             # read through the manifest's gt_path and params.intervals: inputs, so edits rerun
             truth=lambda wc, s=_split: get_ground_truth(wc, s),
             train=train_scores(f"{R}/scores/segments_train.parquet"),
+            # the enabled baselines' per-frame scores of the test videos, smoothed and added as columns
+            baselines=get_baseline_scores if _split == "test" else [],
         output:
             f"{R}/scores/frames{_sfx}.parquet",
         params:
@@ -74,8 +76,8 @@ for _split in SCORED_SPLITS:
             "../../envs/core.yaml"
         shell:
             "mgenet fuse --scores {input.scores:q} --manifest {input.manifest:q} --intervals {params.intervals:q}"
-            " --split {params.split:q} --train-scores={input.train:q} --params {params.fusion:q} --out {output:q}"
-            " > {log:q} 2>&1"
+            " --split {params.split:q} --train-scores={input.train:q} --baselines {input.baselines:q}"
+            " --params {params.fusion:q} --out {output:q} > {log:q} 2>&1"
 
 
 # The report's provenance hashes the models and reads the features' backbone checkpoint hash: both are upstream of
@@ -96,6 +98,7 @@ rule evaluate:
         features=get_report_features,
         validation=get_validation_metrics,
         train=train_scores(f"{R}/scores/segments_train.parquet"),
+        weak_split=get_weak_split,  # every score also on its test videos; AR-Net only there
     output:
         metrics=f"{R}/eval/metrics.json",
         report=f"{R}/eval/report.html",
@@ -117,7 +120,8 @@ rule evaluate:
         "../../envs/core.yaml"
     shell:
         "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output.metrics:q}"
-        " --report {output.report:q} --plots {output.plots:q} --ablation={params.ablation:q}"
+        " --report {output.report:q} --plots {output.plots:q} --weak-split={input.weak_split:q}"
+        " --ablation={params.ablation:q}"
         " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q} --boxes={params.boxes:q}"
         " --validation={input.validation:q} --tuning={params.tuning:q} --train-scores={input.train:q}"
         " --segments {input.segments:q} --segment-files {input.segment_files:q}"

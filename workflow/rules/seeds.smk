@@ -94,6 +94,7 @@ if config["seeds"]:
                 manifest=f"{R}/manifest.csv",
                 truth=get_ground_truth,
                 train=train_scores(f"{R}/seeds/{{seed}}/scores/segments_train.parquet"),
+                baselines=get_seed_baseline_scores,
             output:
                 f"{R}/seeds/{{seed}}/scores/frames.parquet",
             log:
@@ -105,6 +106,7 @@ if config["seeds"]:
                 segments=f"{R}/seeds/{{seed}}/scores/segments.parquet",
                 segment_files=get_test_segments,
                 train=train_scores(f"{R}/seeds/{{seed}}/scores/segments_train.parquet"),
+                weak_split=get_weak_split,
             output:
                 f"{R}/seeds/{{seed}}/eval/metrics.json",
             params:
@@ -116,8 +118,8 @@ if config["seeds"]:
                 "../../envs/core.yaml"
             shell:
                 "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
-                " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
-                " --train-scores={input.train:q} > {log:q} 2>&1"
+                " --weak-split={input.weak_split:q} --boxes={params.boxes:q} --segments {input.segments:q}"
+                " --segment-files {input.segment_files:q} --train-scores={input.train:q} > {log:q} 2>&1"
 
     rule tabulate_seeds:
         input:
@@ -225,6 +227,7 @@ if STAGE2 and config["matching_seeds"]:
                 manifest=f"{R}/manifest.csv",
                 truth=get_ground_truth,
                 train=train_scores(f"{R}/matching_seeds/{{mseed}}/scores/segments_train.parquet"),
+                baselines=get_baseline_scores,  # the main run's: they do not change with M^r's seed
             output:
                 f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
             log:
@@ -236,6 +239,7 @@ if STAGE2 and config["matching_seeds"]:
                 segments=f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
                 segment_files=get_test_segments,
                 train=train_scores(f"{R}/matching_seeds/{{mseed}}/scores/segments_train.parquet"),
+                weak_split=get_weak_split,
             output:
                 f"{R}/matching_seeds/{{mseed}}/eval/metrics.json",
             params:
@@ -247,8 +251,8 @@ if STAGE2 and config["matching_seeds"]:
                 "../../envs/core.yaml"
             shell:
                 "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
-                " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
-                " --train-scores={input.train:q} > {log:q} 2>&1"
+                " --weak-split={input.weak_split:q} --boxes={params.boxes:q} --segments {input.segments:q}"
+                " --segment-files {input.segment_files:q} --train-scores={input.train:q} > {log:q} 2>&1"
 
     rule tabulate_matching_seeds:
         input:
@@ -343,6 +347,7 @@ if STAGE2 and config["seeds"] and config["matching_seeds"]:
                 manifest=f"{R}/manifest.csv",
                 truth=get_ground_truth,
                 train=train_scores(f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments_train.parquet"),
+                baselines=get_seed_baseline_scores,
             output:
                 f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/frames.parquet",
             log:
@@ -354,6 +359,7 @@ if STAGE2 and config["seeds"] and config["matching_seeds"]:
                 segments=f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments.parquet",
                 segment_files=get_test_segments,
                 train=train_scores(f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/scores/segments_train.parquet"),
+                weak_split=get_weak_split,
             output:
                 f"{R}/seeds/{{seed}}/matching_seeds/{{xseed}}/eval/metrics.json",
             log:
@@ -421,6 +427,7 @@ if config["seeds"]:
                 manifest=f"{R}/manifest.csv",
                 truth=lambda wc: get_ground_truth(wc, "val"),
                 train=train_scores(f"{R}/seeds/{{seed}}/scores/segments_train.parquet"),
+                baselines=[],
             output:
                 f"{R}/seeds/{{seed}}/scores/frames_val.parquet",
             log:
