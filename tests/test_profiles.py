@@ -37,6 +37,8 @@ def _rule_names() -> set[str]:
         text = smk.read_text()
         names |= set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, re.M))
         names |= set(re.findall(r"^\s*use rule \w+ as (\w+)", text, re.M))
+        # rules named per scored split in a loop (score.smk): name: f"score_components{_sfx}"
+        names |= {f"{n}{sfx}" for n in re.findall(r'f"(\w+)\{_sfx\}"', text) for sfx in ("", "_val", "_train")}
     return names
 
 
