@@ -187,6 +187,32 @@ def cmd_features(args: argparse.Namespace) -> None:
     log.info("%s: %s -> %s", args.video, stats.summary(), args.out)
 
 
+def cmd_snippets(args: argparse.Namespace) -> None:
+    from mgenet.engine.flow import resolve_device
+    from mgenet.features.snippets import SnippetConfig, extract_video_snippets
+    from mgenet.features.swin import load_backbone
+
+    p = _params(args)
+    if args.snippet_len is not None:
+        p["snippet_len"] = args.snippet_len
+    cfg = SnippetConfig.from_dict(p)
+    row = _manifest_row(args.manifest, args.video)
+    source = args.source or row["video_path"]
+    if not source:
+        raise MgenetError(f"{args.manifest}: video {args.video!r} has no video file (pose-only dataset); snippet "
+                          f"features need the videos under the dataset root (see README, 'Real datasets').")
+    device = resolve_device(cfg.device)
+    model, digest = load_backbone(cfg.weights, cfg.seed)
+    model.to(device)
+    attrs = {"video": args.video, "split": row["split"], "scene": str(row["scene"]), "config_hash": config_hash(p),
+             "checkpoint_sha256": digest, "weights": cfg.weights, "device": str(device)}
+    stats = extract_video_snippets(source, args.out, cfg, model, device, attrs, threads=args.threads or 1,
+                                   expect_frames=int(row["frames"]))
+    log.info("%s: %d snippets of %d frames (%d frames) in %.1f s (forward %.1f s, decode %.1f s) -> %s", args.video,
+             stats["snippets"], cfg.snippet_len, stats["frames"], stats["seconds"], stats["forward_s"],
+             stats["decode_s"], args.out)
+
+
 def _save_imported_flow(path: str, out: str, seg_len: int | None, extra: dict[str, Any]) -> None:
     """Import an official STG-NF checkpoint and save it as an mgenet flow checkpoint (history empty)."""
     from mgenet.engine.flow import FlowTrainConfig, save_checkpoint
@@ -330,30 +356,33 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_fuse(args: argparse.Namespace) -> None:
     from mgenet.io import load_gt_mask, read_intervals, read_manifest, read_parquet, write_parquet
-    from mgenet.scoring import DEFAULT_SIGMAS, frame_scores, fuse_with
+    from mgenet.scoring import DEFAULT_SIGMAS, add_baselines, frame_scores, fuse_with
 
     p = _params(args)
     seg = fuse_with(read_parquet(args.scores), p)
     man = read_manifest(args.manifest)
     test = man[man["split"] == "test"]
     gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in test.itertuples()}
-    frames = frame_scores(seg, test[["video", "frames"]], gts, read_intervals(args.intervals),
-                          list(p.get("smoothing_sigmas", DEFAULT_SIGMAS)))
+    sigmas = list(p.get("smoothing_sigmas", DEFAULT_SIGMAS))
+    frames = frame_scores(seg, test[["video", "frames"]], gts, read_intervals(args.intervals), sigmas)
+    if args.baselines:
+        frames = add_baselines(frames, {b: read_parquet(b) for b in args.baselines}, sigmas)
     write_parquet(frames, args.out)
     log.info("%d frames of %d test videos -> %s", len(frames), len(test), args.out)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from mgenet.evaluation import compute_metrics
-    from mgenet.io import read_parquet, write_json
+    from mgenet.evaluation import evaluate
+    from mgenet.io import read_parquet, read_weak_split, write_json
     from mgenet.report import collect_provenance, write_report
 
     p = _params(args)
     ev = p.get("evaluation", {})
     frames = read_parquet(args.frames)
     t0 = time.time()
-    metrics = compute_metrics(frames, p.get("dataset", "dataset"), bootstrap=int(ev.get("bootstrap", 0)),
-                              seed=int(p.get("seed", 0)))
+    weak_split = read_weak_split(args.weak_split) if args.weak_split else None
+    metrics = evaluate(frames, p.get("dataset", "dataset"), bootstrap=int(ev.get("bootstrap", 0)),
+                       seed=int(p.get("seed", 0)), weak_split=weak_split, weak_split_name=args.weak_split)
     log.info("frame-level metrics (%d bootstrap resamples of the test videos) in %.1f s",
              int(ev.get("bootstrap", 0)), time.time() - t0)
     if args.boxes:
@@ -370,6 +399,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         region = f"  RBDC {_num(m['rbdc'])}  TBDC {_num(m['tbdc'])}" if "rbdc" in m else ""
         log.info("%-6s micro AUC %s%s  macro AUC %s  AP %s  EER %s%s  %s", name, _num(m["micro_auc"]), ci_text,
                  _num(m["macro_auc"]), _num(m["micro_ap"]), _num(m["micro_eer"]), region, types)
+    if "weak" in metrics:
+        log.info("weak split's %d test videos (%s):", metrics["weak"]["n_videos"], args.weak_split)
+        for name, m in metrics["weak"]["scores"].items():
+            types = " ".join(f"{t}={v:.3f}" for t, v in m["by_type"].items() if v is not None)
+            log.info("  %-6s micro AUC %s  macro AUC %s  %s%s", name, _num(m["micro_auc"]), _num(m["macro_auc"]),
+                     types, "  (weakly supervised)" if m["supervision"] == "weak" else "")
     if args.report:
         ablation, seeds, matching_seeds = (
             _optional_table(path, what, target) for path, what, target in
@@ -550,6 +585,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--estimate", action="store_true", help="print the feature storage estimate of the manifest")
     sp.add_argument("--config", default="", help="with --estimate: a config.yaml to take features/segments from")
     sp.add_argument("--segments-dir", default="", help="with --estimate: folder of segments files for exact counts")
+    sp = add("snippets", cmd_snippets, "one Video Swin vector per snippet of a video's whole frames (HDF5), for the "
+                                       "video-level baselines (AR-Net, the two-stream baseline)")
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--video", required=True)
+    sp.add_argument("--source", default="", help="video file or frame folder (default: the manifest's video_path)")
+    sp.add_argument("--snippet-len", type=int, default=None, help="frames per snippet (overrides --params)")
+    sp.add_argument("--out", required=True)
     sp = add("train-flow", cmd_train_flow, "train the pose flow (stage 1, STG-NF) on training segments")
     sp.add_argument("--segments", nargs="+", required=True)
     sp.add_argument("--out", required=True)
@@ -589,11 +631,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scores", required=True)
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--intervals", default="", help="anomaly interval table (optional)")
+    sp.add_argument("--baselines", nargs="*", default=[], help="baselines' per-frame score tables (video, frame, "
+                                                               "arnet / cr / kr / crkr), smoothed and added")
     sp.add_argument("--out", required=True)
     sp = add("evaluate", cmd_evaluate, "frame-level AUCs, metrics.json, plots and the HTML report")
     sp.add_argument("--frames", required=True)
     sp.add_argument("--out", required=True, help="metrics.json")
     sp.add_argument("--report", default="", help="report.html")
+    sp.add_argument("--weak-split", default="", help="weak split CSV (video, split, label): every score, the weakly "
+                                                     "supervised ones too, on its test videos (metrics.json 'weak')")
     sp.add_argument("--plots", default="", help="folder for the PNG plots")
     sp.add_argument("--ablation", default="", help="ablation table CSV (`mgenet ablation-table`) to show in the report")
     sp.add_argument("--seeds", default="", help="summary over seeds CSV (`mgenet seeds-table`) to show in the report")

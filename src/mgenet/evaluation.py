@@ -24,7 +24,7 @@ from scipy.stats import norm, rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from mgenet import MgenetError
-from mgenet.scoring import FUSED, score_columns
+from mgenet.scoring import FUSED, score_columns, supervision
 
 CI_LEVEL = 0.95
 
@@ -283,6 +283,7 @@ def compute_metrics(frames: pd.DataFrame, dataset: str, bootstrap: int = 0, seed
         }
         if boot is not None:
             s["micro_auc_ci95"] = _interval(boot[c])
+        s["supervision"] = supervision(c)
         if c != FUSED and FUSED in cols:
             diff, z, pval = delong_test(gt, frames[FUSED].to_numpy(), score)
             paired = {"auc_diff": _json_float(diff)}
@@ -301,6 +302,50 @@ def compute_metrics(frames: pd.DataFrame, dataset: str, bootstrap: int = 0, seed
         out["bootstrap"] = {"unit": "video", "resamples": int(bootstrap), "seed": int(seed), "level": CI_LEVEL,
                             "valid_resamples": valid}
     return out
+
+
+def weak_columns(frames: pd.DataFrame) -> list[str]:
+    """Score columns of weakly supervised methods (trained on anomalous test videos with their video labels)."""
+    return [c for c in score_columns(frames) if supervision(c) == "weak"]
+
+
+def evaluate(frames: pd.DataFrame, dataset: str, bootstrap: int = 0, seed: int = 0,
+             weak_split: pd.DataFrame | None = None, weak_split_name: str = "") -> dict:
+    """``metrics.json``: every unsupervised score on the whole test split and, with a weak split, every score (the
+    weakly supervised ones too) on the weak split's test videos, under ``weak``.
+
+    A weakly supervised score (AR-Net) was trained on some anomalous test videos, so it is never evaluated on the
+    whole test split; on the weak split's test videos every other score is evaluated too, so that its table compares
+    like with like.
+
+    Args:
+        frames: frame score table (:func:`mgenet.scoring.frame_scores` plus the baselines' columns).
+        weak_split: the weak split (``mgenet.io.read_weak_split``): columns video, split (train / test), label.
+        weak_split_name: its file, recorded in ``weak.split_file``.
+    Returns:
+        :func:`compute_metrics` of the unsupervised columns, with ``weak``: :func:`compute_metrics` of all columns on
+        the weak test videos, plus ``split_file``, ``videos`` (sorted weak test videos) and ``n_train_videos``.
+    Raises:
+        MgenetError: weakly supervised columns without a weak split, or a weak split whose test videos are not test
+            videos of the frame table.
+    """
+    weak = weak_columns(frames)
+    if weak and weak_split is None:
+        raise MgenetError(f"score column(s) {weak} are weakly supervised (trained on anomalous test videos) and are "
+                          f"evaluated only on a weak split's test videos; set dataset.weak_split (README, 'AR-Net').")
+    metrics = compute_metrics(frames.drop(columns=weak), dataset, bootstrap, seed)
+    if weak_split is None:
+        return metrics
+    videos = sorted(weak_split.loc[weak_split["split"] == "test", "video"].astype(str))
+    known = set(frames["video"].astype(str))
+    stray = [v for v in videos if v not in known]
+    if stray or not videos:
+        raise MgenetError(f"{weak_split_name or 'weak split'}: its test video(s) {stray[:5] or '(none)'} are not test "
+                          f"videos of the frame table; the weak split's test part must lie inside the test split.")
+    sub = frames[frames["video"].astype(str).isin(videos)].reset_index(drop=True)
+    metrics["weak"] = {**compute_metrics(sub, dataset, bootstrap, seed), "split_file": str(weak_split_name),
+                       "videos": videos, "n_train_videos": int((weak_split["split"] == "train").sum())}
+    return metrics
 
 
 def roc_points(frames: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, float]:

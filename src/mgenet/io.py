@@ -81,6 +81,7 @@ MADE_BY = {
     r"pose/[^/]+\.json": "import_pose or extract_pose (as pose.source says)",
     r"segments/[^/]+\.h5": "build_segments",
     r"features/[^/]+\.h5": "extract_features",
+    r"snippets/len\d+/[^/]+\.h5": "extract_snippets",
     r"models/flow\.pt": "train_flow",
     r"flow/(?:train|test)\.h5": "encode_flow",
     r"models/stage2\.pt": "train_stage2",
@@ -424,6 +425,51 @@ def read_intervals(path: str | os.PathLike | None) -> pd.DataFrame:
     if missing:
         raise MgenetError(f"{path}: interval table lacks columns {missing} (need {INTERVAL_COLUMNS}).")
     return df[INTERVAL_COLUMNS]
+
+
+# The weakly supervised split (dataset.weak_split; AR-Net): which videos a weakly supervised method trains on, with
+# their video label (1 = the video holds an anomaly), and which it is evaluated on. The test part must lie inside
+# the test split (checked against the manifest by mgenet.datasets.adapters.check_weak_split).
+WEAK_SPLIT_COLUMNS = ["video", "split", "label"]
+
+
+def read_weak_split(path: str | os.PathLike) -> pd.DataFrame:
+    """The weak split table (``WEAK_SPLIT_COLUMNS``), checked on its own: split train / test, label 0 / 1, no video
+    twice, at least one test video and one training video of each label.
+
+    Raises:
+        MgenetError: naming the file, the first bad row and the fix.
+    """
+    path = Path(path)
+    fix = "fix the file (README, 'AR-Net: the weak split')"
+    if not path.is_file():
+        raise MgenetError(f"{path}: weak split file not found; set dataset.weak_split to the CSV (video,split,label) "
+                          f"or to \"\" for none (README, 'AR-Net: the weak split').")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MgenetError(f"{path}: not a CSV table ({_first_line(e)}); {fix}.") from e
+    missing = [c for c in WEAK_SPLIT_COLUMNS if c not in df.columns]
+    if missing:
+        raise MgenetError(f"{path}: weak split lacks column(s) {missing} (need {WEAK_SPLIT_COLUMNS}); {fix}.")
+    df = df[WEAK_SPLIT_COLUMNS].copy()
+    for col, allowed in (("split", ("train", "test")), ("label", ("0", "1"))):
+        bad = ~df[col].str.strip().isin(allowed)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise MgenetError(f"{path}: row {i + 2} (video {df['video'].iloc[i]!r}) has {col} "
+                              f"{df[col].iloc[i]!r}; use one of {list(allowed)}; {fix}.")
+    df["split"] = df["split"].str.strip()
+    df["label"] = df["label"].str.strip().astype(np.int64)
+    dup = df["video"][df["video"].duplicated()]
+    if len(dup):
+        raise MgenetError(f"{path}: video {dup.iloc[0]!r} is listed more than once; {fix}.")
+    train = df[df["split"] == "train"]
+    if not (df["split"] == "test").any() or set(train["label"]) != {0, 1}:
+        raise MgenetError(f"{path}: a weak split needs test videos and training videos of both labels (it has "
+                          f"{int((df['split'] == 'test').sum())} test, {int((train['label'] == 0).sum())} normal and "
+                          f"{int((train['label'] == 1).sum())} anomalous training videos); {fix}.")
+    return df.reset_index(drop=True)
 
 
 # Per-frame boxes of the anomalous objects (RBDC / TBDC, mgenet.region_metrics): one row per object per frame it is

@@ -29,19 +29,22 @@ from matplotlib.patches import Patch
 from PIL import Image
 
 from mgenet import MgenetError, __version__
-from mgenet.evaluation import anomaly_types, micro_auc, roc_points
+from mgenet.evaluation import anomaly_types, micro_auc, roc_points, weak_columns
 from mgenet.io import atomic_path, read_features, sha256_file
 from mgenet.scoring import FUSED, score_columns
 
 LABELS = {"nf": "S_nf (pose flow NLL)", "mo": "S_mo (motion)", "app": "S_app (appearance)",
-          "mm": "S_mm (behaviour-scene matching)", FUSED: "fused"}
+          "mm": "S_mm (behaviour-scene matching)", FUSED: "fused", "arnet": "AR-Net (weakly supervised)",
+          "cr": "CR (two-stream baseline)", "kr": "KR (two-stream baseline)", "crkr": "CR + KR (two-stream baseline)"}
 FIGURE_TITLES = {"micro_auc": "micro AUC", "macro_auc": "macro AUC", "micro_ap": "micro AP", "macro_ap": "macro AP",
                  "micro_eer": "micro EER", "macro_eer": "macro EER", "rbdc": "RBDC", "tbdc": "TBDC",
                  "fused_gain": "fused − this, AUC", "micro_auc_ci95_low": "micro AUC 95% CI low",
                  "micro_auc_ci95_high": "micro AUC 95% CI high"}
-SHORT = {"nf": "S_nf", "mo": "S_mo", "app": "S_app", "mm": "S_mm", FUSED: "fused"}
+SHORT = {"nf": "S_nf", "mo": "S_mo", "app": "S_app", "mm": "S_mm", FUSED: "fused", "arnet": "AR-Net", "cr": "CR",
+         "kr": "KR", "crkr": "CR+KR"}
 # Fixed colours so a component looks the same in the ROC and in every per-video plot.
-COLOURS = {"nf": "tab:blue", "mo": "tab:orange", "app": "tab:green", "mm": "tab:purple", FUSED: "black"}
+COLOURS = {"nf": "tab:blue", "mo": "tab:orange", "app": "tab:green", "mm": "tab:purple", FUSED: "black",
+           "arnet": "tab:brown", "cr": "tab:olive", "kr": "tab:cyan", "crkr": "tab:pink"}
 TYPE_PALETTE = ("tab:red", "tab:cyan", "tab:olive", "tab:pink", "tab:brown", "gold", "tab:blue", "tab:green")
 UNTYPED_COLOUR = "0.55"
 # Versions worth recording beside mgenet's own: the numerics behind every score.
@@ -116,7 +119,7 @@ def _runs(labels: np.ndarray) -> Iterator[tuple[int, int, Any]]:
         yield int(s), int(e), labels[s]
 
 
-def roc_figure(frames: pd.DataFrame) -> Figure:
+def roc_figure(frames: pd.DataFrame, title: str = "Frame-level ROC, all test frames (micro)") -> Figure:
     """ROC curves (all test frames) of every score column, micro AUC in the legend."""
     fig = Figure(figsize=(5.5, 5.0), layout="constrained")
     ax = fig.add_subplot()
@@ -127,7 +130,7 @@ def roc_figure(frames: pd.DataFrame) -> Figure:
             ax.plot(fpr, tpr, color=COLOURS[c], lw=2.2 if c == FUSED else 1.3,
                     label=f"{LABELS[c]}  AUC {auc:.3f}")
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate",
-           title="Frame-level ROC, all test frames (micro)")
+           title=title)
     ax.set_aspect("equal")
     ax.legend(loc="lower right", fontsize=8)
     return fig
@@ -394,6 +397,21 @@ def _seeds_table(df: pd.DataFrame) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
+def _weak_section(frames: pd.DataFrame, weak: dict, plots_dir: Path) -> str:
+    """The weak split's evaluation: every score, the weakly supervised ones too, on its test videos only."""
+    sub = frames[frames["video"].astype(str).isin(weak["videos"])]
+    fig = roc_figure(sub, title="Frame-level ROC, the weak split's test frames (micro)")
+    png = _save_png(fig, plots_dir / "roc_weak.png")
+    names = ", ".join(LABELS.get(n, n) for n, s in weak["scores"].items() if s.get("supervision") == "weak")
+    return ('<h2 id="weak">Weak split</h2>\n' + _metrics_table(weak)
+            + f'\n<p class="note">{weak["n_videos"]} test videos of the weak split '
+              f"(<code>{html.escape(weak.get('split_file', ''))}</code>; {weak.get('n_train_videos', 0)} videos train "
+              f"the weakly supervised scores with their video labels), {weak['n_frames']} frames. Weakly supervised: "
+              f"{html.escape(names or 'none')}; it is trained on anomalous test videos, so it is evaluated here only, "
+              f"beside every other score on the same frames.</p>\n"
+            + f'<figure><img alt="ROC curves, weak split" src="{_data_uri(png)}"></figure>\n')
+
+
 def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Path, config: dict | None,
                 provenance: dict | None, ablation: pd.DataFrame | None, seeds: pd.DataFrame | None = None,
                 matching_seeds: pd.DataFrame | None = None) -> None:
@@ -402,7 +420,8 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
     out.write(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>mgenet report: {ds}</title>'
               f"<style>{CSS}</style></head><body>\n")
     out.write(f"<h1>mgenet report: {ds}</h1>\n")
-    out.write('<nav><a href="#metrics">metrics</a><a href="#ablation">ablations</a><a href="#roc">ROC</a>'
+    out.write('<nav><a href="#metrics">metrics</a>' + ('<a href="#weak">weak split</a>' if "weak" in metrics else "")
+              + '<a href="#ablation">ablations</a><a href="#roc">ROC</a>'
               '<a href="#videos">videos</a><a href="#provenance">provenance</a><a href="#config">configuration</a>'
               "</nav>\n")
     out.write(f"<p>{metrics.get('n_videos', frames['video'].nunique())} test videos, "
@@ -413,6 +432,10 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
     if paired:
         out.write('<h3 id="paired">Fused score against each component</h3>\n' + paired + "\n")
     out.write(_metrics_note(metrics))
+    weak = metrics.get("weak")
+    weak_cols = weak_columns(frames)
+    if weak is not None:
+        out.write(_weak_section(frames, weak, plots_dir))
     for table, anchor, title, what, target in (
             (seeds, "seeds", "Over seeds", "training seeds", "seeds"),
             (matching_seeds, "matching-seeds", "Over matching-memory seeds",
@@ -434,17 +457,20 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
                   "(<code>snakemake ablation</code>, eval/ablation.csv): the AUCs of its fused score; best of each "
                   "column in bold.</p>\n")
     out.write('<h2 id="roc">ROC</h2>\n')
-    fig = roc_figure(frames)
+    fig = roc_figure(frames.drop(columns=weak_cols))
     out.write(f'<figure><img alt="ROC curves" src="{_data_uri(_save_png(fig, plots_dir / "roc.png"))}"></figure>\n')
     del fig
 
     cols = score_columns(frames)
-    main = FUSED if FUSED in cols else cols[-1]
-    # The main (fused) score on the top row, each component on a row of its own below it.
+    main = next(c for c in (FUSED, *cols[::-1]) if c in cols and c not in weak_cols)
+    # The main (fused) score on the top row, each component on a row of its own below it. A weakly supervised score
+    # is drawn only on the weak split's test videos (it trained on the others), as a percentile among their frames.
     rows = [main] + [c for c in cols if c != main]
+    weak_videos = set(weak["videos"]) if weak is not None else set()
+    in_weak = frames["video"].astype(str).isin(weak_videos).to_numpy()
     ref = {}  # each score's sorted test-set values, for its percentile rank
     for c in cols:
-        v = frames[c].to_numpy(dtype=float)
+        v = frames[c].to_numpy(dtype=float)[in_weak if c in weak_cols else slice(None)]
         ref[c] = np.sort(v[~np.isnan(v)])
     colours = type_colours(anomaly_types(frames))
     out.write('<h2 id="videos">Per-video scores</h2>\n<p class="note">One panel per test video: the fused score on '
@@ -452,7 +478,7 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
               "frames (the ranking the AUC measures: 0.9 = above 90% of them); shaded: ground-truth anomalous "
               "frames, coloured by anomaly type.</p>\n")
     for video, g in frames.groupby("video", sort=True):
-        fig = video_figure(g, rows, ref, colours)
+        fig = video_figure(g, [c for c in rows if c not in weak_cols or str(video) in weak_videos], ref, colours)
         png = _save_png(fig, plots_dir / f"{video}.png")
         del fig
         v = html.escape(str(video))

@@ -22,7 +22,14 @@ from mgenet import MgenetError
 
 COMPONENTS = ("nf", "mo", "app", "mm")
 FUSED = "fused"
-SCORE_ORDER = (*COMPONENTS, FUSED)
+# Baselines beside MGENet (scores/baselines/{method}.parquet): per-frame score columns like the components, evaluated
+# and reported like them, but never fused and never given a fusion weight.
+BASELINES = ("arnet", "cr", "kr", "crkr")
+SCORE_ORDER = (*COMPONENTS, FUSED, *BASELINES)
+# How each score learnt what is normal: "unsupervised" (training videos only) unless listed. A weakly supervised
+# score trains on anomalous test videos with their video labels, so it is evaluated on the weak split's test videos
+# only (:func:`supervision`).
+SUPERVISION = {"arnet": "weak"}
 # Table 3's level-1 measurements that stage 2 writes beside ``mo`` (f_sk - f_rgb); any of them can stand in for S_mo
 # (see :func:`select_motion_score`). They stay out of the frame table: only SCORE_ORDER columns become frame scores.
 MOTION_MEASURES = ("mo", "mo_fsk", "mo_frgb", "mo_sum", "mo_sim")
@@ -32,8 +39,13 @@ DEFAULT_SIGMAS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)  # STG-NF smooth_scores: sigma i
 
 
 def score_columns(df: pd.DataFrame) -> list[str]:
-    """Score columns present in ``df``, in the canonical order nf, mo, app, mm, fused."""
+    """Score columns present in ``df``, in the canonical order nf, mo, app, mm, fused, then the baselines."""
     return [c for c in SCORE_ORDER if c in df.columns]
+
+
+def supervision(name: str) -> str:
+    """"unsupervised" or "weak" (trained with video labels of some test videos)."""
+    return SUPERVISION.get(name, "unsupervised")
 
 
 def finite_scores(values: np.ndarray, name: str = "score") -> np.ndarray:
@@ -279,3 +291,70 @@ def frame_scores(seg: pd.DataFrame, videos: pd.DataFrame, gts: Mapping[str, np.n
         raise MgenetError("no test video to score (the manifest has no video with split 'test').")
     out = pd.concat(parts, ignore_index=True)
     return out[[*FRAME_KEYS, *cols]]
+
+
+BASELINE_KEYS = ("video", "frame")
+
+
+def add_baselines(frames: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
+                  sigmas: Sequence[float] = DEFAULT_SIGMAS) -> pd.DataFrame:
+    """The frame table with the baselines' per-frame scores added as columns, smoothed like every component.
+
+    Args:
+        frames: the frame table (:func:`frame_scores`): every frame of every test video.
+        tables: file name -> a baseline's raw per-frame scores (higher = more anomalous): columns ``video``,
+            ``frame`` and one or more of :data:`BASELINES`, one row per frame of each test video.
+        sigmas: the gaussian sigmas applied in turn per video (the same as the components').
+
+    Returns:
+        A copy of ``frames`` with one float64 column per baseline column, in :data:`SCORE_ORDER`.
+
+    Raises:
+        MgenetError: naming the file: no or an unknown score column, a column two files give, rows that are not
+            exactly the test videos' frames (missing, extra or repeated), NaN or no finite value.
+    """
+    out = frames.copy()
+    keys = pd.MultiIndex.from_arrays([frames["video"].astype(str), frames["frame"].astype(np.int64)])
+    n_of = frames.groupby("video", sort=False).size()
+    given: dict[str, str] = {}
+    for name, df in tables.items():
+        missing = [c for c in BASELINE_KEYS if c not in df.columns]
+        if missing:
+            raise MgenetError(f"{name}: baseline score table lacks column(s) {missing}; rerun the rule that made it.")
+        cols = [c for c in df.columns if c not in BASELINE_KEYS]
+        unknown = [c for c in cols if c not in BASELINES]
+        if unknown or not cols:
+            raise MgenetError(f"{name}: baseline score table has column(s) {unknown or 'none'} beside video, frame; "
+                              f"a baseline's columns are among {list(BASELINES)}.")
+        twice = [c for c in cols if c in given or c in frames.columns]
+        if twice:
+            raise MgenetError(f"{name}: baseline column(s) {twice} also come from {given.get(twice[0], 'the frame table')}"
+                              f"; each baseline writes its own columns once.")
+        own = pd.MultiIndex.from_arrays([df["video"].astype(str), df["frame"].astype(np.int64)])
+        if own.has_duplicates:
+            v, f = own[own.duplicated()][0]
+            raise MgenetError(f"{name}: video {v!r} frame {f} has more than one row; rerun the rule that made it.")
+        if len(own) != len(keys) or not keys.isin(own).all():
+            lacking = keys[~keys.isin(own)]
+            extra = own[~own.isin(keys)]
+            what = (f"lacks video {lacking[0][0]!r} frame {lacking[0][1]} ({len(lacking)} frames missing)"
+                    if len(lacking) else f"has video {extra[0][0]!r} frame {extra[0][1]}, which is not a test frame "
+                                         f"({len(extra)} such rows)")
+            raise MgenetError(f"{name}: the baseline's scores must cover exactly the {len(keys)} frames of the "
+                              f"{len(n_of)} test videos, but it {what}; rerun its rules after changing the dataset.")
+        aligned = df.set_axis(own).reindex(keys)
+        for c in cols:
+            values = aligned[c].to_numpy(dtype=np.float64)
+            if np.isnan(values).any():
+                raise MgenetError(f"{name}: baseline column {c!r} holds {int(np.isnan(values).sum())} NaN value(s); "
+                                  f"rerun the rule that made it (its model diverged or read a bad input).")
+            raw = finite_scores(values, c)
+            sm = np.empty_like(raw)
+            lo = 0
+            for n in n_of.to_numpy():  # frames holds each video's frames together, in order
+                sm[lo:lo + n] = smooth(raw[lo:lo + n], sigmas)
+                lo += n
+            out[c] = sm
+            given[c] = name
+    rest = [c for c in out.columns if c not in score_columns(out)]
+    return out[[*rest, *score_columns(out)]]

@@ -149,6 +149,18 @@ def get_feature_weights(wildcards):
     return weights
 
 
+# Snippet features (snippets.smk) for the video-level baselines; each baseline's rules ask for its snippet_len.
+def snippets_params(wildcards):
+    """The settings the snippet vectors depend on: the snippets section, the backbone's weights, seed and device."""
+    return json.dumps({**config["snippets"], "weights": config["features"]["weights"], "seed": config["seed"],
+                       "device": config["device"]}, sort_keys=True)
+
+
+def snippet_files(videos, snippet_len):
+    """Snippets files of ``videos`` at ``snippet_len`` frames per snippet (what a baseline's rule takes as input)."""
+    return expand(f"{R}/snippets/len{snippet_len}/{{video}}.h5", video=sorted(videos))
+
+
 def get_all_features(wildcards):
     """Features files of every video that has a video file (pose-only datasets have none to crop)."""
     df = manifest(wildcards)
@@ -314,6 +326,16 @@ def get_final_outputs():
     so it extracts none."""
     outputs = [f"{R}/eval/metrics.json", f"{R}/eval/report.html"]
     return outputs + [get_all_features] if STAGE2 else outputs
+
+
+# Baselines beside MGENet: each enabled baseline's rules file adds {method: its per-frame score table}, which
+# fuse_scores joins to the frame table (the files are read by an input function, so include order does not matter).
+BASELINE_SCORES = {}
+
+
+def get_baseline_scores(wildcards):
+    """The enabled baselines' per-frame score tables, by method name."""
+    return [BASELINE_SCORES[m] for m in sorted(BASELINE_SCORES)]
 
 
 # Seeds (seeds.smk): the main seed's run stands in for itself, the others train under results/{ds}/seeds/{seed}/.

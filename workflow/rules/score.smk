@@ -46,6 +46,7 @@ rule fuse_scores:
         scores=f"{R}/scores/segments.parquet",
         manifest=f"{R}/manifest.csv",
         truth=get_ground_truth,  # read through the manifest's gt_path and params.intervals: inputs, so edits rerun
+        baselines=get_baseline_scores,  # the enabled baselines' per-frame scores, smoothed and added as columns
     output:
         f"{R}/scores/frames.parquet",
     params:
@@ -57,7 +58,7 @@ rule fuse_scores:
         "../../envs/core.yaml"
     shell:
         "mgenet fuse --scores {input.scores:q} --manifest {input.manifest:q} --intervals {params.intervals:q}"
-        " --params {params.fusion:q} --out {output:q} > {log:q} 2>&1"
+        " --baselines {input.baselines:q} --params {params.fusion:q} --out {output:q} > {log:q} 2>&1"
 
 
 # The report's provenance hashes the models and reads the features' backbone checkpoint hash: both are upstream of
