@@ -333,6 +333,14 @@ def get_final_outputs():
 BASELINE_SCORES = {}
 
 
+# {method: JSON of its figures under its paper's own protocol}, added to metrics.json `paper_protocol` by evaluate
+PAPER_PROTOCOL = {}
+
+
+def get_paper_protocol(wildcards):
+    return [PAPER_PROTOCOL[m] for m in sorted(PAPER_PROTOCOL)]
+
+
 def get_baseline_scores(wildcards):
     """The enabled baselines' per-frame score tables, by method name."""
     return [BASELINE_SCORES[m] for m in sorted(BASELINE_SCORES)]

@@ -77,6 +77,7 @@ rule evaluate:
         segment_files=get_test_segments,
         models=report_models(),
         features=get_report_features,
+        paper=get_paper_protocol,  # baselines' figures under their paper's own protocol (metrics.json paper_protocol)
     output:
         metrics=f"{R}/eval/metrics.json",
         report=f"{R}/eval/report.html",
@@ -99,4 +100,4 @@ rule evaluate:
         " --report {output.report:q} --plots {output.plots:q} --ablation={params.ablation:q}"
         " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q} --boxes={params.boxes:q}"
         " --segments {input.segments:q} --segment-files {input.segment_files:q}"
-        " --models {input.models:q} --features {input.features:q} > {log:q} 2>&1"
+        " --models {input.models:q} --features {input.features:q} --paper-protocol {input.paper:q} > {log:q} 2>&1"
