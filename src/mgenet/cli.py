@@ -216,10 +216,11 @@ def cmd_snippets(args: argparse.Namespace) -> None:
 
 
 def _crkr_backbone(p: dict[str, Any]) -> tuple[Any, str]:
-    """F_B for the CR stream: the features' weights and the run's seed, as extract_features builds it."""
+    """F_B for the CR stream: the features' weights and the main run's seed, as extract_features builds it (the
+    backbone is fixed; a training seed of `seeds` changes only the decoder)."""
     from mgenet.features.swin import load_backbone
 
-    return load_backbone(str(p.get("weights", "random")), int(p.get("seed", 0)))
+    return load_backbone(str(p.get("weights", "random")), int(p.get("backbone_seed", p.get("seed", 0))))
 
 
 def _split_videos(manifest: str, split: str) -> Any:

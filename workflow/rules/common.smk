@@ -333,6 +333,14 @@ def get_final_outputs():
 BASELINE_SCORES = {}
 
 
+# The same per training seed of `seeds` ({seed} left as a wildcard): fuse_scores_seed joins them
+SEED_BASELINE_SCORES = {}
+
+
+def get_seed_baseline_scores(wildcards):
+    return [SEED_BASELINE_SCORES[m].format(seed=wildcards.seed) for m in sorted(SEED_BASELINE_SCORES)]
+
+
 # {method: JSON of its figures under its paper's own protocol}, added to metrics.json `paper_protocol` by evaluate
 PAPER_PROTOCOL = {}
 

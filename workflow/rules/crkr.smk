@@ -11,8 +11,8 @@ def crkr_params(stream, seed=None):
     """What a stream's training (and scoring) depends on: its section, plus for CR the backbone's weights, and the
     seed and device."""
     out = {**CRKR[stream], "seed": config["seed"] if seed is None else seed, "device": config["device"]}
-    if stream == "cr":
-        out["weights"] = config["features"]["weights"]
+    if stream == "cr":  # F_B is fixed: the main seed's (for random weights), whatever the training seed
+        out.update(weights=config["features"]["weights"], backbone_seed=config["seed"])
     return json.dumps(out, sort_keys=True)
 
 
@@ -153,3 +153,65 @@ if CRKR["enabled"]:
         shell:
             "mgenet fuse-crkr --cr {input.cr:q} --kr {input.kr:q} --manifest {input.manifest:q}"
             " --params {params.fuse:q} --out {output.scores:q} --paper {output.paper:q} > {log:q} 2>&1"
+
+    # `snakemake seeds`: both streams trained again per training seed on the same frames and snippet features
+    if config["seeds"] and SEEDS:
+        SEED_BASELINE_SCORES["crkr"] = f"{R}/seeds/{{seed}}/scores/baselines/crkr.parquet"
+
+        use rule train_cr as train_cr_seed with:
+            output:
+                f"{R}/seeds/{{seed}}/models/cr.pt",
+            params:
+                cr=seed_crkr_params("cr"),
+            log:
+                f"{R}/logs/seeds/{{seed}}/train_cr.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/train_cr.tsv"
+
+        use rule score_cr as score_cr_seed with:
+            input:
+                model=f"{R}/seeds/{{seed}}/models/cr.pt",
+                manifest=f"{R}/manifest.csv",
+                videos=get_cr_test_videos,
+            output:
+                f"{R}/seeds/{{seed}}/scores/baselines/cr.parquet",
+            params:
+                cr=seed_crkr_params("cr"),
+            log:
+                f"{R}/logs/seeds/{{seed}}/score_cr.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/score_cr.tsv"
+
+        use rule train_kr as train_kr_seed with:
+            output:
+                f"{R}/seeds/{{seed}}/models/kr.pt",
+            params:
+                kr=seed_crkr_params("kr"),
+            log:
+                f"{R}/logs/seeds/{{seed}}/train_kr.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/train_kr.tsv"
+
+        use rule score_kr as score_kr_seed with:
+            input:
+                model=f"{R}/seeds/{{seed}}/models/kr.pt",
+                manifest=f"{R}/manifest.csv",
+                snippets=get_kr_snippets("test"),
+            output:
+                f"{R}/seeds/{{seed}}/scores/baselines/kr.parquet",
+            log:
+                f"{R}/logs/seeds/{{seed}}/score_kr.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/score_kr.tsv"
+
+        use rule fuse_crkr as fuse_crkr_seed with:
+            input:
+                cr=f"{R}/seeds/{{seed}}/scores/baselines/cr.parquet",
+                kr=f"{R}/seeds/{{seed}}/scores/baselines/kr.parquet",
+                manifest=f"{R}/manifest.csv",
+                truth=get_ground_truth,
+            output:
+                scores=f"{R}/seeds/{{seed}}/scores/baselines/crkr.parquet",
+                paper=f"{R}/seeds/{{seed}}/scores/baselines/crkr_paper.json",
+            log:
+                f"{R}/logs/seeds/{{seed}}/fuse_crkr.log",

@@ -73,6 +73,7 @@ if config["seeds"]:
                 scores=f"{R}/seeds/{{seed}}/scores/segments.parquet",
                 manifest=f"{R}/manifest.csv",
                 truth=get_ground_truth,
+                baselines=get_seed_baseline_scores,  # the baselines trained with this seed
             output:
                 f"{R}/seeds/{{seed}}/scores/frames.parquet",
             log:
