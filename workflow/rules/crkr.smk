@@ -16,15 +16,23 @@ def crkr_params(stream, seed=None):
     return json.dumps(out, sort_keys=True)
 
 
+def _split_video_files(wildcards, split):
+    df = manifest(wildcards)
+    paths = df.loc[df["split"] == split, "video_path"]
+    if (paths == "").any():
+        raise ValueError(f"crkr.enabled: the two-stream baseline reads the videos, but {(paths == '').sum()} {split} "
+                         f"video(s) of {R}/manifest.csv have no video file (pose-only dataset); set crkr.enabled: "
+                         f"false or put the videos under the dataset root.")
+    return sorted(paths)
+
+
 def get_cr_train_videos(wildcards):
     """The training videos' files: the CR stream learns from them alone (never a test video)."""
-    df = manifest(wildcards)
-    return sorted(df.loc[df["split"] == "train", "video_path"])
+    return _split_video_files(wildcards, "train")
 
 
 def get_cr_test_videos(wildcards):
-    df = manifest(wildcards)
-    return sorted(df.loc[df["split"] == "test", "video_path"])
+    return _split_video_files(wildcards, "test")
 
 
 def get_kr_snippets(split):
