@@ -288,6 +288,7 @@ def cmd_score_cr(args: argparse.Namespace) -> None:
             raise MgenetError(f"{row.video_path}: {len(s)} frames decoded, the manifest says {row.frames}; rerun "
                               f"index_dataset.")
         parts.append(pd.DataFrame({"video": row.video, "frame": np.arange(len(s)), "cr": s.astype(np.float64)}))
+        log.info("%s: %d frames scored (%.1f s so far)", row.video, len(s), time.time() - t0)
     if not parts:
         raise MgenetError(f"{args.manifest}: no test video to score.")
     out = pd.concat(parts, ignore_index=True)
