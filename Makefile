@@ -30,6 +30,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/flow.py
 	$(BIN)/python bench/features.py
+	$(BIN)/python bench/arnet.py
 
 # A browser's view of the report, for a machine without a desktop (needs chromium): DATASET=<name> for another one.
 DATASET ?= demo

@@ -26,6 +26,7 @@ include: "workflow/rules/stage2.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/seeds.smk"
+include: "workflow/rules/arnet.smk"  # after seeds.smk: its per-seed rules take the seed wildcard's constraint
 
 
 rule all:

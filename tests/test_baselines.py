@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from mgenet import MgenetError
 from mgenet.cli import main
@@ -83,8 +84,14 @@ def _weak_split(test=("v2", "v3")):
     return pd.DataFrame(rows, columns=["video", "split", "label"])
 
 
+def _gt_score(frames, video, name):
+    g = frames[frames["video"] == video]
+    return g["gt"].to_numpy(), g[name].to_numpy()
+
+
 def test_weak_scores_are_evaluated_on_the_weak_test_videos_only():
     fr = add_baselines(_frames(), {"arnet.parquet": _baseline(_frames())})
+    fr.loc[fr["video"] == "v2", "arnet"] = np.linspace(0, 1, 30)  # half the normal video's frames above 0.5
     with pytest.raises(MgenetError, match="weakly supervised"):
         evaluate(fr, "demo")
     m = evaluate(fr, "demo", weak_split=_weak_split(), weak_split_name="weak_split.csv")
@@ -95,7 +102,14 @@ def test_weak_scores_are_evaluated_on_the_weak_test_videos_only():
     assert w["videos"] == ["v2", "v3"] and w["n_videos"] == 2 and w["n_frames"] == 80 and w["n_train_videos"] == 2
     assert w["split_file"] == "weak_split.csv" and list(w["scores"]["arnet"]["by_type"]) == ["scene"]
     sub = fr[fr["video"].isin(["v2", "v3"])]
-    assert w["scores"]["nf"] == compute_metrics(sub, "demo")["scores"]["nf"]  # like with like: the same frames
+    nf = dict(w["scores"]["nf"])
+    assert nf.pop("anomalous_video_auc") == pytest.approx(roc_auc_score(*_gt_score(fr, "v3", "nf")))
+    assert nf == compute_metrics(sub, "demo")["scores"]["nf"]  # like with like: the same frames
+    # AR-Net's own figures: AUC on the anomalous videos only (v3), false alarms at 0.5 on the normal ones (v2)
+    assert w["scores"]["arnet"]["anomalous_video_auc"] == pytest.approx(roc_auc_score(*_gt_score(fr, "v3", "arnet")))
+    v2 = fr.loc[fr["video"] == "v2", "arnet"].to_numpy()
+    assert w["scores"]["arnet"]["false_alarm_rate"] == pytest.approx(0.5) == (v2 > 0.5).mean()
+    assert "false_alarm_rate" not in w["scores"]["nf"]  # not a probability
     assert json.loads(json.dumps(m, allow_nan=False)) == m
     with pytest.raises(MgenetError, match="not test videos"):
         evaluate(fr, "demo", weak_split=_weak_split(test=("v2", "train_9")))
@@ -149,7 +163,7 @@ def test_report_draws_a_weak_score_on_the_weak_test_videos_only(tmp_path):
     ("video,split,label\nv1,train,1\nv1,test,1\nn1,train,0\n", "more than once"),
     ("video,split,label\nv1,val,1\n", "split 'val'"),
     ("video,split,label\nv1,train,anomalous\n", "label 'anomalous'"),
-    ("video,split,label\nv1,train,1\nv2,test,0\n", "both labels"),
+    ("video,split,label\nv1,train,1\nv2,train,0\n", "no test video"),
 ])
 def test_weak_split_file_is_checked(tmp_path, text, match):
     path = tmp_path / "weak_split.csv"

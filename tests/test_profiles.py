@@ -21,7 +21,8 @@ from mgenet.cli import main
 
 PROFILES = REPO / "workflow" / "profiles"
 GPU_RULES = ("extract_features", "train_stage2", "score_components", "train_stage2_ablation", "score_ablation",
-             "train_stage2_seed", "score_components_seed", "rewrite_matching", "score_components_mseed")
+             "train_stage2_seed", "score_components_seed", "rewrite_matching", "score_components_mseed",
+             "extract_snippets", "train_arnet", "score_arnet", "train_arnet_seed", "score_arnet_seed")
 DEMO = {"n_scenes": 2, "train_videos_per_scene": 1, "test_videos_per_scene": 1, "frames": 48, "width": 96,
         "height": 64}
 

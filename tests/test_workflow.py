@@ -26,6 +26,8 @@ TINY = {
                "train": {"level1_epochs": 2, "level2_epochs": 1, "batch_size": 32}},
     "evaluation": {"bootstrap": 50},
     "crkr": {"enabled": False},  # the two-stream baseline has its own DAG test (test_workflow_crkr.py)
+    "snippets": {"size": [32, 32]},
+    "arnet": {"epochs": 40, "batch_size": 4},
 }
 
 
@@ -72,7 +74,15 @@ def test_whole_dag_produces_every_artifact(workdir):
     seg = pd.read_parquet(r / "scores" / "segments.parquet")
     assert {"nf", "mo", "app", "mm", "mo_fsk", "mo_frgb", "mo_sum", "mo_sim"} <= set(seg.columns)
     assert seg[["nf", "mo", "app", "mm"]].notna().all().all()
-    assert list(frames.columns[5:]) == ["nf", "mo", "app", "mm", "fused"]
+    assert list(frames.columns[5:]) == ["nf", "mo", "app", "mm", "fused", "arnet"]
+    # AR-Net: snippets of the weak split's training videos and of every test video, trained on the former only
+    weak = pd.read_csv(workdir / "resources" / "datasets" / "demo" / "weak_split.csv", dtype={"video": str})
+    train_log = (r / "logs" / "arnet" / "train_arnet.log").read_text()
+    assert f"trained on {int((weak['split'] == 'train').sum())} videos" in train_log
+    snippets = {p.stem for p in (r / "snippets" / "len16").glob("*.h5")}
+    assert snippets == set(weak.loc[weak["split"] == "train", "video"]) | set(man.loc[man["split"] == "test", "video"])
+    arnet = pd.read_parquet(r / "scores" / "baselines" / "arnet.parquet")
+    assert len(arnet) == len(frames) and arnet["arnet"].between(0, 1).all()
     html = (r / "eval" / "report.html").read_text()
     assert "data:image/png;base64" in html
     n_test = (man["split"] == "test").sum()
@@ -99,6 +109,15 @@ def test_metrics_contract_and_auc_above_chance(workdir):
     assert m["scores"]["nf"]["by_type"]["motion"] > 0.7
     # the fused score is Eq. 16's mix of mo, app, mm, not S_nf (the default weights with stage 2 enabled)
     assert m["scores"]["fused"]["micro_auc"] != pytest.approx(m["scores"]["nf"]["micro_auc"])
+    # the weak split's test videos: every score and AR-Net (weakly supervised: never on the whole test split)
+    w = m["weak"]
+    assert list(w["scores"]) == ["nf", "mo", "app", "mm", "fused", "arnet"]
+    assert w["split_file"].endswith("weak_split.csv")
+    assert w["scores"]["arnet"]["supervision"] == "weak" and w["scores"]["nf"]["supervision"] == "unsupervised"
+    assert 0 < w["n_videos"] < m["n_videos"]
+    assert {"anomalous_video_auc", "false_alarm_rate"} <= set(w["scores"]["arnet"])
+    html = (workdir / "results" / "tiny" / "eval" / "report.html").read_text()
+    assert '<h2 id="weak">' in html and "AR-Net (weakly supervised)" in html
 
 
 def test_rerun_is_a_no_op_and_a_param_change_reruns_only_downstream(workdir):
@@ -110,7 +129,8 @@ def test_rerun_is_a_no_op_and_a_param_change_reruns_only_downstream(workdir):
     out = proc.stdout + proc.stderr
     assert "fuse_scores" in out and "evaluate" in out
     for upstream in ("train_flow", "encode_flow", "build_segments", "import_pose", "make_demo_dataset",
-                     "extract_features", "train_stage2", "score_components"):
+                     "extract_features", "train_stage2", "score_components", "extract_snippets", "train_arnet",
+                     "score_arnet"):
         assert upstream not in out.split("Job stats")[-1], f"{upstream} would rerun:\n{out}"
     # a stage-2 setting retrains stage 2 and what follows, and nothing upstream of it
     changed = {**TINY, "stage2": {**TINY["stage2"], "train": {**TINY["stage2"]["train"], "lr": 0.002}}}
@@ -199,7 +219,8 @@ def test_seeds_target_trains_the_other_seeds_and_reports_mean_and_std(workdir):
     counts = dict((k, int(v)) for k, v in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
     # seed 0 is the main run's: only seed 1 trains; features are shared
     assert counts["train_flow_seed"] == 1 and counts["train_stage2_seed"] == 1 and counts["evaluate_seed"] == 1
-    assert "extract_features" not in counts and "train_flow" not in counts
+    assert counts["train_arnet_seed"] == 1 and counts["score_arnet_seed"] == 1
+    assert "extract_features" not in counts and "train_flow" not in counts and "extract_snippets" not in counts
     snakemake(workdir, "seeds", "--configfile", "seeds.yaml")
     r = workdir / "results" / "tiny"
     df = pd.read_csv(r / "eval" / "seeds.csv")
@@ -211,6 +232,8 @@ def test_seeds_target_trains_the_other_seeds_and_reports_mean_and_std(workdir):
     assert fused["seed_1"] == pytest.approx(one["fused"]["micro_auc"], abs=1e-6)
     assert one["nf"] != main["nf"], "seed 1 trained the same flow as seed 0"
     assert "±" in (r / "eval" / "seeds.md").read_text()
+    arnet = df[(df["score"] == "arnet (weak split)") & (df["figure"] == "micro_auc")].iloc[0]
+    assert arnet["n_seeds"] == 2 and arnet["seed_0"] != arnet["seed_1"]  # AR-Net trained once per seed
     # the next plain run puts the summary into the report (evaluate alone reruns)
     snakemake(workdir, "--configfile", "seeds.yaml")
     assert '<h2 id="seeds">' in (r / "eval" / "report.html").read_text()

@@ -63,6 +63,13 @@ def cmd_index(args: argparse.Namespace) -> None:
     p = _params(args)
     df = index_dataset(p["root"], p.get("layout", "stgnf"), p.get("resolution"), p.get("pose_source", "import"),
                        scenes=p.get("scenes"), move_to_train=p.get("move_to_train"), intervals=p.get("intervals"))
+    if p.get("weak_split"):  # checked before the manifest appears, so a bad file stops the run here
+        from mgenet.datasets.adapters import check_weak_split
+
+        weak = check_weak_split(Path(p["root"]) / p["weak_split"], df)
+        log.info("weak split %s: %d training videos (%d anomalous), %d test videos", p["weak_split"],
+                 int((weak["split"] == "train").sum()), int(weak.loc[weak["split"] == "train", "label"].sum()),
+                 int((weak["split"] == "test").sum()))
     write_manifest(df, args.out)
     counts = df["split"].value_counts().to_dict()
     log.info("indexed %d videos (%s) in %d scenes -> %s", len(df), counts, df["scene"].nunique(), args.out)
@@ -385,6 +392,80 @@ def cmd_fuse_crkr(args: argparse.Namespace) -> None:
     log.info("cr + kr -> crkr (%d frames) -> %s; paper's protocol: %s", len(out), args.out,
              "  ".join(f"{k} micro {_num(v['micro_auc'])} macro {_num(v['macro_auc'])}"
                        for k, v in paper["scores"].items()))
+
+
+def _snippet_video(path: str) -> str:
+    return Path(path).name.removesuffix(".h5")
+
+
+def cmd_train_arnet(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from mgenet.engine.arnet import ARNetTrainConfig, Bags, save_arnet, train_arnet
+    from mgenet.features.snippets import read_snippets
+    from mgenet.io import agreed_attrs, read_weak_split, sha256_file
+
+    cfg = ARNetTrainConfig.from_dict(_params(args))
+    weak = read_weak_split(args.weak_split)
+    train = weak[weak["split"] == "train"].set_index("video")
+    # The file name says the video: a weak-test video's file is refused before it is opened.
+    outside = [f for f in args.snippets if _snippet_video(f) not in train.index]
+    if outside:
+        raise MgenetError(f"{outside[0]}: not a training video of the weak split {args.weak_split} ({len(outside)} "
+                          f"such file(s)); AR-Net trains on the weak split's training videos only.")
+    given = {_snippet_video(f) for f in args.snippets}
+    lacking = sorted(set(train.index) - given)
+    if lacking:
+        raise MgenetError(f"{args.weak_split}: training video(s) {lacking[:5]} have no snippets file among --snippets; "
+                          f"give every training video's file.")
+    feats, labels, names = [], [], []
+    for f in args.snippets:
+        s = read_snippets(f)
+        if str(s.attrs.get("video", _snippet_video(f))) != _snippet_video(f):
+            raise MgenetError(f"{f}: holds the snippets of video {s.attrs.get('video')!r}, not of the video its name "
+                              f"says; delete it and rerun extract_snippets.")
+        feats.append(s.features)
+        labels.append(int(train.loc[_snippet_video(f), "label"]))
+        names.append(_snippet_video(f))
+    made_with = agreed_attrs(args.snippets, ("backbone", "checkpoint_sha256", "snippet_len", "size"), "snippets files")
+    model, record = train_arnet(Bags(feats, np.asarray(labels, np.int64), names), cfg)
+    save_arnet(args.out, model, record, cfg, {"mgenet_version": __version__, "snippets": made_with,
+                                              "weak_split_sha256": sha256_file(args.weak_split),
+                                              "train_videos": names, "seconds": record["seconds"]})
+    log.info("AR-Net trained on %d videos (%d anomalous) for %d epochs in %.1f s: loss %.4f -> %s", len(names),
+             int(np.sum(labels)), cfg.epochs, record["seconds"], record["history"][-1]["loss"], args.out)
+
+
+def cmd_score_arnet(args: argparse.Namespace) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from mgenet.engine.arnet import load_arnet, score_videos
+    from mgenet.engine.flow import resolve_device
+    from mgenet.features.snippets import read_snippets, snippet_to_frames
+    from mgenet.io import read_manifest, write_parquet
+
+    p = _params(args)
+    device = resolve_device(p.get("device", "auto"))
+    model, mean, std, _ = load_arnet(args.model, device)
+    man = read_manifest(args.manifest)
+    test = man[man["split"] == "test"].set_index("video")
+    given = [_snippet_video(f) for f in args.snippets]
+    if sorted(given) != sorted(test.index):
+        extra, lacking = sorted(set(given) - set(test.index)), sorted(set(test.index) - set(given))
+        raise MgenetError(f"score-arnet scores every test video of {args.manifest} once: "
+                          f"{f'not test videos: {extra[:5]}' if extra else f'no snippets file for {lacking[:5]}'}.")
+    snips = [read_snippets(f) for f in args.snippets]
+    for f, v, s in zip(args.snippets, given, snips):
+        if s.frames != int(test.loc[v, "frames"]):
+            raise MgenetError(f"{f}: snippets of {s.frames} frames, but the manifest says video {v!r} has "
+                              f"{int(test.loc[v, 'frames'])}; delete it and rerun extract_snippets.")
+    scores = score_videos(model, [s.features for s in snips], mean, std, device)
+    parts = [pd.DataFrame({"video": v, "frame": np.arange(s.frames, dtype=np.int64),
+                           "arnet": snippet_to_frames(sc, s.start_frame, s.snippet_len, s.frames).astype(np.float64)})
+             for v, s, sc in zip(given, snips, scores)]
+    write_parquet(pd.concat(parts, ignore_index=True).sort_values(["video", "frame"]), args.out)
+    log.info("AR-Net scored %d test videos (%d snippets) -> %s", len(snips), sum(len(s) for s in scores), args.out)
 
 
 def _save_imported_flow(path: str, out: str, seg_len: int | None, extra: dict[str, Any]) -> None:
@@ -804,6 +885,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--out", required=True, help="per-frame table: video, frame, cr, kr, crkr (raw)")
     sp.add_argument("--paper", required=True, help="JSON of the paper's protocol figures")
+    sp = add("train-arnet", cmd_train_arnet, "train AR-Net (weakly supervised) on the snippet features of the weak "
+                                             "split's training videos, with their video labels")
+    sp.add_argument("--snippets", nargs="+", required=True, help="snippets files of the weak split's training videos")
+    sp.add_argument("--weak-split", required=True, help="the weak split CSV (video, split, label)")
+    sp.add_argument("--out", required=True, help="the AR-Net checkpoint to write")
+    sp = add("score-arnet", cmd_score_arnet, "AR-Net's raw per-frame scores of every test video (a snippet's score "
+                                             "goes to each of its frames)")
+    sp.add_argument("--model", required=True, help="the AR-Net checkpoint (from train-arnet)")
+    sp.add_argument("--snippets", nargs="+", required=True, help="snippets files of every test video")
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--out", required=True, help="scores/baselines/arnet.parquet (video, frame, arnet)")
     sp = add("train-flow", cmd_train_flow, "train the pose flow (stage 1, STG-NF) on training segments")
     sp.add_argument("--segments", nargs="+", required=True)
     sp.add_argument("--out", required=True)

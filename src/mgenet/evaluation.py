@@ -27,6 +27,7 @@ from mgenet import MgenetError
 from mgenet.scoring import FUSED, score_columns, supervision
 
 CI_LEVEL = 0.95
+FALSE_ALARM_THRESHOLD = 0.5  # AR-Net's false-alarm rate: its scores are probabilities
 
 
 def _single_class(gt: np.ndarray) -> bool:
@@ -343,9 +344,29 @@ def evaluate(frames: pd.DataFrame, dataset: str, bootstrap: int = 0, seed: int =
         raise MgenetError(f"{weak_split_name or 'weak split'}: its test video(s) {stray[:5] or '(none)'} are not test "
                           f"videos of the frame table; the weak split's test part must lie inside the test split.")
     sub = frames[frames["video"].astype(str).isin(videos)].reset_index(drop=True)
-    metrics["weak"] = {**compute_metrics(sub, dataset, bootstrap, seed), "split_file": str(weak_split_name),
-                       "videos": videos, "n_train_videos": int((weak_split["split"] == "train").sum())}
+    weak_metrics = compute_metrics(sub, dataset, bootstrap, seed)
+    for c, s in weak_metrics["scores"].items():
+        s["anomalous_video_auc"] = _json_float(anomalous_video_auc(sub, c))
+        if supervision(c) == "weak":  # a probability: 0.5 is its decision threshold
+            s["false_alarm_rate"] = _json_float(false_alarm_rate(sub, c, FALSE_ALARM_THRESHOLD))
+    metrics["weak"] = {**weak_metrics, "split_file": str(weak_split_name), "videos": videos,
+                       "n_train_videos": int((weak_split["split"] == "train").sum())}
     return metrics
+
+
+def anomalous_video_auc(frames: pd.DataFrame, name: str) -> float:
+    """Micro AUC over the frames of the videos that hold an anomaly only (AR-Net's paper reports it: it leaves out
+    the normal videos, whose frames are easy negatives for a video-level learner)."""
+    has = frames.groupby("video")["gt"].transform("max").to_numpy() > 0
+    return _auc(frames["gt"].to_numpy()[has], frames[name].to_numpy()[has])
+
+
+def false_alarm_rate(frames: pd.DataFrame, name: str, threshold: float = FALSE_ALARM_THRESHOLD) -> float:
+    """Share of the frames of normal videos (no anomalous frame) scored above ``threshold`` (NaN without one)."""
+    normal = frames.groupby("video")["gt"].transform("max").to_numpy() == 0
+    if not normal.any():
+        return math.nan
+    return float((frames[name].to_numpy()[normal] > threshold).mean())
 
 
 def roc_points(frames: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, float]:

@@ -38,7 +38,8 @@ LABELS = {"nf": "S_nf (pose flow NLL)", "mo": "S_mo (motion)", "app": "S_app (ap
           "cr": "CR (two-stream baseline)", "kr": "KR (two-stream baseline)", "crkr": "CR + KR (two-stream baseline)"}
 FIGURE_TITLES = {"micro_auc": "micro AUC", "macro_auc": "macro AUC", "micro_ap": "micro AP", "macro_ap": "macro AP",
                  "micro_eer": "micro EER", "macro_eer": "macro EER", "rbdc": "RBDC", "tbdc": "TBDC",
-                 "fused_gain": "fused − this, AUC", "micro_auc_ci95_low": "micro AUC 95% CI low",
+                 "fused_gain": "fused − this, AUC", "anomalous_video_auc": "AUC, anomalous videos",
+                 "false_alarm_rate": "false alarms at 0.5", "micro_auc_ci95_low": "micro AUC 95% CI low",
                  "micro_auc_ci95_high": "micro AUC 95% CI high"}
 SHORT = {"nf": "S_nf", "mo": "S_mo", "app": "S_app", "mm": "S_mm", FUSED: "fused", "arnet": "AR-Net", "cr": "CR",
          "kr": "KR", "crkr": "CR+KR"}
@@ -200,7 +201,8 @@ def _metrics_table(metrics: dict) -> str:
     scores = metrics.get("scores", {})
     types = sorted({t for s in scores.values() for t in s.get("by_type", {})})
     with_ci = any("micro_auc_ci95" in s for s in scores.values())
-    figures = [f for f in ("macro_auc", "micro_ap", "macro_ap", "micro_eer", "macro_eer", "rbdc", "tbdc")
+    figures = [f for f in ("macro_auc", "micro_ap", "macro_ap", "micro_eer", "macro_eer", "rbdc", "tbdc",
+                           "anomalous_video_auc", "false_alarm_rate")
                if any(f in s for s in scores.values())]
     head = ("<th>micro AUC</th>" + ("<th>95% CI</th>" if with_ci else "")
             + "".join(f"<th>{FIGURE_TITLES[f]}</th>" for f in figures)

@@ -328,8 +328,9 @@ def add_baselines(frames: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                               f"a baseline's columns are among {list(BASELINES)}.")
         twice = [c for c in cols if c in given or c in frames.columns]
         if twice:
-            raise MgenetError(f"{name}: baseline column(s) {twice} also come from {given.get(twice[0], 'the frame table')}"
-                              f"; each baseline writes its own columns once.")
+            source = given.get(twice[0], "the frame table")
+            raise MgenetError(f"{name}: baseline column(s) {twice} also come from {source}; each baseline writes its "
+                              f"own columns once.")
         own = pd.MultiIndex.from_arrays([df["video"].astype(str), df["frame"].astype(np.int64)])
         if own.has_duplicates:
             v, f = own[own.duplicated()][0]

@@ -21,7 +21,9 @@ from mgenet import MgenetError
 SUMMARY_COLUMNS = ["score", "figure", "mean", "std", "n_seeds"]
 # Figures after the AUCs, each summarised when some metrics file holds it (files of older versions lack them):
 # fused_gain is the fused score's micro AUC minus this score's (``fused_vs_this.auc_diff``).
-EXTRA_FIGURES = ("micro_ap", "macro_ap", "micro_eer", "macro_eer", "rbdc", "tbdc", "fused_gain")
+EXTRA_FIGURES = ("micro_ap", "macro_ap", "micro_eer", "macro_eer", "rbdc", "tbdc", "fused_gain", "anomalous_video_auc",
+                 "false_alarm_rate")
+WEAK_SUFFIX = " (weak split)"  # a score evaluated on the weak split's test videos (metrics.json 'weak')
 
 
 def seed_summary(metrics: Mapping[str, dict]) -> pd.DataFrame:
@@ -33,14 +35,19 @@ def seed_summary(metrics: Mapping[str, dict]) -> pd.DataFrame:
     Returns:
         Columns score, figure (``micro_auc``, ``macro_auc``, ``auc_<type>``, then those of ``EXTRA_FIGURES`` some
         file holds), mean, std, n_seeds (seeds where the figure is defined), then ``seed_<s>`` per seed. Scores in
-        the order of the first file, figures micro, macro, types sorted, then the extra figures in their order. A
-        figure undefined in every seed has NaN mean and std.
+        the order of the first file, then those of its weak split's evaluation named ``<score> (weak split)``;
+        figures micro, macro, types sorted, then the extra figures in their order. A figure undefined in every seed
+        has NaN mean and std.
 
     Raises:
         MgenetError: no seed, or seeds whose files hold different scores (runs of different configurations).
     """
     if not metrics:
         raise MgenetError("no seed to summarise; set `seeds: [0, 1, 2]` in the config.")
+    # the weak split's evaluation (AR-Net and every score on its test videos) as scores of their own
+    metrics = {s: {**m, "scores": {**m.get("scores", {}), **{f"{c}{WEAK_SUFFIX}": v for c, v in
+                                                               (m.get("weak") or {}).get("scores", {}).items()}}}
+               for s, m in metrics.items()}
     names = list(metrics)
     scores = list(metrics[names[0]].get("scores", {}))
     for s in names[1:]:

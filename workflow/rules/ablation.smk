@@ -36,6 +36,7 @@ if STAGE2 and ABLATIONS:
             scores=get_ablation_segments,
             manifest=f"{R}/manifest.csv",
             truth=get_ground_truth,
+            baselines=[],  # variants of MGENet: the baselines are the main run's
         output:
             f"{R}/ablation/{{ablation}}/scores/frames.parquet",
         params:

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,15 @@ if not STAGE2 and config["matching_seeds"]:
         f"matching_seeds {config['matching_seeds']} rewrite stage 2's matching memory but stage2.enabled is false;"
         " enable stage 2 or drop matching_seeds."
     )
+
+
+# The weak split (dataset.weak_split). The generated demo writes one, weak_split.csv, used unless the config names
+# another or "" (none); a scene split (dataset.scenes / move_to_train) changes which videos are test videos, so it
+# gets none by default. Filled into the config so that index_dataset checks it (its params carry the dataset section).
+if "weak_split" not in config["dataset"] and config["dataset"]["generate"] and not (
+        config["dataset"].get("scenes") or config["dataset"].get("move_to_train")):
+    config["dataset"]["weak_split"] = "weak_split.csv"
+WEAK_SPLIT = str(Path(DATA_ROOT) / config["dataset"]["weak_split"]) if config["dataset"].get("weak_split") else ""
 
 
 # The demo generator's version (mgenet.datasets.demo.GENERATOR_VERSION, kept equal by a test): a param of
@@ -66,6 +76,8 @@ def dataset_listing():
     if config["dataset"]["generate"]:
         return ""
     small = {"scenes.csv", Path(config["dataset"]["intervals"]).as_posix()}
+    if config["dataset"].get("weak_split"):
+        small.add(Path(config["dataset"]["weak_split"]).as_posix())
     h = hashlib.sha256()
 
     def walk(folder, rel):  # os.scandir, not os.walk + Path: 0.4-0.75 s instead of 2.7 s for 43k frame images
@@ -122,6 +134,17 @@ def get_ground_truth(wildcards):
     df = manifest(wildcards)
     gt = sorted(p for p in df.loc[df["split"] == "test", "gt_path"] if p)
     return gt + ([intervals_path()] if Path(intervals_path()).is_file() else [])
+
+
+
+
+def get_weak_split(wildcards):
+    """The weak split file (dataset.weak_split), once index_dataset has checked it, or none: an input of the rules
+    that read it, so that editing it reruns them."""
+    if not WEAK_SPLIT:
+        return []
+    manifest(wildcards)  # the file lies in the dataset, which the generated demo makes before indexing
+    return [WEAK_SPLIT]
 
 
 def get_video_path(wildcards):
@@ -330,15 +353,10 @@ def get_final_outputs():
 
 # Baselines beside MGENet: each enabled baseline's rules file adds {method: its per-frame score table}, which
 # fuse_scores joins to the frame table (the files are read by an input function, so include order does not matter).
+# A baseline that trains once per seed of `seeds` adds itself to BASELINE_SEEDED and makes the same table under
+# results/{ds}/seeds/{seed}/; the others' single table serves every seed's run.
 BASELINE_SCORES = {}
-
-
-# The same per training seed of `seeds` ({seed} left as a wildcard): fuse_scores_seed joins them
-SEED_BASELINE_SCORES = {}
-
-
-def get_seed_baseline_scores(wildcards):
-    return [SEED_BASELINE_SCORES[m].format(seed=wildcards.seed) for m in sorted(SEED_BASELINE_SCORES)]
+BASELINE_SEEDED = set()
 
 
 # {method: JSON of its figures under its paper's own protocol}, added to metrics.json `paper_protocol` by evaluate
@@ -352,6 +370,48 @@ def get_paper_protocol(wildcards):
 def get_baseline_scores(wildcards):
     """The enabled baselines' per-frame score tables, by method name."""
     return [BASELINE_SCORES[m] for m in sorted(BASELINE_SCORES)]
+
+
+def get_seed_baseline_scores(wildcards):
+    """A seed's baseline tables: its own for the baselines trained per seed, the main run's for the others."""
+    return [BASELINE_SCORES[m].replace(f"{R}/", f"{R}/seeds/{wildcards.seed}/", 1) if m in BASELINE_SEEDED
+            else BASELINE_SCORES[m] for m in sorted(BASELINE_SCORES)]
+
+
+# AR-Net (arnet.smk): trained on the weak split's training videos only. Without a weak split it cannot run; a config
+# that sets a real dataset over config.yaml inherits arnet.enabled from it, so that is said, not an error.
+ARNET = config["arnet"]["enabled"]
+if ARNET and not WEAK_SPLIT:
+    ARNET = False
+    print("mgenet: arnet.enabled but no dataset.weak_split: AR-Net does not run (it trains on the weak split's "
+          "training videos and is evaluated on its test videos only; README, 'AR-Net'). Set dataset.weak_split, "
+          "or arnet.enabled: false to silence this.", file=sys.stderr)
+
+
+def arnet_params(seed=None):
+    """What shapes AR-Net's training: the arnet section (but `enabled`), seed and device."""
+    keep = {k: v for k, v in config["arnet"].items() if k != "enabled"}
+    return json.dumps({**keep, "seed": config["seed"] if seed is None else seed, "device": config["device"]},
+                      sort_keys=True)
+
+
+def seed_arnet_params(wildcards):
+    return arnet_params(int(wildcards.seed))
+
+
+def _weak_videos(wildcards, split):
+    weak = pd.read_csv(get_weak_split(wildcards)[0], dtype=str, keep_default_na=False)
+    return sorted(weak.loc[weak["split"].str.strip() == split, "video"])
+
+
+def get_arnet_train_snippets(wildcards):
+    """Snippets files of the weak split's training videos (index_dataset has checked the split)."""
+    return snippet_files(_weak_videos(wildcards, "train"), config["arnet"]["snippet_len"])
+
+
+def get_arnet_test_snippets(wildcards):
+    """Snippets files of every test video: AR-Net's table covers the test split (evaluate keeps the weak test part)."""
+    return snippet_files(videos_of(wildcards, "test"), config["arnet"]["snippet_len"])
 
 
 # Seeds (seeds.smk): the main seed's run stands in for itself, the others train under results/{ds}/seeds/{seed}/.

@@ -119,7 +119,7 @@ if CRKR["enabled"]:
 
     # `snakemake seeds`: both streams trained again per training seed on the same frames and snippet features
     if config["seeds"] and SEEDS:
-        SEED_BASELINE_SCORES["crkr"] = f"{R}/seeds/{{seed}}/scores/baselines/crkr.parquet"
+        BASELINE_SEEDED.add("crkr")  # fuse_scores_seed reads {R}/seeds/{seed}/scores/baselines/crkr.parquet
 
         use rule train_cr as train_cr_seed with:
             output:

@@ -77,6 +77,7 @@ rule evaluate:
         segment_files=get_test_segments,
         models=report_models(),
         features=get_report_features,
+        weak_split=get_weak_split,  # every score also on its test videos; AR-Net only there
         paper=get_paper_protocol,  # baselines' figures under their paper's own protocol (metrics.json paper_protocol)
     output:
         metrics=f"{R}/eval/metrics.json",
@@ -97,7 +98,7 @@ rule evaluate:
         "../../envs/core.yaml"
     shell:
         "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output.metrics:q}"
-        " --report {output.report:q} --plots {output.plots:q} --ablation={params.ablation:q}"
-        " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q} --boxes={params.boxes:q}"
-        " --segments {input.segments:q} --segment-files {input.segment_files:q}"
+        " --report {output.report:q} --plots {output.plots:q} --weak-split={input.weak_split:q}"
+        " --ablation={params.ablation:q} --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q}"
+        " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
         " --models {input.models:q} --features {input.features:q} --paper-protocol {input.paper:q} > {log:q} 2>&1"

@@ -73,7 +73,7 @@ if config["seeds"]:
                 scores=f"{R}/seeds/{{seed}}/scores/segments.parquet",
                 manifest=f"{R}/manifest.csv",
                 truth=get_ground_truth,
-                baselines=get_seed_baseline_scores,  # the baselines trained with this seed
+                baselines=get_seed_baseline_scores,
             output:
                 f"{R}/seeds/{{seed}}/scores/frames.parquet",
             log:
@@ -84,6 +84,7 @@ if config["seeds"]:
                 frames=f"{R}/seeds/{{seed}}/scores/frames.parquet",
                 segments=f"{R}/seeds/{{seed}}/scores/segments.parquet",
                 segment_files=get_test_segments,
+                weak_split=get_weak_split,
             output:
                 f"{R}/seeds/{{seed}}/eval/metrics.json",
             params:
@@ -95,8 +96,8 @@ if config["seeds"]:
                 "../../envs/core.yaml"
             shell:
                 "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
-                " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
-                " > {log:q} 2>&1"
+                " --weak-split={input.weak_split:q} --boxes={params.boxes:q} --segments {input.segments:q}"
+                " --segment-files {input.segment_files:q} > {log:q} 2>&1"
 
     rule tabulate_seeds:
         input:
@@ -189,6 +190,7 @@ if STAGE2 and config["matching_seeds"]:
                 scores=f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
                 manifest=f"{R}/manifest.csv",
                 truth=get_ground_truth,
+                baselines=get_baseline_scores,  # the main run's: they do not change with M^r's seed
             output:
                 f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
             log:
@@ -199,6 +201,7 @@ if STAGE2 and config["matching_seeds"]:
                 frames=f"{R}/matching_seeds/{{mseed}}/scores/frames.parquet",
                 segments=f"{R}/matching_seeds/{{mseed}}/scores/segments.parquet",
                 segment_files=get_test_segments,
+                weak_split=get_weak_split,
             output:
                 f"{R}/matching_seeds/{{mseed}}/eval/metrics.json",
             params:
@@ -210,8 +213,8 @@ if STAGE2 and config["matching_seeds"]:
                 "../../envs/core.yaml"
             shell:
                 "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
-                " --boxes={params.boxes:q} --segments {input.segments:q} --segment-files {input.segment_files:q}"
-                " > {log:q} 2>&1"
+                " --weak-split={input.weak_split:q} --boxes={params.boxes:q} --segments {input.segments:q}"
+                " --segment-files {input.segment_files:q} > {log:q} 2>&1"
 
     rule tabulate_matching_seeds:
         input:

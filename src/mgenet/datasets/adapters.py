@@ -314,3 +314,34 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
         raise MgenetError(f"{root}: need both training and test videos (pose/train and pose/test"
                           f"{', in the scenes of dataset.scenes' if scenes is not None else ''}).")
     return df
+
+
+def check_weak_split(path: str | Path, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Read the weak split (:func:`mgenet.io.read_weak_split`) and check it against the manifest: every video is in
+    the manifest, its test part lies in the test split, training videos of the manifest are labelled 0, and a test
+    video's label says whether its ground truth holds an anomalous frame.
+
+    Raises:
+        MgenetError: naming the file and the first video that breaks a rule.
+    """
+    from mgenet.io import read_weak_split
+
+    weak = read_weak_split(path)
+    fix = "fix the file or dataset.weak_split (README, 'AR-Net: the weak split')"
+    rows = manifest.set_index(manifest["video"].astype(str))
+    unknown = [v for v in weak["video"] if v not in rows.index]
+    if unknown:
+        raise MgenetError(f"{path}: video {unknown[0]!r} is not in the dataset ({len(unknown)} such video(s): not "
+                          f"under the dataset root, or left out by dataset.scenes); {fix}.")
+    for r in weak.itertuples():
+        m = rows.loc[r.video]
+        if r.split == "test" and m["split"] != "test":
+            raise MgenetError(f"{path}: video {r.video!r} is in the weak split's test part but is a {m['split']} "
+                              f"video of the dataset; the weak test part must lie in the test split; {fix}.")
+        truth = int(load_gt_mask(m["gt_path"] or None, int(m["frames"])).any()) if m["split"] == "test" else 0
+        if r.label != truth:
+            what = ("has anomalous frames in its ground truth" if truth else "is a training video (normal)"
+                    if m["split"] == "train" else "has no anomalous frame in its ground truth")
+            raise MgenetError(f"{path}: video {r.video!r} is labelled {r.label} but {what}; label 1 = the video holds "
+                              f"an anomaly; {fix}.")
+    return weak

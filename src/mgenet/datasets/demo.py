@@ -10,6 +10,7 @@
                                             frame of its event (track = person id; RBDC / TBDC)
     root/anomalies.csv                      video,start,end,type,subtype,person_id (end inclusive, one row per person)
     root/scenes.csv                         video,split,scene
+    root/weak_split.csv                     video,split,label: the weakly supervised split (AR-Net, issue 18)
     root/dataset.json                       generator, version, config
 
 Scenes (park, plaza, street) differ on their far side only, above the pavement where people walk, which is the same in
@@ -590,6 +591,38 @@ def anomaly_boxes(plan: DemoPlan) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ANOMALY_BOX_COLUMNS)
 
 
+def weak_split(plan: DemoPlan) -> pd.DataFrame:
+    """The weakly supervised split (video, split, label), as Zhong et al. re-split ShanghaiTech: training = every
+    normal training video (label 0) plus about half of the anomalous test videos of each anomaly type (label 1,
+    ``n // 2`` of the type's ``n``, drawn with the seed); testing = the other test videos, normal ones included.
+
+    A video with two types counts under its rarer one (fewest anomalous test videos, then name), so that every type
+    with two or more videos has some in each part. A tiny demo with one anomalous video per type trains on one of
+    them.
+    """
+    tests = [v for v in plan.videos if v.split == "test"]
+    count: dict[str, int] = {}
+    for v in tests:
+        for t in {e.type for e in v.events}:
+            count[t] = count.get(t, 0) + 1
+    by_type: dict[str, list[str]] = {}
+    for v in tests:
+        if v.events:
+            t = min({e.type for e in v.events}, key=lambda t: (count[t], t))
+            by_type.setdefault(t, []).append(v.name)
+    rng = np.random.default_rng([plan.cfg.seed, 4])
+    weak_train = set()
+    for t in sorted(by_type):
+        names = sorted(by_type[t])
+        weak_train |= {names[i] for i in rng.permutation(len(names))[:len(names) // 2]}
+    anomalous = sorted(v.name for v in tests if v.events)
+    if not weak_train and len(anomalous) >= 2:  # a tiny demo, one video per type: still one to learn from
+        weak_train.add(anomalous[int(rng.integers(len(anomalous)))])
+    rows = [(v.name, "train", 0) for v in plan.videos if v.split == "train"]
+    rows += [(v.name, "train" if v.name in weak_train else "test", int(bool(v.events))) for v in tests]
+    return pd.DataFrame(sorted(rows, key=lambda r: (r[1] != "train", r[0])), columns=["video", "split", "label"])
+
+
 def _write_tables(root: Path, plan: DemoPlan) -> None:
     rows = [(v.name, e.start, e.end, e.type, e.subtype, a.pid)
             for v in plan.videos for e in v.events for a in e.actors]
@@ -597,6 +630,7 @@ def _write_tables(root: Path, plan: DemoPlan) -> None:
     pd.DataFrame(rows, columns=[*INTERVAL_COLUMNS, "person_id"]).to_csv(root / "anomalies.csv", index=False)
     pd.DataFrame([(v.name, v.split, scene_id(v.scene)) for v in plan.videos],
                  columns=["video", "split", "scene"]).to_csv(root / "scenes.csv", index=False)
+    weak_split(plan).to_csv(root / "weak_split.csv", index=False)
     meta = {"generator": GENERATOR, "version": GENERATOR_VERSION, "mgenet_version": __version__,
             "config": dataclasses.asdict(plan.cfg), "exercise_normal_scene": scene_id(plan.cfg.n_scenes - 1),
             "subtypes": SUBTYPES}
