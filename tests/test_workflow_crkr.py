@@ -20,6 +20,7 @@ TINY_CRKR = {
     "flow": {"model": {"n_flows": 2}, "train": {"epochs": 2, "batch_size": 64, "lr": 0.001}},
     "stage2": {"enabled": False},
     "fusion": {"weights": {"nf": 1.0}},
+    "arnet": {"enabled": False},  # AR-Net has its own DAG test (test_workflow.py)
     "snippets": {"size": [32, 48], "batch_size": 8},
     "crkr": {"enabled": True,
              "cr": {"model": {"width": 8},
