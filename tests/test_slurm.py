@@ -51,6 +51,7 @@ TINY = {
     "flow": {"model": {"n_flows": 2}, "train": {"epochs": 2, "batch_size": 32}},
     "stage2": {"enabled": False},
     "fusion": {"weights": {"nf": 1.0}},
+    "crkr": {"enabled": False},  # the two-stream baseline reads the videos a pose-only dataset lacks
 }
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 

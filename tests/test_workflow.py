@@ -25,6 +25,7 @@ TINY = {
                          "n_matching": 8, "top_k": 2, "lsta_blocks": 1},
                "train": {"level1_epochs": 2, "level2_epochs": 1, "batch_size": 32}},
     "evaluation": {"bootstrap": 50},
+    "crkr": {"enabled": False},  # the two-stream baseline has its own DAG test (test_workflow_crkr.py)
     "snippets": {"size": [32, 32]},
     "arnet": {"epochs": 40, "batch_size": 4},
 }

@@ -89,6 +89,7 @@ POSE_ONLY = {
     "segments": {"seg_len": 12, "train_stride": 3},
     "flow": {"model": {"n_flows": 2}, "train": {"epochs": 1, "batch_size": 64}},
     "stage2": {"enabled": False},
+    "crkr": {"enabled": False},  # the two-stream baseline reads the videos a pose-only dataset lacks
     "ablation": {"variants": {}},
 }
 

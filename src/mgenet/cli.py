@@ -219,6 +219,180 @@ def cmd_snippets(args: argparse.Namespace) -> None:
              stats["snippets"], cfg.snippet_len, stats["frames"], stats["seconds"], stats["forward_s"],
              stats["decode_s"], args.out)
 
+# ---------------------------------------------------------------------------------- two-stream baseline (CR + KR)
+
+
+def _crkr_backbone(p: dict[str, Any]) -> tuple[Any, str]:
+    """F_B for the CR stream: the features' weights and the main run's seed, as extract_features builds it (the
+    backbone is fixed; a training seed of `seeds` changes only the decoder)."""
+    from mgenet.features.swin import load_backbone
+
+    return load_backbone(str(p.get("weights", "random")), int(p.get("backbone_seed", p.get("seed", 0))))
+
+
+def _split_videos(manifest: str, split: str) -> Any:
+    from mgenet.io import read_manifest
+
+    df = read_manifest(manifest)
+    return df[df["split"] == split].sort_values("video").reset_index(drop=True)
+
+
+def cmd_train_cr(args: argparse.Namespace) -> None:
+    from mgenet.engine.cr import CRTrainConfig, cr_checkpoint, train_cr
+    from mgenet.io import atomic_path
+    from mgenet.models.crnet import CRNetConfig
+
+    import torch
+
+    p = _params(args)
+    train = _split_videos(args.manifest, "train")
+    known = {str(Path(v)) for v in train["video_path"]}
+    stray = [v for v in args.videos if str(Path(v)) not in known]
+    if stray:  # the CR stream is unsupervised: a test video here would leak the test split into training
+        raise MgenetError(f"train-cr: {stray[:3]} are not training videos of {args.manifest}; give the train split's "
+                          f"video files only.")
+    try:
+        model_cfg = CRNetConfig.from_dict(p.get("model") or {})
+        cfg = CRTrainConfig.from_dict(p.get("train") or {})
+    except (TypeError, ValueError) as e:
+        raise MgenetError(f"--params: bad cr setting: {e}") from e
+    encoder, digest = _crkr_backbone(p)
+    t0 = time.time()
+    model, history = train_cr(args.videos, encoder, model_cfg, cfg, seed=int(p.get("seed", 0)),
+                              device=p.get("device", "auto"))
+    ckpt = cr_checkpoint(model, cfg, history, {"checkpoint_sha256": digest, "config_hash": config_hash(p),
+                                               "mgenet_version": __version__, "videos": len(args.videos)})
+    with atomic_path(args.out) as tmp:
+        torch.save(ckpt, tmp)
+    log.info("CR decoder (%d epochs on %d training videos) -> %s in %.1f s", len(history), len(args.videos), args.out,
+             time.time() - t0)
+
+
+def cmd_score_cr(args: argparse.Namespace) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from mgenet.engine.cr import CRScoreConfig, load_cr, score_video
+    from mgenet.io import load_torch, write_parquet
+
+    p = _params(args)
+    ckpt = load_torch(args.model, "CR checkpoint", keys=("state_dict", "model_config", "train_config"),
+                      fix="rerun rule train_cr")
+    encoder, digest = _crkr_backbone(p)
+    if ckpt.get("checkpoint_sha256") != digest:
+        raise MgenetError(f"{args.model}: trained on backbone weights {ckpt.get('checkpoint_sha256')!r}, but "
+                          f"features.weights now gives {digest!r}; rerun train_cr.")
+    model, cfg = load_cr(ckpt, encoder)
+    try:
+        score_cfg = CRScoreConfig.from_dict(p.get("score") or {})
+    except (TypeError, ValueError) as e:
+        raise MgenetError(f"--params: bad cr.score setting: {e}") from e
+    t0 = time.time()
+    parts = []
+    for row in _split_videos(args.manifest, "test").itertuples():
+        s = score_video(model, row.video_path, cfg, score_cfg, device=p.get("device", "auto"))
+        if len(s) != int(row.frames):
+            raise MgenetError(f"{row.video_path}: {len(s)} frames decoded, the manifest says {row.frames}; rerun "
+                              f"index_dataset.")
+        parts.append(pd.DataFrame({"video": row.video, "frame": np.arange(len(s)), "cr": s.astype(np.float64)}))
+        log.info("%s: %d frames scored (%.1f s so far)", row.video, len(s), time.time() - t0)
+    if not parts:
+        raise MgenetError(f"{args.manifest}: no test video to score.")
+    out = pd.concat(parts, ignore_index=True)
+    write_parquet(out, args.out)
+    log.info("CR scores of %d test frames (%d videos) -> %s in %.1f s", len(out), len(parts), args.out,
+             time.time() - t0)
+
+
+def _snippet_split(path: str) -> str:
+    from mgenet.io import open_h5
+
+    with open_h5(path, "snippets file") as f:
+        return str(f.attrs.get("split", ""))
+
+
+def cmd_train_kr(args: argparse.Namespace) -> None:
+    from mgenet.engine.kr import HashTables, KRTrainConfig, hash_codes, kr_checkpoint, train_hashnet
+    from mgenet.features.snippets import read_snippets
+    from mgenet.io import agreed_attrs, atomic_path
+    from mgenet.models.hashnet import HashNetConfig
+
+    import numpy as np
+    import torch
+
+    p = _params(args)
+    stray = [f for f in args.snippets if _snippet_split(f) != "train"]
+    if stray:  # unsupervised: a test video here would leak the test split into the tables
+        raise MgenetError(f"train-kr: {stray[:3]} are not snippets of training videos; give the train split's files.")
+    feats = [read_snippets(f).features for f in args.snippets]
+    prov = agreed_attrs(args.snippets, ("checkpoint_sha256", "snippet_len", "size"), "snippets files")
+    try:
+        cfg = KRTrainConfig.from_dict(p.get("train") or {})
+        model_cfg = HashNetConfig.from_dict({**(p.get("model") or {}), "in_dim": int(feats[0].shape[1])})
+    except (TypeError, ValueError) as e:
+        raise MgenetError(f"--params: bad kr setting: {e}") from e
+    t0 = time.time()
+    model, history = train_hashnet(feats, model_cfg, cfg, seed=int(p.get("seed", 0)), device=p.get("device", "auto"))
+    tables = HashTables.build(hash_codes(model, np.concatenate(feats), cfg.batch_snippets))
+    ckpt = kr_checkpoint(model, tables, cfg, history, {"snippets": prov, "config_hash": config_hash(p),
+                                                       "mgenet_version": __version__})
+    with atomic_path(args.out) as tmp:
+        torch.save(ckpt, tmp)
+    log.info("HashNet (%d epochs) + %d tables (%s buckets) from %d training snippets -> %s in %.1f s", len(history),
+             len(tables.keys), "/".join(str(len(k)) for k in tables.keys), sum(map(len, feats)), args.out,
+             time.time() - t0)
+
+
+def cmd_score_kr(args: argparse.Namespace) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from mgenet.engine.kr import load_kr, snippet_scores
+    from mgenet.features.snippets import read_snippets, snippet_to_frames
+    from mgenet.io import agreed_attrs, load_torch, write_parquet
+
+    ckpt = load_torch(args.model, "KR checkpoint", keys=("state_dict", "tables", "model_config"),
+                      fix="rerun rule train_kr")
+    model, tables = load_kr(ckpt)
+    prov = agreed_attrs(args.snippets, ("checkpoint_sha256", "snippet_len", "size"), "snippets files")
+    if ckpt.get("snippets") and prov != ckpt["snippets"]:
+        raise MgenetError(f"{args.model}: trained on snippets made with {ckpt['snippets']}, the test snippets were made "
+                          f"with {prov}; rerun train_kr.")
+    test = _split_videos(args.manifest, "test").set_index("video")
+    parts = []
+    for f in args.snippets:
+        s = read_snippets(f)
+        video = str(s.attrs.get("video", Path(f).stem))
+        if video not in test.index:
+            raise MgenetError(f"{f}: video {video!r} is not a test video of {args.manifest}.")
+        if s.frames != int(test.loc[video, "frames"]):
+            raise MgenetError(f"{f}: {s.frames} frames, the manifest says {test.loc[video, 'frames']}; rerun "
+                              f"extract_snippets.")
+        frames = snippet_to_frames(snippet_scores(model, tables, s.features), s.start_frame, s.snippet_len, s.frames)
+        parts.append(pd.DataFrame({"video": video, "frame": np.arange(s.frames), "kr": frames.astype(np.float64)}))
+    missing = sorted(set(test.index) - {str(p_["video"].iloc[0]) for p_ in parts})
+    if missing:
+        raise MgenetError(f"score-kr: no snippets file given for test video(s) {missing[:5]}.")
+    out = pd.concat(parts, ignore_index=True)
+    write_parquet(out, args.out)
+    log.info("KR scores of %d test frames (%d videos) -> %s", len(out), len(parts), args.out)
+
+
+def cmd_fuse_crkr(args: argparse.Namespace) -> None:
+    from mgenet.crkr import PAPER_SIGMAS, fuse_streams, paper_protocol
+    from mgenet.io import load_gt_mask, read_parquet, write_json, write_parquet
+
+    p = _params(args)
+    out = fuse_streams(read_parquet(args.cr), read_parquet(args.kr), args.cr, args.kr)
+    test = _split_videos(args.manifest, "test")
+    gts = {str(r.video): load_gt_mask(r.gt_path or None, int(r.frames)) for r in test.itertuples()}
+    paper = {"method": "crkr", **paper_protocol(out, gts, {**PAPER_SIGMAS, **(p.get("paper_sigmas") or {})})}
+    write_parquet(out, args.out)
+    write_json(paper, args.paper)
+    log.info("cr + kr -> crkr (%d frames) -> %s; paper's protocol: %s", len(out), args.out,
+             "  ".join(f"{k} micro {_num(v['micro_auc'])} macro {_num(v['macro_auc'])}"
+                       for k, v in paper["scores"].items()))
+
 
 def _snippet_video(path: str) -> str:
     return Path(path).name.removesuffix(".h5")
@@ -493,6 +667,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
              int(ev.get("bootstrap", 0)), time.time() - t0)
     if args.boxes:
         _add_localization(args, p, frames, metrics)
+    for path in args.paper_protocol:  # baselines' figures under their paper's own protocol, labelled as such
+        figures = _read_json(path, "paper-protocol figures")
+        metrics.setdefault("paper_protocol", {})[figures.get("method", Path(path).stem)] = figures
     write_json(metrics, args.out)
     skipped = metrics["macro_videos"]["skipped_one_class"]
     if skipped:
@@ -530,6 +707,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                      config=p.get("config"), provenance=provenance, ablation=ablation, seeds=seeds,
                      matching_seeds=matching_seeds, validation=validation, tuning=tuning)
         log.info("report -> %s", args.report)
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as e:
+        raise MgenetError(f"{path}: {what} not found; rerun the rule that makes it.") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MgenetError(f"{path}: {what} is not valid JSON ({e}); delete it and rerun the rule that makes it.") from e
 
 
 def _num(v: float | None) -> str:
@@ -754,6 +940,32 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--source", default="", help="video file or frame folder (default: the manifest's video_path)")
     sp.add_argument("--snippet-len", type=int, default=None, help="frames per snippet (overrides --params)")
     sp.add_argument("--out", required=True)
+    sp = add("train-cr", cmd_train_cr, "two-stream baseline, CR stream: train the frame predictor (frozen Video Swin "
+                                       "stages 1-2 + U-Net decoder) on the training videos")
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--videos", nargs="+", required=True, help="the training videos' files (train split only)")
+    sp.add_argument("--out", required=True, help="the CR checkpoint to write")
+    sp = add("score-cr", cmd_score_cr, "CR stream: maximum local prediction error of every test frame (parquet)")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--out", required=True)
+    sp = add("train-kr", cmd_train_kr, "two-stream baseline, KR stream: train HashNet on the training videos' "
+                                       "snippet features and build the hash tables", )
+    sp.add_argument("--snippets", nargs="+", required=True, help="the training videos' snippets files")
+    sp.add_argument("--out", required=True, help="the KR checkpoint to write")
+    sp = add("score-kr", cmd_score_kr, "KR stream: hash-bucket distance of every test snippet, per frame (parquet)",
+             params=False)
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--snippets", nargs="+", required=True, help="the test videos' snippets files")
+    sp.add_argument("--out", required=True)
+    sp = add("fuse-crkr", cmd_fuse_crkr, "fuse the CR and KR streams (per-video min-max, 1:1) into "
+                                         "scores/baselines/crkr.parquet, and the paper's protocol figures (JSON)")
+    sp.add_argument("--cr", required=True)
+    sp.add_argument("--kr", required=True)
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--out", required=True, help="per-frame table: video, frame, cr, kr, crkr (raw)")
+    sp.add_argument("--paper", required=True, help="JSON of the paper's protocol figures")
     sp = add("train-arnet", cmd_train_arnet, "train AR-Net (weakly supervised) on the snippet features of the weak "
                                              "split's training videos, with their video labels")
     sp.add_argument("--snippets", nargs="+", required=True, help="snippets files of the weak split's training videos")
@@ -819,6 +1031,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--weak-split", default="", help="weak split CSV (video, split, label): every score, the weakly "
                                                      "supervised ones too, on its test videos (metrics.json 'weak')")
     sp.add_argument("--plots", default="", help="folder for the PNG plots")
+    sp.add_argument("--paper-protocol", nargs="*", default=[], help="baselines' figures under their paper's own "
+                                                                   "protocol (JSON), added to metrics.json "
+                                                                   "'paper_protocol' by file stem")
     sp.add_argument("--ablation", default="", help="ablation table CSV (`mgenet ablation-table`) to show in the report")
     sp.add_argument("--seeds", default="", help="summary over seeds CSV (`mgenet seeds-table`) to show in the report")
     sp.add_argument("--matching-seeds", default="", help="summary over matching-memory seeds CSV (`snakemake "

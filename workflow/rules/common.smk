@@ -411,6 +411,14 @@ BASELINE_SCORES = {}
 BASELINE_SEEDED = set()
 
 
+# {method: JSON of its figures under its paper's own protocol}, added to metrics.json `paper_protocol` by evaluate
+PAPER_PROTOCOL = {}
+
+
+def get_paper_protocol(wildcards):
+    return [PAPER_PROTOCOL[m] for m in sorted(PAPER_PROTOCOL)]
+
+
 def get_baseline_scores(wildcards):
     """The enabled baselines' per-frame score tables, by method name."""
     return [BASELINE_SCORES[m] for m in sorted(BASELINE_SCORES)]
@@ -616,3 +624,49 @@ def tune_params():
         },
         sort_keys=True,
     )
+
+
+# Two-stream baseline (crkr.smk): its params and input functions
+CRKR = config["crkr"]
+
+
+def crkr_params(stream, seed=None):
+    """What a stream's training (and scoring) depends on: its section, plus for CR the backbone's weights, and the
+    seed and device."""
+    out = {**CRKR[stream], "seed": config["seed"] if seed is None else seed, "device": config["device"]}
+    if stream == "cr":  # F_B is fixed: the main seed's (for random weights), whatever the training seed
+        out.update(weights=config["features"]["weights"], backbone_seed=config["seed"])
+    return json.dumps(out, sort_keys=True)
+
+
+def _split_video_files(wildcards, split):
+    df = manifest(wildcards)
+    paths = df.loc[df["split"] == split, "video_path"]
+    if (paths == "").any():
+        raise ValueError(f"crkr.enabled: the two-stream baseline reads the videos, but {(paths == '').sum()} {split} "
+                         f"video(s) of {R}/manifest.csv have no video file (pose-only dataset); set crkr.enabled: "
+                         f"false or put the videos under the dataset root.")
+    return sorted(paths)
+
+
+def get_cr_train_videos(wildcards):
+    """The training videos' files: the CR stream learns from them alone (never a test video)."""
+    return _split_video_files(wildcards, "train")
+
+
+def get_cr_test_videos(wildcards):
+    return _split_video_files(wildcards, "test")
+
+
+def get_kr_snippets(split):
+    def files(wildcards):
+        return snippet_files(videos_of(wildcards, split), CRKR["kr"]["snippet_len"])
+
+    return files
+
+
+def seed_crkr_params(stream):
+    def params(wildcards):
+        return crkr_params(stream, seed=int(wildcards.seed))
+
+    return params

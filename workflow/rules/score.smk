@@ -99,6 +99,7 @@ rule evaluate:
         validation=get_validation_metrics,
         train=train_scores(f"{R}/scores/segments_train.parquet"),
         weak_split=get_weak_split,  # every score also on its test videos; AR-Net only there
+        paper=get_paper_protocol,  # baselines' figures under their paper's own protocol (metrics.json paper_protocol)
     output:
         metrics=f"{R}/eval/metrics.json",
         report=f"{R}/eval/report.html",
@@ -125,7 +126,7 @@ rule evaluate:
         " --seeds={params.seeds:q} --matching-seeds={params.matching_seeds:q} --boxes={params.boxes:q}"
         " --validation={input.validation:q} --tuning={params.tuning:q} --train-scores={input.train:q}"
         " --segments {input.segments:q} --segment-files {input.segment_files:q}"
-        " --models {input.models:q} --features {input.features:q} > {log:q} 2>&1"
+        " --models {input.models:q} --features {input.features:q} --paper-protocol {input.paper:q} > {log:q} 2>&1"
 
 
 # The validation split, evaluated exactly like the test split (the same fusion, smoothing and figures) into its own

@@ -1,0 +1,180 @@
+# The unsupervised two-stream baseline (Cao et al., arXiv 2209.02899) beside MGENet: Context Recovery (a frame
+# predictor on the frozen Video Swin stages 1-2, trained on the training videos' frames) and Knowledge Retrieval
+# (HashNet hash tables of the training videos' snippet features). Each stream scores every test frame; fuse_crkr
+# joins them (columns cr, kr, crkr) into scores/baselines/crkr.parquet, which fuse_scores adds to the frame table,
+# and writes the paper's protocol figures, which evaluate adds to metrics.json. Only defined when crkr.enabled.
+
+if CRKR["enabled"]:
+    BASELINE_SCORES["crkr"] = f"{R}/scores/baselines/crkr.parquet"
+    PAPER_PROTOCOL["crkr"] = f"{R}/scores/baselines/crkr_paper.json"
+
+    rule train_cr:
+        input:
+            manifest=f"{R}/manifest.csv",
+            videos=get_cr_train_videos,
+            weights=get_feature_weights,
+        output:
+            f"{R}/models/cr.pt",
+        params:
+            cr=crkr_params("cr"),
+        # torch's intra-op threads; frames are decoded between steps
+        threads: 2
+        resources:
+            # a GPU unless device: cpu; memory: buffer_videos x iterations samples of (context + 1) resized frames
+            gpu=gpus(),
+            mem_mb=4000,
+        log:
+            f"{R}/logs/crkr/train_cr.log",
+        benchmark:
+            f"{R}/benchmarks/crkr/train_cr.tsv"
+        conda:
+            "../../envs/models.yaml"
+        shell:
+            "mgenet --threads {threads} train-cr --manifest {input.manifest:q} --videos {input.videos:q}"
+            " --params {params.cr:q} --out {output:q} > {log:q} 2>&1"
+
+    rule score_cr:
+        input:
+            model=f"{R}/models/cr.pt",
+            manifest=f"{R}/manifest.csv",
+            videos=get_cr_test_videos,
+        output:
+            f"{R}/scores/baselines/cr.parquet",
+        params:
+            cr=crkr_params("cr"),
+        threads: 2
+        resources:
+            # a GPU unless device: cpu; memory: one batch of predicted frames with their context
+            gpu=gpus(),
+            mem_mb=3000,
+        log:
+            f"{R}/logs/crkr/score_cr.log",
+        benchmark:
+            f"{R}/benchmarks/crkr/score_cr.tsv"
+        conda:
+            "../../envs/models.yaml"
+        shell:
+            "mgenet --threads {threads} score-cr --model {input.model:q} --manifest {input.manifest:q}"
+            " --params {params.cr:q} --out {output:q} > {log:q} 2>&1"
+
+    rule train_kr:
+        input:
+            snippets=get_kr_snippets("train"),
+        output:
+            f"{R}/models/kr.pt",
+        params:
+            kr=crkr_params("kr"),
+        # HashNet is a few linear maps on pooled vectors: seconds on a CPU, so no GPU is requested
+        threads: 1
+        resources:
+            mem_mb=2000,
+        log:
+            f"{R}/logs/crkr/train_kr.log",
+        benchmark:
+            f"{R}/benchmarks/crkr/train_kr.tsv"
+        conda:
+            "../../envs/models.yaml"
+        shell:
+            "mgenet --threads {threads} train-kr --snippets {input.snippets:q} --params {params.kr:q}"
+            " --out {output:q} > {log:q} 2>&1"
+
+    rule score_kr:
+        input:
+            model=f"{R}/models/kr.pt",
+            manifest=f"{R}/manifest.csv",
+            snippets=get_kr_snippets("test"),
+        output:
+            f"{R}/scores/baselines/kr.parquet",
+        threads: 1
+        resources:
+            mem_mb=2000,
+        log:
+            f"{R}/logs/crkr/score_kr.log",
+        benchmark:
+            f"{R}/benchmarks/crkr/score_kr.tsv"
+        conda:
+            "../../envs/models.yaml"
+        shell:
+            "mgenet --threads {threads} score-kr --model {input.model:q} --manifest {input.manifest:q}"
+            " --snippets {input.snippets:q} --out {output:q} > {log:q} 2>&1"
+
+    rule fuse_crkr:
+        input:
+            cr=f"{R}/scores/baselines/cr.parquet",
+            kr=f"{R}/scores/baselines/kr.parquet",
+            manifest=f"{R}/manifest.csv",
+            truth=get_ground_truth,
+        output:
+            scores=f"{R}/scores/baselines/crkr.parquet",
+            paper=f"{R}/scores/baselines/crkr_paper.json",
+        params:
+            fuse=json.dumps({"paper_sigmas": CRKR["paper_sigmas"]}, sort_keys=True),
+        log:
+            f"{R}/logs/crkr/fuse_crkr.log",
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "mgenet fuse-crkr --cr {input.cr:q} --kr {input.kr:q} --manifest {input.manifest:q}"
+            " --params {params.fuse:q} --out {output.scores:q} --paper {output.paper:q} > {log:q} 2>&1"
+
+    # `snakemake seeds`: both streams trained again per training seed on the same frames and snippet features
+    if config["seeds"] and SEEDS:
+        BASELINE_SEEDED.add("crkr")  # fuse_scores_seed reads {R}/seeds/{seed}/scores/baselines/crkr.parquet
+
+        use rule train_cr as train_cr_seed with:
+            output:
+                f"{R}/seeds/{{seed}}/models/cr.pt",
+            params:
+                cr=seed_crkr_params("cr"),
+            log:
+                f"{R}/logs/seeds/{{seed}}/train_cr.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/train_cr.tsv"
+
+        use rule score_cr as score_cr_seed with:
+            input:
+                model=f"{R}/seeds/{{seed}}/models/cr.pt",
+                manifest=f"{R}/manifest.csv",
+                videos=get_cr_test_videos,
+            output:
+                f"{R}/seeds/{{seed}}/scores/baselines/cr.parquet",
+            params:
+                cr=seed_crkr_params("cr"),
+            log:
+                f"{R}/logs/seeds/{{seed}}/score_cr.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/score_cr.tsv"
+
+        use rule train_kr as train_kr_seed with:
+            output:
+                f"{R}/seeds/{{seed}}/models/kr.pt",
+            params:
+                kr=seed_crkr_params("kr"),
+            log:
+                f"{R}/logs/seeds/{{seed}}/train_kr.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/train_kr.tsv"
+
+        use rule score_kr as score_kr_seed with:
+            input:
+                model=f"{R}/seeds/{{seed}}/models/kr.pt",
+                manifest=f"{R}/manifest.csv",
+                snippets=get_kr_snippets("test"),
+            output:
+                f"{R}/seeds/{{seed}}/scores/baselines/kr.parquet",
+            log:
+                f"{R}/logs/seeds/{{seed}}/score_kr.log",
+            benchmark:
+                f"{R}/benchmarks/seeds/{{seed}}/score_kr.tsv"
+
+        use rule fuse_crkr as fuse_crkr_seed with:
+            input:
+                cr=f"{R}/seeds/{{seed}}/scores/baselines/cr.parquet",
+                kr=f"{R}/seeds/{{seed}}/scores/baselines/kr.parquet",
+                manifest=f"{R}/manifest.csv",
+                truth=get_ground_truth,
+            output:
+                scores=f"{R}/seeds/{{seed}}/scores/baselines/crkr.parquet",
+                paper=f"{R}/seeds/{{seed}}/scores/baselines/crkr_paper.json",
+            log:
+                f"{R}/logs/seeds/{{seed}}/fuse_crkr.log",
