@@ -84,8 +84,9 @@ def workdir(tmp_path_factory) -> Path:
     wd = tmp_path_factory.mktemp("wf")
     copy_workflow(wd)
     root = wd / "resources" / "datasets" / "tiny"
-    (wd / "tiny.yaml").write_text(yaml.safe_dump({"dataset": {"name": "tiny", "root": str(root),
-                                                              "generate": False}}))
+    # the generator's weak split, named (a real dataset's is not taken by default): AR-Net's rules are in the DAG
+    (wd / "tiny.yaml").write_text(yaml.safe_dump({"dataset": {"name": "tiny", "root": str(root), "generate": False,
+                                                              "weak_split": "weak_split.csv"}}))
     # the dataset and its manifest (what make_demo_dataset and the index_dataset checkpoint would make)
     assert main(["make-demo", "--params", json.dumps(DEMO), "--out", str(root)]) == 0
     assert main(["index", "--params", json.dumps({"root": str(root)}), "--out",

@@ -534,9 +534,26 @@ def _dotted(cfg, key):
     return cfg
 
 
+def _tune_grid():
+    """tune.grid as it applies to this config: without stage 2 (pose-only runs, STG-NF alone) its stage-2 keys and the
+    stage-2 components' weights name nothing to tune, and are left out (said at start, not an error: config.yaml's
+    demo grid is inherited by every config)."""
+    grid = dict(config["tune"]["grid"])
+    if not STAGE2:
+        dropped = [k for k in grid if k.startswith("stage2.") or k.split(".")[-1] in STAGE2_COMPONENTS]
+        for k in dropped:
+            del grid[k]
+        if dropped:
+            print(f"mgenet: stage2.enabled is false: tune.grid's {', '.join(dropped)} are left out.", file=sys.stderr)
+    return grid
+
+
+TUNE_GRID = _tune_grid()
+
+
 def _tune_candidates():
     out = {}
-    for key, values in config["tune"]["grid"].items():
+    for key, values in TUNE_GRID.items():
         if not key.startswith("stage2."):
             continue
         for v in values:
@@ -562,17 +579,13 @@ def _tune_candidates():
             f"tune.grid asks for {len(retrained)} retrained stage-2 candidates ({', '.join(retrained)}) but"
             f" tune.max_retrain is {config['tune']['max_retrain']}; raise the budget or list fewer stage2.* values."
         )
-    if out and not STAGE2:
-        raise ValueError("tune.grid lists stage2.* keys but stage2.enabled is false; drop them or enable stage 2.")
     return out
 
 
 TUNE_CANDIDATES = _tune_candidates()
 TUNE_RETRAINED = [k for k, v in TUNE_CANDIDATES.items() if v["retrain"]]
 # the training segments' scores are read when some setting normalises by them
-TUNE_TRAIN = config["fusion"].get("normalise") == "train" or "train" in config["tune"]["grid"].get(
-    "fusion.normalise", []
-)
+TUNE_TRAIN = config["fusion"].get("normalise") == "train" or "train" in TUNE_GRID.get("fusion.normalise", [])
 
 
 def get_tune_stage2_params(wildcards):
@@ -616,7 +629,7 @@ def tune_args(prefix):
 def tune_params():
     return json.dumps(
         {
-            "grid": config["tune"]["grid"],
+            "grid": TUNE_GRID,
             "metric": config["tune"]["metric"],
             "fusion": config["fusion"],
             "smoothing_sigmas": config["score"]["smoothing_sigmas"],
