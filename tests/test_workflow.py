@@ -173,9 +173,12 @@ TUNE = {"grid": {"fusion.weights.app": [0.0, 0.1, 1.0], "fusion.weights.mm": [0.
 
 def test_tune_reads_validation_only_and_its_config_reruns_only_what_it_changes(workdir):
     r = workdir / "results" / "tiny"
+    # config files merge key by key: config.yaml's own grid keys are left out with null
+    inherited = yaml.safe_load((REPO / "config.yaml").read_text()).get("tune", {}).get("grid", {})
+    TUNE["grid"] = {**{k: None for k in inherited}, **TUNE["grid"]}
     (workdir / "tune.yaml").write_text(yaml.safe_dump({**TINY, "tune": TUNE}))
     # over budget: refused before any rule runs, naming the budget
-    over = {**TINY, "tune": {**TUNE, "max_retrain": 0}}
+    over = {**TINY, "tune": {**TUNE, "max_retrain": 0}}  # top_k alone retrains
     (workdir / "tune_over.yaml").write_text(yaml.safe_dump(over))
     proc = snakemake(workdir, "-n", "tune", "--configfile", "tune_over.yaml", check=False)
     assert proc.returncode != 0 and "tune.max_retrain is 0" in proc.stdout + proc.stderr

@@ -48,6 +48,8 @@ def split_grid(grid: Mapping[str, Sequence[Any]]) -> tuple[dict[str, list], dict
     """
     fusion, stage2 = {}, {}
     for key, values in grid.items():
+        if values is None:  # left out by a config file over config.yaml's grid
+            continue
         kind = _check_key(key)
         values = list(values) if isinstance(values, (list, tuple)) else [values]
         if not values:

@@ -538,7 +538,7 @@ def _tune_grid():
     """tune.grid as it applies to this config: without stage 2 (pose-only runs, STG-NF alone) its stage-2 keys and the
     stage-2 components' weights name nothing to tune, and are left out (said at start, not an error: config.yaml's
     demo grid is inherited by every config)."""
-    grid = dict(config["tune"]["grid"])
+    grid = {k: v for k, v in config["tune"]["grid"].items() if v is not None}  # null: left out (see the schema)
     if not STAGE2:
         dropped = [k for k in grid if k.startswith("stage2.") or k.split(".")[-1] in STAGE2_COMPONENTS]
         for k in dropped:
