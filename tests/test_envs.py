@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
 STAGE_ENVS = ("core", "models", "pose", "features")
 RULE = re.compile(r"^(\s*)(?:rule|checkpoint) (\w+):\s*$")
+LOOP_RULE = re.compile(r"^(\s*)rule:()\s*$")  # a rule named by its name: directive (score.smk's loop)
 
 
 def _pins(lines) -> dict[str, str]:
@@ -52,7 +53,7 @@ def rule_envs() -> dict[str, Path]:
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         lines = smk.read_text().splitlines()
         for i, line in enumerate(lines):
-            m = RULE.match(line)
+            m = RULE.match(line) or LOOP_RULE.match(line)
             if not m:
                 continue
             indent, block = len(m.group(1)), []
@@ -60,11 +61,14 @@ def rule_envs() -> dict[str, Path]:
                 if nxt.strip() and len(nxt) - len(nxt.lstrip()) <= indent:
                     break
                 block.append(nxt.strip())
+            name = m.group(2)
+            if not name:  # `rule:` named in a loop over the scored splits: name: f"fuse_scores{_sfx}"
+                name = re.search(r'f"(\w+)\{_sfx\}"', block[block.index("name:") + 1]).group(1)
             if "shell:" not in block:
                 continue  # a target rule (all, ablation): runs nothing
-            assert "conda:" in block, f"{smk.name}: rule {m.group(2)} has no conda: directive"
+            assert "conda:" in block, f"{smk.name}: rule {name} has no conda: directive"
             path = block[block.index("conda:") + 1].strip('"')
-            out[f"{smk.name}:{m.group(2)}"] = (smk.parent / path).resolve()
+            out[f"{smk.name}:{name}"] = (smk.parent / path).resolve()
     return out
 
 

@@ -24,9 +24,16 @@ STAGE2_COMPONENTS = ("mo", "app", "mm")
 if "weights" not in config["fusion"]:
     config["fusion"]["weights"] = {"mo": 1.0, "app": 0.1, "mm": 0.1} if STAGE2 else {"nf": 1.0}
 if not STAGE2 and set(config["fusion"]["weights"]) & set(STAGE2_COMPONENTS):
-    raise ValueError(
-        f"fusion.weights {config['fusion']['weights']} name stage-2 components but stage2.enabled is false;"
-        " give weights for nf only, or enable stage 2."
+    # config files merge key by key, so a pose-only config inherits config.yaml's stage-2 weights: they are left out
+    # (said at start), and S_nf alone is the score unless the weights give nf one
+    _dropped = sorted(set(config["fusion"]["weights"]) & set(STAGE2_COMPONENTS))
+    config["fusion"]["weights"] = {c: w for c, w in config["fusion"]["weights"].items() if c not in _dropped} or {
+        "nf": 1.0
+    }
+    print(
+        f"mgenet: stage2.enabled is false: fusion.weights of {', '.join(_dropped)} are left out; fused ="
+        f" {config['fusion']['weights']}.",
+        file=sys.stderr,
     )
 if not STAGE2 and config["matching_seeds"]:
     raise ValueError(
