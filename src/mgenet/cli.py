@@ -174,50 +174,48 @@ def cmd_features(args: argparse.Namespace) -> None:
     missing = [f"--{k}" for k in ("manifest", "video", "segments", "out") if not getattr(args, k)]
     if missing:
         raise MgenetError(f"features: {', '.join(missing)} required (or --estimate).")
-    from mgenet.engine.flow import resolve_device
     from mgenet.features.extract import FeatureConfig, extract_video_features
-    from mgenet.features.swin import load_backbone
 
     cfg = FeatureConfig.from_dict(p)
+    source, model, device, attrs = _backbone_job(args, p, cfg, "features")
+    threads = args.threads or 1
+    stats = extract_video_features(source, args.segments, args.out, cfg, model, device, attrs, threads=threads)
+    log.info("%s: %s -> %s", args.video, stats.summary(), args.out)
+
+
+def _backbone_job(args: argparse.Namespace, p: dict[str, Any], cfg: Any, what: str) -> tuple[str, Any, Any, dict]:
+    """What a per-video backbone command (features, snippets) needs: the video's file, the Video Swin stages on their
+    device, and the provenance attributes of its output."""
+    from mgenet.engine.flow import resolve_device
+    from mgenet.features.swin import load_backbone
+
     row = _manifest_row(args.manifest, args.video)
     source = args.source or row["video_path"]
     if not source:
-        raise MgenetError(f"{args.manifest}: video {args.video!r} has no video file (pose-only dataset); features "
+        raise MgenetError(f"{args.manifest}: video {args.video!r} has no video file (pose-only dataset); {what} "
                           f"need the videos under the dataset root (see README, 'Real datasets').")
     device = resolve_device(cfg.device)
     model, digest = load_backbone(cfg.weights, cfg.seed)
     model.to(device)
     attrs = {"video": args.video, "split": row["split"], "scene": str(row["scene"]), "config_hash": config_hash(p),
              "checkpoint_sha256": digest, "weights": cfg.weights, "device": str(device)}
-    threads = args.threads or 1
-    stats = extract_video_features(source, args.segments, args.out, cfg, model, device, attrs, threads=threads)
-    log.info("%s: %s -> %s", args.video, stats.summary(), args.out)
+    return source, model, device, attrs
 
 
 def cmd_snippets(args: argparse.Namespace) -> None:
-    from mgenet.engine.flow import resolve_device
     from mgenet.features.snippets import SnippetConfig, extract_video_snippets
-    from mgenet.features.swin import load_backbone
 
     p = _params(args)
     if args.snippet_len is not None:
         p["snippet_len"] = args.snippet_len
     cfg = SnippetConfig.from_dict(p)
-    row = _manifest_row(args.manifest, args.video)
-    source = args.source or row["video_path"]
-    if not source:
-        raise MgenetError(f"{args.manifest}: video {args.video!r} has no video file (pose-only dataset); snippet "
-                          f"features need the videos under the dataset root (see README, 'Real datasets').")
-    device = resolve_device(cfg.device)
-    model, digest = load_backbone(cfg.weights, cfg.seed)
-    model.to(device)
-    attrs = {"video": args.video, "split": row["split"], "scene": str(row["scene"]), "config_hash": config_hash(p),
-             "checkpoint_sha256": digest, "weights": cfg.weights, "device": str(device)}
+    source, model, device, attrs = _backbone_job(args, p, cfg, "snippet features")
     stats = extract_video_snippets(source, args.out, cfg, model, device, attrs, threads=args.threads or 1,
-                                   expect_frames=int(row["frames"]))
+                                   expect_frames=int(_manifest_row(args.manifest, args.video)["frames"]))
     log.info("%s: %d snippets of %d frames (%d frames) in %.1f s (forward %.1f s, decode %.1f s) -> %s", args.video,
              stats["snippets"], cfg.snippet_len, stats["frames"], stats["seconds"], stats["forward_s"],
              stats["decode_s"], args.out)
+
 
 # ---------------------------------------------------------------------------------- two-stream baseline (CR + KR)
 
