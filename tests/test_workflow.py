@@ -319,9 +319,15 @@ def test_seeds_target_trains_the_other_seeds_and_reports_mean_and_std(workdir):
 def _start(workdir: Path, config: str, log: Path) -> subprocess.Popen:
     """snakemake in its own process group, as a terminal runs it (Ctrl-C reaches the whole group)."""
     cmd = [sys.executable, "-m", "snakemake", "--configfile", config, "--cores", "1"]
+
+    def ctrl_c_stops_it() -> None:
+        # a shell without job control starts background commands (a CI runner's, `make test &`) with SIGINT ignored,
+        # and children inherit that: snakemake would then never see the Ctrl-C this test sends
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     with open(log, "w") as out:
         return subprocess.Popen(cmd, cwd=workdir, env=snakemake_env(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=ctrl_c_stops_it)
 
 
 def _wait_for(what: str, cond, proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:

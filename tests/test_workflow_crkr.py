@@ -48,8 +48,8 @@ def test_crkr_artifacts_and_metrics(workdir):
     assert len(scores) == test["frames"].sum() and scores[["cr", "kr", "crkr"]].notna().all().all()
     for stream in ("train_cr", "score_cr", "train_kr", "score_kr"):
         assert (r / "benchmarks" / "crkr" / f"{stream}.tsv").exists()
-    for video in man["video"]:  # KR's snippets: every video, at the paper's 8 frames
-        assert (r / "snippets" / "len8" / f"{video}.h5").exists()
+    for row in man.itertuples():  # KR's snippets: every training and test video (not validation), at 8 frames
+        assert (r / "snippets" / "len8" / f"{row.video}.h5").exists() == (row.split != "val"), row.video
     frames = pd.read_parquet(r / "scores" / "frames.parquet")
     assert {"cr", "kr", "crkr"} <= set(frames.columns) and "fused" in frames.columns
     m = json.loads((r / "eval" / "metrics.json").read_text())
