@@ -1,8 +1,8 @@
 # `snakemake tune` (issue 17): settings chosen on the validation split only. Candidates (stage2.* keys of tune.grid,
 # one value at a time around the main config) train their own stage 2 under results/{ds}/tune/{candidate}/ (but
-# stage2.mm_form, a scoring-time setting, which rescores the main model) and score the validation segments (and the training segments when the grid or the config normalise by them); rule tune then
-# scores every fusion setting of the grid on every candidate and writes eval/tuning.csv and eval/tuned.yaml. No rule
-# here reads a test file.
+# stage2.mm_form, a scoring-time setting, which rescores the main model) and score the validation segments (and the
+# training segments when the grid or the config normalise by them); rule tune then scores every fusion setting of the
+# grid on every candidate and writes eval/tuning.csv and eval/tuned.yaml. No rule here reads a test file.
 
 
 if STAGE2 and TUNE_CANDIDATES:
