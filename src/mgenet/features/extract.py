@@ -38,6 +38,14 @@ TRAINED_WITH = ("backbone", "weights", "checkpoint_sha256", "crop", "widen", "sc
                 "layout", "track_chunk")
 
 
+def check_image_size(key: str, size: tuple[int, int]) -> None:
+    """An [H, W] the Swin stages 1-2 take (config ``key``, for the error): both positive multiples of 8."""
+    h, w = size
+    if h <= 0 or w <= 0 or h % 8 or w % 8:
+        raise MgenetError(f"{key} {[h, w]}: height and width must be positive multiples of 8 (patch 4 x 4, then one "
+                          f"2 x 2 patch merging: tokens are H/8 x W/8).")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Settings of ``extract_features`` (config.yaml ``features`` plus the global ``seed`` and ``device``)."""
@@ -72,10 +80,7 @@ class FeatureConfig:
 
     def validate(self) -> None:
         for name in ("crop", "scene_size"):
-            h, w = getattr(self, name)
-            if h <= 0 or w <= 0 or h % 8 or w % 8:
-                raise MgenetError(f"features.{name} {[h, w]}: height and width must be positive multiples of 8 "
-                                  f"(patch 4 x 4, then one 2 x 2 patch merging: tokens are H/8 x W/8).")
+            check_image_size(f"features.{name}", getattr(self, name))
         if self.layout not in LAYOUTS:
             raise MgenetError(f"features.layout {self.layout!r}: use one of {list(LAYOUTS)}.")
         step = SwinConfig().patch_size[0] * SwinConfig().window_size[0]

@@ -26,7 +26,7 @@ import torch
 from mgenet import MgenetError, __version__
 from mgenet.features.crops import normalise_clips
 from mgenet.features.decode import open_frames
-from mgenet.features.extract import _autocast
+from mgenet.features.extract import _autocast, check_image_size
 from mgenet.features.swin import BACKBONE_NAME, CHECKPOINT_NAME, SwinConfig, SwinStages12
 from mgenet.io import atomic_path, open_h5, provenance
 
@@ -58,10 +58,7 @@ class SnippetConfig:
         return cfg
 
     def validate(self) -> None:
-        h, w = self.size
-        if h <= 0 or w <= 0 or h % 8 or w % 8:
-            raise MgenetError(f"snippets.size {[h, w]}: height and width must be positive multiples of 8 (patch 4 x 4, "
-                              f"then one 2 x 2 patch merging).")
+        check_image_size("snippets.size", self.size)
         pt = SwinConfig().patch_size[0]
         if self.snippet_len <= 0 or self.snippet_len % pt:
             raise MgenetError(f"snippet_len {self.snippet_len}: use a positive multiple of {pt} frames (the "
