@@ -118,7 +118,7 @@ def get_segments(wildcards):
 
 
 def get_train_segments(wildcards):
-    return expand(f"{R}/segments/{{video}}.h5", video=videos_of(wildcards, "train"))
+    return get_split_segments(wildcards, "train")
 
 
 def get_flow_checkpoint(wildcards):
@@ -371,7 +371,7 @@ def evaluate_params(**extra):
 
 def get_test_segments(wildcards):
     """Segments files of every test video: their person boxes are the detections of RBDC / TBDC."""
-    return expand(f"{R}/segments/{{video}}.h5", video=videos_of(wildcards, "test"))
+    return get_split_segments(wildcards, "test")
 
 
 def report_models():
