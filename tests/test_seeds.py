@@ -11,7 +11,7 @@ import pytest
 
 from mgenet import MgenetError
 from mgenet.cli import main
-from mgenet.seeds import seed_summary, to_markdown
+from mgenet.seeds import compare_markdown, compare_summaries, seed_summary, to_markdown
 
 
 def metrics(fused: float, nf: float, motion: float | None, scene: float | None = None) -> dict:
@@ -79,3 +79,33 @@ def test_seeds_table_command(tmp_path: Path, capsys) -> None:
     assert md.read_text().startswith("# AUC over seeds, d\n")
     rc = main(["seeds-table", "--metrics", f"1={tmp_path / 'missing.json'}", "--out", str(out)])
     assert rc == 1 and "missing.json: metrics of seed '1' not found; run `snakemake seeds`" in capsys.readouterr().err
+
+
+def test_two_configurations_are_compared_paired_by_seed(tmp_path: Path, capsys) -> None:
+    # b is a + 0.05 on every seed although the seeds spread by 0.2: the paired interval is tight around +0.05
+    a = seed_summary({"0": metrics(0.6, 0.5, 0.7), "1": metrics(0.8, 0.5, 0.7), "2": metrics(0.7, 0.5, 0.7)})
+    b = seed_summary({"0": metrics(0.65, 0.5, 0.7), "1": metrics(0.85, 0.5, 0.7), "2": metrics(0.75, 0.5, 0.7),
+                      "9": metrics(0.1, 0.1, 0.1)})  # a seed a does not have is left out
+    df = compare_summaries(a, b, ("window", "track"))
+    row = df[(df["score"] == "fused") & (df["figure"] == "micro_auc")].iloc[0]
+    assert row["diff"] == pytest.approx(0.05) and row["diff_std"] == pytest.approx(0.0, abs=1e-12)
+    assert row["n_seeds"] == 3 and row["mean_window"] == pytest.approx(0.7) and row["mean_track"] == pytest.approx(0.75)
+    assert [c for c in df.columns if c.startswith("diff_")] == ["diff_std", "diff_0", "diff_1", "diff_2"]
+    # a difference that changes sign with the seed has an interval holding 0
+    c = seed_summary({"0": metrics(0.7, 0.5, 0.7), "1": metrics(0.7, 0.5, 0.7), "2": metrics(0.65, 0.5, 0.7)})
+    row = compare_summaries(a, c).query("score == 'fused' and figure == 'micro_auc'").iloc[0]
+    assert row["ci_low"] < 0 < row["ci_high"] and row["diff"] == pytest.approx((0.1 - 0.1 - 0.05) / 3)
+    assert "| fused | micro_auc | 0.700 | 0.750 | +0.050 ± 0.000 | [+0.050, +0.050] |" in compare_markdown(
+        df, ("window", "track"))
+    with pytest.raises(MgenetError, match="share no seed"):
+        compare_summaries(a, seed_summary({"7": metrics(0.7, 0.5, 0.7)}))
+    # the command: two NAME=CSV tables
+    a.to_csv(tmp_path / "a.csv", index=False)
+    b.to_csv(tmp_path / "b.csv", index=False)
+    out, md = tmp_path / "cmp.csv", tmp_path / "cmp.md"
+    rc = main(["seeds-compare", f"window={tmp_path / 'a.csv'}", f"track={tmp_path / 'b.csv'}", "--figures",
+               "micro_auc", "--out", str(out), "--md", str(md)])
+    assert rc == 0 and set(pd.read_csv(out)["figure"]) == {"micro_auc"}
+    assert md.read_text().startswith("# track against window, paired by seed\n")
+    rc = main(["seeds-compare", f"window={tmp_path / 'a.csv'}", f"track={tmp_path / 'nope.csv'}", "--out", str(out)])
+    assert rc == 1 and "nope.csv: no such seeds table (track)" in capsys.readouterr().err

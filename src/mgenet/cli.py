@@ -862,6 +862,29 @@ def cmd_seeds_table(args: argparse.Namespace) -> None:
     log.info("%d seeds -> %s%s", len(metrics), args.out, f", {args.md}" if args.md else "")
 
 
+def cmd_seeds_compare(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from mgenet.seeds import compare_markdown, compare_summaries
+
+    tables = _named_paths(args.tables, "a name and an `mgenet seeds-table` CSV")
+    if len(tables) != 2:
+        raise MgenetError(f"give exactly two NAME=CSV tables to compare, not {len(tables)}.")
+    frames = []
+    for name, path in tables.items():
+        if not Path(path).is_file():
+            raise MgenetError(f"{path}: no such seeds table ({name}); make it with `snakemake seeds` or "
+                              f"`snakemake seeds_val` in that configuration.")
+        frames.append(pd.read_csv(path))
+    names = tuple(tables)
+    df = compare_summaries(frames[0], frames[1], names, tuple(args.figures))
+    _write_table(df, args.out, args.md, f"{names[1]} against {names[0]}, paired by seed",
+                 lambda d: compare_markdown(d, names))
+    for row in df[df["figure"] == "micro_auc"].itertuples(index=False):
+        log.info("%-6s micro AUC %s - %s: %+.4f [%+.4f, %+.4f] over %d seeds", row.score, names[1], names[0],
+                 row.diff, row.ci_low, row.ci_high, row.n_seeds)
+
+
 def cmd_score_video(args: argparse.Namespace) -> None:
     from mgenet.score_video import score_video
 
@@ -1071,6 +1094,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metrics", nargs="+", required=True, metavar="SEED=PATH", help="each seed and its metrics.json")
     sp.add_argument("--out", required=True, help="the CSV summary")
     sp.add_argument("--md", default="", help="also write the summary as markdown here")
+    sp = add("seeds-compare", cmd_seeds_compare, "two configurations over the same seeds (e.g. features.layout "
+                                                 "window and track): every AUC's per-seed difference, its mean, "
+                                                 "std and 95% interval", params=False)
+    sp.add_argument("tables", nargs=2, metavar="NAME=CSV", help="the two `mgenet seeds-table` CSVs, e.g. "
+                                                                 "window=results/demo/eval/seeds_val.csv")
+    sp.add_argument("--figures", nargs="*", default=[], help="only these figures (e.g. micro_auc auc_scene)")
+    sp.add_argument("--out", required=True, help="the CSV comparison")
+    sp.add_argument("--md", default="", help="also write it as markdown here")
     sp = add("score-video", cmd_score_video, "score one new video end to end with trained models: per-frame "
                                              "scores (frames.csv) and a score-curve plot (scores.png)", params=False)
     sp.add_argument("video", help="video file or folder of numbered frame images")

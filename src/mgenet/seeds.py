@@ -95,3 +95,74 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     n = int(df["n_seeds"].max()) if len(df) else 0
     seeds = ", ".join(c[5:] for c in df.columns if c.startswith("seed_"))
     return "\n".join([head, rule, *body]) + f"\n\nmean ± sample std over {n} seeds ({seeds}).\n"
+
+
+def compare_summaries(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] = ("a", "b"),
+                      figures: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Two configurations' runs over the same seeds, paired by seed: b minus a for every (score, figure).
+
+    Every seed trains both configurations with the same random streams, so the per-seed difference removes the part
+    of the spread that the seed causes in both (e.g. which motions the flow learns first); its mean, sample std and a
+    95% Student-t interval over the seeds say whether b differs from a beyond the seeds' noise.
+
+    Args:
+        a, b: two :func:`seed_summary` tables (``mgenet seeds-table`` CSVs), over the same seeds.
+        names: what to call a and b in the columns.
+        figures: keep only these figures (all by default).
+
+    Returns:
+        Columns score, figure, ``mean_<a>``, ``mean_<b>`` (over the shared seeds), diff (mean of b − a), diff_std, ci_low, ci_high, n_seeds,
+        then ``diff_<seed>`` per seed; rows in a's order, for (score, figure) pairs both tables hold.
+
+    Raises:
+        MgenetError: the tables share no seed or no (score, figure).
+    """
+    from scipy import stats
+
+    seeds_a = [c for c in a.columns if c.startswith("seed_")]
+    seeds = [c for c in seeds_a if c in b.columns]
+    if not seeds:
+        raise MgenetError(f"the two seed tables share no seed ({', '.join(c[5:] for c in seeds_a)} against "
+                          f"{', '.join(c[5:] for c in b.columns if c.startswith('seed_'))}); run both with the same "
+                          f"`seeds`.")
+    merged = a.merge(b, on=["score", "figure"], suffixes=("_a", "_b"))
+    if figures:
+        merged = merged[merged["figure"].isin(figures)]
+    if merged.empty:
+        raise MgenetError("the two seed tables share no (score, figure) row; were they made by the same target?")
+    rows = []
+    na, nb = names
+    for r in merged.itertuples(index=False):
+        r = r._asdict()
+        d = np.array([r[f"{s}_b"] - r[f"{s}_a"] for s in seeds], float)
+        ok = d[~np.isnan(d)]
+        n = len(ok)
+        mean = float(ok.mean()) if n else math.nan
+        sd = float(ok.std(ddof=1)) if n > 1 else math.nan
+        half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+        va = np.array([r[f"{s}_a"] for s in seeds], float)
+        vb = np.array([r[f"{s}_b"] for s in seeds], float)
+        rows.append({"score": r["score"], "figure": r["figure"], f"mean_{na}": _nanmean(va), f"mean_{nb}": _nanmean(vb),
+                     "diff": mean, "diff_std": sd, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": n,
+                     **{f"diff_{s[5:]}": float(v) for s, v in zip(seeds, d)}})
+    return pd.DataFrame(rows)
+
+
+def compare_markdown(df: pd.DataFrame, names: tuple[str, str] = ("a", "b"), digits: int = 3) -> str:
+    """:func:`compare_summaries` as a markdown table: both means, the paired difference ± std and its interval."""
+    na, nb = names
+    lines = [f"| score | figure | {na} | {nb} | {nb} − {na} (paired) | 95% interval |", "|---|---|---:|---:|---:|---|"]
+    f = f".{digits}f"
+    for r in df.itertuples(index=False):
+        r = r._asdict()
+        ci = "–" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:+{f}}, {r['ci_high']:+{f}}]"
+        sd = "" if math.isnan(r["diff_std"]) else f" ± {r['diff_std']:{f}}"
+        lines.append(f"| {r['score']} | {r['figure']} | {r[f'mean_{na}']:{f}} | {r[f'mean_{nb}']:{f}} | "
+                     f"{r['diff']:+{f}}{sd} | {ci} |")
+    n = int(df["n_seeds"].max()) if len(df) else 0
+    return "\n".join(lines) + f"\n\nper-seed differences over {n} seeds: mean ± sample std, Student-t interval.\n"
+
+
+def _nanmean(v: np.ndarray) -> float:
+    ok = v[~np.isnan(v)]
+    return float(ok.mean()) if len(ok) else math.nan
