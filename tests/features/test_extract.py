@@ -19,8 +19,9 @@ from mgenet.features.extract import ClipStream, CropSlab, FeatureConfig, clip_by
 from mgenet.io import FEATURE_DIMS, FEATURE_DTYPES, read_features, read_segments, write_features, write_segments
 
 REPO = Path(__file__).resolve().parents[2]
+# the window layout's file: a clip per row of `tokens` (the track layout's own file is tests/features/test_track_layout.py)
 PARAMS = {"weights": "random", "crop": [32, 16], "batch_size": 8, "scene_size": [32, 32], "scene_frames": 8,
-          "seed": 0, "device": "cpu"}
+          "seed": 0, "device": "cpu", "layout": "window"}
 
 
 def run(case: dict, out: Path, source: Path | None = None, **params) -> int:

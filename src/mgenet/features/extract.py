@@ -51,7 +51,7 @@ class FeatureConfig:
     """Settings of ``extract_features`` (config.yaml ``features`` plus the global ``seed`` and ``device``)."""
 
     weights: str = f"resources/weights/{CHECKPOINT_NAME}"
-    layout: str = "window"
+    layout: str = "track"
     track_chunk: int = 256
     crop: tuple[int, int] = (128, 64)  # [choice] H x W; DESIGN §4
     widen: float = 0.2
