@@ -12,8 +12,11 @@ rule extract_features:
         f"{R}/features/{{video}}.h5",
     params:
         features=params_json("features", "seed", "device"),
-    # torch's intra-op threads; decoding and cropping run in one extra thread beside them
-    threads: 2
+    # torch's intra-op threads; decoding and cropping run in one extra thread beside them. One: a job spends most of
+    # its time starting (importing torch and mmaction2, building the backbone), so on a few cores two videos side by
+    # side finish sooner than one with two threads (the demo's 33 videos: README, 'Quick start'); a cluster profile
+    # sets more (set-threads).
+    threads: 1
     resources:
         # a GPU unless device: cpu (gpus() in common.smk); under auto a job that gets none runs on the CPU.
         # Memory: decode batches + open windows + two clip batches, flat in the video's length (bench/features.py).

@@ -14,8 +14,9 @@ rule extract_snippets:
         snippets=snippets_params,
     wildcard_constraints:
         snippet_len=r"[1-9][0-9]*",
-    # torch's intra-op threads; decoding runs between forwards
-    threads: 2
+    # torch's intra-op threads; decoding runs between forwards. One, as extract_features: videos side by side use a
+    # few cores better than two threads on one (README, 'Quick start'); a cluster profile sets more.
+    threads: 1
     resources:
         # a GPU unless device: cpu (gpus() in common.smk); memory: one batch of resized snippets, flat in the length
         gpu=gpus(),
