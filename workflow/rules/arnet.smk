@@ -15,7 +15,8 @@ if ARNET:
             f"{R}/models/arnet.pt",
         params:
             arnet=arnet_params(),
-        threads: 2
+        # a two-layer MLP over cached vectors: one thread (a second one only adds start-up beside the other jobs)
+        threads: 1
         resources:
             gpu=gpus(),
         log:
@@ -37,7 +38,7 @@ if ARNET:
             f"{R}/scores/baselines/arnet.parquet",
         params:
             score=json.dumps({"device": config["device"]}),
-        threads: 2
+        threads: 1
         resources:
             gpu=gpus(),
         log:

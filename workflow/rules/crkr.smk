@@ -17,8 +17,9 @@ if CRKR["enabled"]:
             f"{R}/models/cr.pt",
         params:
             cr=crkr_params("cr"),
-        # torch's intra-op threads; frames are decoded between steps
-        threads: 2
+        # torch's intra-op threads; frames are decoded between steps. One: at the demo's sizes a second thread did not
+        # shorten the job; a cluster profile sets more
+        threads: 1
         resources:
             # a GPU unless device: cpu; memory: buffer_videos x iterations samples of (context + 1) resized frames
             gpu=gpus(),
@@ -42,7 +43,7 @@ if CRKR["enabled"]:
             f"{R}/scores/baselines/cr.parquet",
         params:
             cr=crkr_params("cr"),
-        threads: 2
+        threads: 1  # as train_cr
         resources:
             # a GPU unless device: cpu; memory: one batch of predicted frames with their context
             gpu=gpus(),

@@ -9,7 +9,9 @@ rule train_flow:
         f"{R}/models/flow.pt",
     params:
         flow=params_json("flow", "seed", "device", seg_len=config["segments"]["seg_len"]),
-    threads: 2
+    # one thread: on a few cores the flow then trains beside the per-video jobs instead of waiting for all of them
+    # (STG-NF is small; a second thread gained 1.4x on the demo); a cluster profile sets more (set-threads)
+    threads: 1
     log:
         f"{R}/logs/flow/train_flow.log",
     benchmark:

@@ -13,8 +13,10 @@ if STAGE2:
             f"{R}/models/stage2.pt",
         params:
             stage2=stage2_params(config["stage2"]),
-        # torch's intra-op threads; the HDF5 reads are small next to the encoders' work
-        threads: 2
+        # torch's intra-op threads; the HDF5 reads are small next to the encoders' work. One: at the demo's sizes a
+        # second thread did not shorten training (26 CPU-s in 38 s of wall time with two); a cluster profile (GPU
+        # jobs) sets more
+        threads: 1
         resources:
             # a GPU unless device: cpu, as for extract_features (gpus() in common.smk); amp applies there.
             # Memory: the model, one shuffle buffer of block_rows * buffer_blocks float16 clips, one batch.
