@@ -52,8 +52,8 @@ def cmd_make_demo(args: argparse.Namespace) -> None:
                           f"reinstall the package from this one (pip install -e .).")
     cfg = DemoConfig.from_dict(p)
     t0 = time.time()
-    generate_demo(args.out, cfg)
-    log.info("demo dataset written to %s in %.1f s", args.out, time.time() - t0)
+    generate_demo(args.out, cfg, workers=args.threads or 1)
+    log.info("demo dataset written to %s in %.1f s (%d process(es))", args.out, time.time() - t0, args.threads or 1)
 
 
 def cmd_index(args: argparse.Namespace) -> None:

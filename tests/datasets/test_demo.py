@@ -199,7 +199,7 @@ def test_person_crops_show_the_same_pavement_in_every_scene() -> None:
 
 def test_same_seed_same_bytes_other_seed_differs(tiny: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    generate_demo(again, TINY)
+    generate_demo(again, TINY, workers=2)  # videos rendered in two processes: the same files as one
     for pattern in ("*.json", "*.npy", "*.npz", "*.csv"):
         assert _files(tiny, pattern) == _files(again, pattern), pattern
     video = next(iter(sorted((tiny / "videos" / "test").glob("*.mp4")))).relative_to(tiny)
@@ -275,9 +275,11 @@ def test_failure_leaves_no_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(demo, "write_alphapose", boom)
     root = tmp_path / "ds"
-    with pytest.raises(RuntimeError, match="disk full"):
-        generate_demo(root, dataclasses.replace(TINY, n_scenes=1, test_videos_per_scene=1, frames=48))
-    assert list(tmp_path.iterdir()) == []
+    for workers in (1, 2):  # a worker process's error reaches the caller the same way
+        with pytest.raises(RuntimeError, match="disk full"):
+            generate_demo(root, dataclasses.replace(TINY, n_scenes=1, test_videos_per_scene=1, frames=48),
+                          workers=workers)
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_root_is_replaced(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ if config["dataset"]["generate"]:
             directory(DATA_ROOT),
         params:
             demo=params_json("demo", generator_version=DEMO_GENERATOR_VERSION),
+        threads: 2  # videos rendered side by side (the files do not depend on it)
         log:
             f"{R}/logs/data/make_demo_dataset.log",
         benchmark:
@@ -16,7 +17,7 @@ if config["dataset"]["generate"]:
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet make-demo --params {params.demo:q} --out {output:q} > {log:q} 2>&1"
+            "mgenet --threads {threads} make-demo --params {params.demo:q} --out {output:q} > {log:q} 2>&1"
 
 
 checkpoint index_dataset:

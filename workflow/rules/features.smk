@@ -17,6 +17,7 @@ rule extract_features:
     # side finish sooner than one with two threads (the demo's 33 videos: README, 'Quick start'); a cluster profile
     # sets more (set-threads).
     threads: 1
+    priority: PRIORITY["features"]
     resources:
         # a GPU unless device: cpu (gpus() in common.smk); under auto a job that gets none runs on the CPU.
         # Memory: decode batches + open windows + two clip batches, flat in the video's length (bench/features.py).

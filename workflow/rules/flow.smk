@@ -12,6 +12,7 @@ rule train_flow:
     # one thread: on a few cores the flow then trains beside the per-video jobs instead of waiting for all of them
     # (STG-NF is small; a second thread gained 1.4x on the demo); a cluster profile sets more (set-threads)
     threads: 1
+    priority: PRIORITY["models"]
     log:
         f"{R}/logs/flow/train_flow.log",
     benchmark:
@@ -32,6 +33,7 @@ rule encode_flow:
     params:
         encode=json.dumps({"batch_size": config["flow"]["encode_batch_size"], "device": config["device"]}),
     threads: 2
+    priority: PRIORITY["models"]
     log:
         f"{R}/logs/flow/encode_flow_{{split}}.log",
     benchmark:

@@ -29,6 +29,7 @@ else:
             pose=get_pose_source,
         output:
             f"{R}/pose/{{video}}.json",
+        priority: PRIORITY["segments"]
         log:
             f"{R}/logs/pose/import_pose/{{video}}.log",
         conda:
@@ -46,6 +47,7 @@ rule build_segments:
         f"{R}/segments/{{video}}.h5",
     params:
         segments=params_json("segments"),
+    priority: PRIORITY["segments"]
     log:
         f"{R}/logs/segments/{{video}}.log",
     conda:

@@ -21,7 +21,9 @@ for _split in SCORED_SPLITS:
                 f"{R}/scores/segments{_sfx}.parquet",
             params:
                 score=stage2_score_params(),
-            threads: 2
+            # one thread: the test, validation and training splits are then scored side by side on a few cores
+            threads: 1
+            priority: PRIORITY["scores"]
             resources:
                 gpu=gpus(stage2=True),
             log:

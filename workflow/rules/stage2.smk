@@ -17,6 +17,7 @@ if STAGE2:
         # second thread did not shorten training (26 CPU-s in 38 s of wall time with two); a cluster profile (GPU
         # jobs) sets more
         threads: 1
+        priority: PRIORITY["models"]
         resources:
             # a GPU unless device: cpu, as for extract_features (gpus() in common.smk); amp applies there.
             # Memory: the model, one shuffle buffer of block_rows * buffer_blocks float16 clips, one batch.

@@ -29,9 +29,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -652,8 +654,12 @@ def _write_tables(root: Path, plan: DemoPlan) -> None:
     write_anomaly_boxes(anomaly_boxes(plan), root / "gt" / "anomaly_boxes.csv")
 
 
-def generate_demo(root: str | Path, cfg: DemoConfig) -> None:
-    """Generate the demo dataset into ``root`` (replacing it), building it beside it and renaming at the end."""
+def generate_demo(root: str | Path, cfg: DemoConfig, workers: int = 1) -> None:
+    """Generate the demo dataset into ``root`` (replacing it), building it beside it and renaming at the end.
+
+    ``workers`` processes render the videos side by side; every video draws from its own random streams, so the files
+    are the same for any number of them.
+    """
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.with_name(f".{root.name}.tmp{os.getpid()}")
@@ -663,8 +669,15 @@ def generate_demo(root: str | Path, cfg: DemoConfig) -> None:
                     "gt/test_frame_mask", "gt/joints"):
             (tmp / sub).mkdir(parents=True)
         plan = plan_dataset(cfg)
-        for i, video in enumerate(plan.videos):
-            _write_video_files(tmp, video, plan.scenes[video.scene], cfg, i)
+        jobs = [(tmp, video, plan.scenes[video.scene], cfg, i) for i, video in enumerate(plan.videos)]
+        if workers > 1 and len(jobs) > 1:
+            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx) as pool:
+                for f in [pool.submit(_write_video_files, *job) for job in jobs]:
+                    f.result()  # re-raises a worker's error here
+        else:
+            for job in jobs:
+                _write_video_files(*job)
         _write_tables(tmp, plan)
         if root.exists():
             old = root.with_name(f".{root.name}.old{os.getpid()}")
