@@ -32,7 +32,9 @@ rule encode_flow:
         f"{R}/flow/{{split}}.h5",
     params:
         encode=json.dumps({"batch_size": config["flow"]["encode_batch_size"], "device": config["device"]}),
-    threads: 2
+    # one thread, as every job on the way to stage 2: a two-thread job waits until both cores are free at once, which
+    # on the demo's 2 cores held the training latents (and stage 2) back until every feature job had finished
+    threads: 1
     priority: PRIORITY["models"]
     log:
         f"{R}/logs/flow/encode_flow_{{split}}.log",
