@@ -21,9 +21,10 @@ STAGE2_COMPONENTS = ("mo", "app", "mm")
 
 # Which ready job runs first when cores are short (Snakemake's `priority`; unlisted rules 0): poses and segments
 # unblock everything; then the chain to the main model (flow, its latents, stage 2) so that it trains beside the
-# per-video feature and baseline jobs instead of after them; then the features it reads; then the scores. On the
-# demo's 2 cores this ordering, with one thread per job, keeps both cores busy (README, 'Quick start').
-PRIORITY = {"segments": 50, "models": 40, "features": 30, "scores": 20}
+# per-video feature and baseline jobs instead of after them; then the features it reads; then the scores; then CR,
+# the longest chain of the baselines (train, then score), so that it does not end the run alone. On the demo's 2
+# cores this ordering, with one thread per job, keeps both cores busy (README, 'Quick start').
+PRIORITY = {"segments": 50, "models": 40, "features": 30, "scores": 20, "cr": 10}
 
 # A default that depends on another key, so it is filled here rather than in the schema: Eq. 16 with stage 2
 # (S_nf is still reported beside it), STG-NF's S_nf alone without.

@@ -20,6 +20,7 @@ if CRKR["enabled"]:
         # torch's intra-op threads; frames are decoded between steps. One: at the demo's sizes a second thread did not
         # shorten the job; a cluster profile sets more
         threads: 1
+        priority: PRIORITY["cr"]
         resources:
             # a GPU unless device: cpu; memory: buffer_videos x iterations samples of (context + 1) resized frames
             gpu=gpus(),
@@ -44,6 +45,7 @@ if CRKR["enabled"]:
         params:
             cr=crkr_params("cr"),
         threads: 1  # as train_cr
+        priority: PRIORITY["cr"]
         resources:
             # a GPU unless device: cpu; memory: one batch of predicted frames with their context
             gpu=gpus(),
