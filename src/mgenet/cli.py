@@ -1096,7 +1096,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--md", default="", help="also write the summary as markdown here")
     sp = add("seeds-compare", cmd_seeds_compare, "two configurations over the same seeds (e.g. features.layout "
                                                  "window and track): every AUC's per-seed difference, its mean, "
-                                                 "std and 95% interval", params=False)
+                                                 "std and Student-t interval", params=False)
     sp.add_argument("tables", nargs=2, metavar="NAME=CSV", help="the two `mgenet seeds-table` CSVs, e.g. "
                                                                  "window=results/demo/eval/seeds_val.csv")
     sp.add_argument("--figures", nargs="*", default=[], help="only these figures (e.g. micro_auc auc_scene)")
