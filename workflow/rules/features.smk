@@ -20,7 +20,8 @@ rule extract_features:
     priority: PRIORITY["features"]
     resources:
         # a GPU unless device: cpu (gpus() in common.smk); under auto a job that gets none runs on the CPU.
-        # Memory: decode batches + open windows + two clip batches, flat in the video's length (bench/features.py).
+        # Memory: decode batches + open windows + two clip batches, flat in the video's length (bench/features.py),
+        # except glibc's heap on tracks thousands of frames long (README, 'Features and weights': 2.1 GB at 20,000).
         gpu=gpus(),
         mem_mb=4000,
     log:
