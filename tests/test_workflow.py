@@ -56,16 +56,21 @@ def test_whole_dag_produces_every_artifact(workdir):
     assert (r / "models" / "flow.pt").exists() and (r / "flow" / "test.h5").exists()
     for video in man["video"]:
         assert (r / "features" / f"{video}.h5").exists()
-    # features: one row per segment row, in order; tokens (N, T/2, H/8, W/8, 192) of the demo's 32x16 crops, T = 12
+    # features: one clip per segment row, in order; tokens (N, T/2, H/8, W/8, 192) of the demo's 32x16 crops, T = 12,
+    # in the default layout (track: each person's rows stored once, a clip a slice of them)
     import h5py
 
+    from mgenet.io import read_features
+
     for video in man["video"]:
-        with h5py.File(r / "features" / f"{video}.h5") as f, h5py.File(r / "segments" / f"{video}.h5") as s:
+        feats, attrs = read_features(r / "features" / f"{video}.h5", ("tokens", "person_id", "start_frame", "scene"))
+        with h5py.File(r / "segments" / f"{video}.h5") as s:
             n = s["person_id"].shape[0]
-            assert f["tokens"].shape == (n, 6, 4, 2, 192) and f["tokens"].dtype == "float16"
+            assert feats["tokens"].shape == (n, 6, 4, 2, 192) and feats["tokens"].dtype == "float16"
             for key in ("person_id", "start_frame"):
-                assert (f[key][()] == s[key][()]).all()
-            assert f["scene"].shape == (192,) and f.attrs["checkpoint_sha256"] == "random:0"
+                assert (feats[key] == s[key][()]).all()
+        assert feats["scene"].shape == (192,) and attrs["checkpoint_sha256"] == "random:0"
+        assert attrs["layout"] == "track"
     assert (r / "benchmarks" / "features").is_dir()
     # stage 2: trained on the training split's latents, scored on the test split
     assert (r / "flow" / "train.h5").exists() and (r / "models" / "stage2.pt").exists()
@@ -346,7 +351,7 @@ def _wait_for(what: str, cond, proc: subprocess.Popen, log: Path, timeout: float
 def test_interrupted_runs_finish_reuse_artifacts_and_resume_training(workdir):
     """Last in this file: it changes the run. Ctrl-C during extract_features, then a crash (SIGKILL of everything)
     during train_stage2; each rerun finishes the work, keeps what was finished, and training resumes."""
-    import h5py
+    from mgenet.io import read_features
 
     r = workdir / "results" / "tiny"
     feats = sorted((r / "features").glob("*.h5"))
@@ -369,8 +374,8 @@ def test_interrupted_runs_finish_reuse_artifacts_and_resume_training(workdir):
     assert proc.returncode != 0
     assert not list(r.rglob(".*.tmp*")), "a killed job left its temporary file"
     for p in (r / "features").glob("*.h5"):
-        with h5py.File(p) as f:
-            assert f["tokens"].shape[0] == f["person_id"].shape[0]
+        written, _ = read_features(p, ("tokens", "person_id"))
+        assert written["tokens"].shape[0] == written["person_id"].shape[0]
 
     proc = _start(workdir, "long.yaml", log)
     partial = r / "models" / "stage2.pt.partial"
