@@ -672,9 +672,12 @@ def generate_demo(root: str | Path, cfg: DemoConfig, workers: int = 1) -> None:
         jobs = [(tmp, video, plan.scenes[video.scene], cfg, i) for i, video in enumerate(plan.videos)]
         if workers > 1 and len(jobs) > 1:
             ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx) as pool:
+            pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx)
+            try:
                 for f in [pool.submit(_write_video_files, *job) for job in jobs]:
                     f.result()  # re-raises a worker's error here
+            finally:
+                pool.shutdown(cancel_futures=True)  # after an error, videos not yet started are not rendered
         else:
             for job in jobs:
                 _write_video_files(*job)
