@@ -177,15 +177,16 @@ def cmd_features(args: argparse.Namespace) -> None:
     from mgenet.features.extract import FeatureConfig, extract_video_features
 
     cfg = FeatureConfig.from_dict(p)
-    source, model, device, attrs = _backbone_job(args, p, cfg, "features")
+    _, source, model, device, attrs = _backbone_job(args, p, cfg, "features")
     threads = args.threads or 1
     stats = extract_video_features(source, args.segments, args.out, cfg, model, device, attrs, threads=threads)
     log.info("%s: %s -> %s", args.video, stats.summary(), args.out)
 
 
-def _backbone_job(args: argparse.Namespace, p: dict[str, Any], cfg: Any, what: str) -> tuple[str, Any, Any, dict]:
-    """What a per-video backbone command (features, snippets) needs: the video's file, the Video Swin stages on their
-    device, and the provenance attributes of its output."""
+def _backbone_job(args: argparse.Namespace, p: dict[str, Any], cfg: Any,
+                  what: str) -> tuple[Any, str, Any, Any, dict]:
+    """What a per-video backbone command (features, snippets) needs: the video's manifest row, its file, the Video
+    Swin stages on their device, and the provenance attributes of its output."""
     from mgenet.engine.flow import resolve_device
     from mgenet.features.swin import load_backbone
 
@@ -199,7 +200,7 @@ def _backbone_job(args: argparse.Namespace, p: dict[str, Any], cfg: Any, what: s
     model.to(device)
     attrs = {"video": args.video, "split": row["split"], "scene": str(row["scene"]), "config_hash": config_hash(p),
              "checkpoint_sha256": digest, "weights": cfg.weights, "device": str(device)}
-    return source, model, device, attrs
+    return row, source, model, device, attrs
 
 
 def cmd_snippets(args: argparse.Namespace) -> None:
@@ -209,9 +210,9 @@ def cmd_snippets(args: argparse.Namespace) -> None:
     if args.snippet_len is not None:
         p["snippet_len"] = args.snippet_len
     cfg = SnippetConfig.from_dict(p)
-    source, model, device, attrs = _backbone_job(args, p, cfg, "snippet features")
+    row, source, model, device, attrs = _backbone_job(args, p, cfg, "snippet features")
     stats = extract_video_snippets(source, args.out, cfg, model, device, attrs, threads=args.threads or 1,
-                                   expect_frames=int(_manifest_row(args.manifest, args.video)["frames"]))
+                                   expect_frames=int(row["frames"]))
     log.info("%s: %d snippets of %d frames (%d frames) in %.1f s (forward %.1f s, decode %.1f s) -> %s", args.video,
              stats["snippets"], cfg.snippet_len, stats["frames"], stats["seconds"], stats["forward_s"],
              stats["decode_s"], args.out)
