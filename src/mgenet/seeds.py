@@ -111,8 +111,9 @@ def compare_summaries(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] =
         figures: keep only these figures (all by default).
 
     Returns:
-        Columns score, figure, ``mean_<a>``, ``mean_<b>`` (over the shared seeds), diff (mean of b − a), diff_std, ci_low, ci_high, n_seeds,
-        then ``diff_<seed>`` per seed; rows in a's order, for (score, figure) pairs both tables hold.
+        Columns score, figure, ``mean_<a>``, ``mean_<b>`` (over the shared seeds), diff (mean of b − a), diff_std,
+        ci_low, ci_high, n_seeds, then ``diff_<seed>`` per seed; rows in a's order, for (score, figure) pairs both
+        tables hold.
 
     Raises:
         MgenetError: the tables share no seed or no (score, figure).
@@ -134,14 +135,14 @@ def compare_summaries(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] =
     na, nb = names
     for r in merged.itertuples(index=False):
         r = r._asdict()
-        d = np.array([r[f"{s}_b"] - r[f"{s}_a"] for s in seeds], float)
+        va = np.array([r[f"{s}_a"] for s in seeds], float)
+        vb = np.array([r[f"{s}_b"] for s in seeds], float)
+        d = vb - va
         ok = d[~np.isnan(d)]
         n = len(ok)
         mean = float(ok.mean()) if n else math.nan
         sd = float(ok.std(ddof=1)) if n > 1 else math.nan
         half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
-        va = np.array([r[f"{s}_a"] for s in seeds], float)
-        vb = np.array([r[f"{s}_b"] for s in seeds], float)
         rows.append({"score": r["score"], "figure": r["figure"], f"mean_{na}": _nanmean(va), f"mean_{nb}": _nanmean(vb),
                      "diff": mean, "diff_std": sd, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": n,
                      **{f"diff_{s[5:]}": float(v) for s, v in zip(seeds, d)}})
