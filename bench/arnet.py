@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
-from mgenet.engine.arnet import ARNetTrainConfig, Bags, score_videos, train_arnet
-from mgenet.engine.flow import resolve_device
+from mgenet.baselines.engine.arnet import ARNetTrainConfig, Bags, score_videos, train_arnet
+from mgenet.runtime import resolve_device
 
 
 def bags(n: int, seed: int = 0, dim: int = 192) -> Bags:

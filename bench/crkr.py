@@ -29,11 +29,11 @@ import cv2
 import numpy as np
 import torch
 
-from mgenet.engine.cr import CRScoreConfig, CRTrainConfig, score_video
-from mgenet.engine.kr import HashTables, hash_codes, snippet_scores
+from mgenet.baselines.engine.cr import CRScoreConfig, CRTrainConfig, score_video
+from mgenet.baselines.engine.kr import HashTables, hash_codes, snippet_scores
 from mgenet.features.swin import build_swin_stages12
-from mgenet.models.crnet import CRNet, CRNetConfig
-from mgenet.models.hashnet import HashNet, HashNetConfig
+from mgenet.baselines.models.crnet import CRNet, CRNetConfig
+from mgenet.baselines.models.hashnet import HashNet, HashNetConfig
 
 MIN_CR_RATIO = 2.0
 MIN_KR_RATIO = 10.0

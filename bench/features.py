@@ -36,15 +36,15 @@ import cv2
 import numpy as np
 import torch
 
+from mgenet.runtime import resolve_device
 from mgenet.features.crops import normalise_clips, widen_boxes
 from mgenet.features.decode import even_frames, open_frames
-from mgenet.engine.flow import resolve_device
-from mgenet.features.extract import (ClipStream, ExtractStats, FeatureConfig, _autocast, extract_video_features,
-                                     plan_crops)
+from mgenet.features.extract import ClipStream, ExtractStats, FeatureConfig, _autocast, extract_video_features
+from mgenet.features.plan import plan_crops
 from mgenet.features.swin import build_swin_stages12
 from mgenet.io import provenance, read_segments, write_segments
+from mgenet.pose.segments import SegmentConfig, build_segments
 from mgenet.pose.skeleton import boxes_from_keypoints
-from mgenet.segments import SegmentConfig, build_segments
 
 MIN_RATIO = 0.8
 # Peak RSS with 10x the frames, relative to 1x. Not 1.0: glibc's heaps settle only after some batches (the short run
@@ -388,7 +388,7 @@ TRACK_FRAMES = 150
 
 def real_estimates(cfg: FeatureConfig) -> None:
     """Counts of synthetic pose tracks of the stated sizes, through the same code as ``mgenet features --estimate``."""
-    from mgenet.features.extract import estimate_table, layout_counts, pose_windows
+    from mgenet.features.estimate import estimate_table, layout_counts, pose_windows
 
     real_cfg = FeatureConfig.from_dict({**cfg.to_dict(), "crop": [128, 64]})
     for name, spec in REAL.items():

@@ -19,7 +19,9 @@ import h5py
 import numpy as np
 import torch
 
-from mgenet.engine.flow import FlowTrainConfig, encode_flow, resolve_device, train_flow
+from mgenet.engine.flow import FlowTrainConfig, encode_flow, train_flow
+
+from mgenet.runtime import resolve_device
 from mgenet.io import write_segments
 from mgenet.models.flow import STGNF, FlowConfig
 

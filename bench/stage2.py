@@ -27,8 +27,9 @@ import h5py
 import numpy as np
 import torch
 
-from mgenet.engine.flow import resolve_device
-from mgenet.engine.stage2 import ClipSource, Stage2Config, amp_context, score_stage2, train_stage2
+from mgenet.runtime import resolve_device
+from mgenet.engine.stage2 import Stage2Config, amp_context, score_stage2, train_stage2
+from mgenet.engine.stage2_data import ClipSource
 from mgenet.models.masking import clip_mask_pairs, keep_indices, random_masks
 from mgenet.models.mgenet import MGENet
 

@@ -4,7 +4,7 @@
 
 The pipeline's AR-Net reads whole-frame snippet vectors (snippets/len{L}/). With the demo's random backbone those
 mix the whole scene into each vector; this script trains the same AR-Net (the config's arnet settings and seed,
-``mgenet.engine.arnet``) on the same weak-split videos with, per snippet:
+``mgenet.baselines.engine.arnet``) on the same weak-split videos with, per snippet:
 
 - ``whole frame``: the pipeline's snippet vectors;
 - ``crops, mean``: the person-crop tokens of features/ (extract_features), each clip mean-pooled over (t, h, w),
@@ -29,11 +29,11 @@ import pandas as pd
 import torch
 import yaml
 
-from mgenet.engine.arnet import ARNetTrainConfig, Bags, score_videos, train_arnet
-from mgenet.evaluation import anomalous_video_auc, compute_metrics
-from mgenet.features.snippets import read_snippets, snippet_starts, snippet_to_frames
+from mgenet.baselines.engine.arnet import ARNetTrainConfig, Bags, score_videos, train_arnet
+from mgenet.evaluation.metrics import anomalous_video_auc, compute_metrics
+from mgenet.baselines.snippets import read_snippets, snippet_starts, snippet_to_frames
 from mgenet.io import load_gt_mask, read_features, read_intervals, read_manifest, read_weak_split
-from mgenet.scoring import _frame_types, smooth
+from mgenet.scoring.fusion import _frame_types, smooth
 from sklearn.linear_model import LogisticRegression
 
 

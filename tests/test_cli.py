@@ -178,7 +178,7 @@ def test_auto_without_a_gpu_is_the_cpu_said_once(monkeypatch, caplog):
 
     import torch
 
-    from mgenet.engine.flow import _say_auto_is_cpu, resolve_device
+    from mgenet.runtime import _say_auto_is_cpu, resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     _say_auto_is_cpu.cache_clear()

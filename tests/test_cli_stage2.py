@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mgenet.cli import main
-from mgenet.components import segment_table
+from mgenet.scoring.components import segment_table
 
 T, t, h, w, C, CS = 8, 4, 4, 2, 16, 6
 MODEL = {"dim": 32, "depth": 1, "heads": 2, "c_app": 8, "n_behaviour": 8, "n_scene": 4, "n_matching": 6, "top_k": 2,

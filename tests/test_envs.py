@@ -117,9 +117,9 @@ def test_post_deploy_scripts_install_the_nodeps_pins_without_dependencies():
 def test_core_env_commands_import_no_model_or_pose_runtime():
     """The core env has no torch, pose runtimes or mmaction2: the commands its rules run must not import them."""
     blocked = ("torch", "mediapipe", "ai_edge_litert", "onnxruntime", "decord", "mmaction", "mmengine", "mmcv")
-    modules = ("mgenet.cli", "mgenet.datasets.demo", "mgenet.datasets.adapters", "mgenet.io", "mgenet.segments",
-               "mgenet.components", "mgenet.scoring", "mgenet.evaluation", "mgenet.report", "mgenet.ablation",
-               "mgenet.inspect")
+    modules = ("mgenet.cli", "mgenet.datasets.demo", "mgenet.datasets.adapters", "mgenet.io", "mgenet.pose.segments",
+               "mgenet.scoring.components", "mgenet.scoring.fusion", "mgenet.evaluation.metrics", "mgenet.evaluation.report", "mgenet.studies.ablation",
+               "mgenet.apps.inspect")
     code = (
         "import importlib, sys\n"
         "class Block:\n"

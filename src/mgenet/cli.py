@@ -42,7 +42,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_make_demo(args: argparse.Namespace) -> None:
-    from mgenet.datasets.demo import GENERATOR_VERSION, DemoConfig, generate_demo
+    from mgenet.datasets.demo import GENERATOR_VERSION, generate_demo
+    from mgenet.datasets.demo_plan import DemoConfig
 
     p = _params(args)
     wanted = str(p.pop("generator_version", GENERATOR_VERSION))
@@ -123,7 +124,7 @@ def cmd_pose(args: argparse.Namespace) -> None:
 
 def cmd_segments(args: argparse.Namespace) -> None:
     from mgenet.io import provenance, read_alphapose, write_segments
-    from mgenet.segments import SegmentConfig, build_segments
+    from mgenet.pose.segments import SegmentConfig, build_segments
 
     p = _params(args)
     cfg = SegmentConfig.from_dict(p)
@@ -142,9 +143,10 @@ def cmd_segments(args: argparse.Namespace) -> None:
 def _estimate_features(args: argparse.Namespace, p: dict[str, Any]) -> None:
     import yaml
 
-    from mgenet.features.extract import FeatureConfig, count_clips, estimate_table
+    from mgenet.features.estimate import count_clips, estimate_table
+    from mgenet.features.extract import FeatureConfig
     from mgenet.io import read_manifest
-    from mgenet.segments import SegmentConfig
+    from mgenet.pose.segments import SegmentConfig
 
     config: dict[str, Any] = {}
     if args.config:
@@ -187,7 +189,7 @@ def _backbone_job(args: argparse.Namespace, p: dict[str, Any], cfg: Any,
                   what: str) -> tuple[Any, str, Any, Any, dict]:
     """What a per-video backbone command (features, snippets) needs: the video's manifest row, its file, the Video
     Swin stages on their device, and the provenance attributes of its output."""
-    from mgenet.engine.flow import resolve_device
+    from mgenet.runtime import resolve_device
     from mgenet.features.swin import load_backbone
 
     row = _manifest_row(args.manifest, args.video)
@@ -204,7 +206,7 @@ def _backbone_job(args: argparse.Namespace, p: dict[str, Any], cfg: Any,
 
 
 def cmd_snippets(args: argparse.Namespace) -> None:
-    from mgenet.features.snippets import SnippetConfig, extract_video_snippets
+    from mgenet.baselines.snippets import SnippetConfig, extract_video_snippets
 
     p = _params(args)
     if args.snippet_len is not None:
@@ -237,11 +239,11 @@ def _split_videos(manifest: str, split: str) -> Any:
 
 
 def cmd_train_cr(args: argparse.Namespace) -> None:
-    from mgenet.engine.cr import CRTrainConfig, cr_checkpoint, train_cr
-    from mgenet.io import atomic_path
-    from mgenet.models.crnet import CRNetConfig
-
     import torch
+
+    from mgenet.baselines.engine.cr import CRTrainConfig, cr_checkpoint, train_cr
+    from mgenet.baselines.models.crnet import CRNetConfig
+    from mgenet.io import atomic_path
 
     p = _params(args)
     train = _split_videos(args.manifest, "train")
@@ -271,7 +273,7 @@ def cmd_score_cr(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
 
-    from mgenet.engine.cr import CRScoreConfig, load_cr, score_video
+    from mgenet.baselines.engine.cr import CRScoreConfig, load_cr, score_video
     from mgenet.io import load_torch, write_parquet
 
     p = _params(args)
@@ -311,13 +313,13 @@ def _snippet_split(path: str) -> str:
 
 
 def cmd_train_kr(args: argparse.Namespace) -> None:
-    from mgenet.engine.kr import HashTables, KRTrainConfig, hash_codes, kr_checkpoint, train_hashnet
-    from mgenet.features.snippets import read_snippets
-    from mgenet.io import agreed_attrs, atomic_path
-    from mgenet.models.hashnet import HashNetConfig
-
     import numpy as np
     import torch
+
+    from mgenet.baselines.engine.kr import HashTables, KRTrainConfig, hash_codes, kr_checkpoint, train_hashnet
+    from mgenet.baselines.models.hashnet import HashNetConfig
+    from mgenet.baselines.snippets import read_snippets
+    from mgenet.io import agreed_attrs, atomic_path
 
     p = _params(args)
     stray = [f for f in args.snippets if _snippet_split(f) != "train"]
@@ -346,8 +348,8 @@ def cmd_score_kr(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
 
-    from mgenet.engine.kr import load_kr, snippet_scores
-    from mgenet.features.snippets import read_snippets, snippet_to_frames
+    from mgenet.baselines.engine.kr import load_kr, snippet_scores
+    from mgenet.baselines.snippets import read_snippets, snippet_to_frames
     from mgenet.io import agreed_attrs, load_torch, write_parquet
 
     ckpt = load_torch(args.model, "KR checkpoint", keys=("state_dict", "tables", "model_config"),
@@ -378,7 +380,7 @@ def cmd_score_kr(args: argparse.Namespace) -> None:
 
 
 def cmd_fuse_crkr(args: argparse.Namespace) -> None:
-    from mgenet.crkr import PAPER_SIGMAS, fuse_streams, paper_protocol
+    from mgenet.baselines.crkr import PAPER_SIGMAS, fuse_streams, paper_protocol
     from mgenet.io import load_gt_mask, read_parquet, write_json, write_parquet
 
     p = _params(args)
@@ -400,8 +402,8 @@ def _snippet_video(path: str) -> str:
 def cmd_train_arnet(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from mgenet.engine.arnet import ARNetTrainConfig, Bags, save_arnet, train_arnet
-    from mgenet.features.snippets import read_snippets
+    from mgenet.baselines.engine.arnet import ARNetTrainConfig, Bags, save_arnet, train_arnet
+    from mgenet.baselines.snippets import read_snippets
     from mgenet.io import agreed_attrs, read_weak_split, sha256_file
 
     cfg = ARNetTrainConfig.from_dict(_params(args))
@@ -439,9 +441,9 @@ def cmd_score_arnet(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
 
-    from mgenet.engine.arnet import load_arnet, score_videos
-    from mgenet.engine.flow import resolve_device
-    from mgenet.features.snippets import read_snippets, snippet_to_frames
+    from mgenet.baselines.engine.arnet import load_arnet, score_videos
+    from mgenet.baselines.snippets import read_snippets, snippet_to_frames
+    from mgenet.runtime import resolve_device
     from mgenet.io import read_manifest, write_parquet
 
     p = _params(args)
@@ -501,7 +503,7 @@ def cmd_train_flow(args: argparse.Namespace) -> None:
 def _flow_extra(p: dict[str, Any], segments: list[str]) -> dict[str, Any]:
     """What a flow checkpoint records beside the model: the config hash, and the segment settings the flow learned
     from, read back from the training files' provenance (for `mgenet score-video`)."""
-    from mgenet.segments import training_settings
+    from mgenet.pose.segments import training_settings
 
     return {"config_hash": config_hash(p), "segments": training_settings(segments)}
 
@@ -511,7 +513,8 @@ def cmd_import_stgnf(args: argparse.Namespace) -> None:
 
 
 def cmd_encode_flow(args: argparse.Namespace) -> None:
-    from mgenet.engine.flow import encode_flow, load_checkpoint, resolve_device
+    from mgenet.engine.flow import encode_flow, load_checkpoint
+    from mgenet.runtime import resolve_device
 
     p = _params(args)
     device = resolve_device(p.get("device", "auto"))
@@ -573,8 +576,8 @@ def cmd_rewrite_matching(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from mgenet.components import join_stage2, segment_table
     from mgenet.io import write_parquet
+    from mgenet.scoring.components import join_stage2, segment_table
 
     p = _params(args)
     if bool(args.stage2) != bool(args.features):
@@ -630,7 +633,7 @@ def _train_scores(path: str, fusion: dict[str, Any], flag: str = "--train-scores
 
 def cmd_fuse(args: argparse.Namespace) -> None:
     from mgenet.io import load_gt_mask, read_intervals, read_manifest, read_parquet, write_parquet
-    from mgenet.scoring import DEFAULT_SIGMAS, add_baselines, frame_scores, fuse_with, fusion_fill
+    from mgenet.scoring.fusion import DEFAULT_SIGMAS, add_baselines, frame_scores, fuse_with, fusion_fill
 
     p = _params(args)
     ref = _train_scores(args.train_scores, p)
@@ -651,9 +654,9 @@ def cmd_fuse(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from mgenet.evaluation import evaluate
+    from mgenet.evaluation.metrics import evaluate
+    from mgenet.evaluation.report import collect_provenance, write_report
     from mgenet.io import read_parquet, read_weak_split, write_json
-    from mgenet.report import collect_provenance, write_report
 
     p = _params(args)
     ev = p.get("evaluation", {})
@@ -723,10 +726,17 @@ def _num(v: float | None) -> str:
 
 def _add_localization(args: argparse.Namespace, p: dict[str, Any], frames: Any, metrics: dict) -> None:
     """RBDC and TBDC into ``metrics`` when the dataset has boxes of its anomalous objects (``--boxes``)."""
+    from mgenet.evaluation.regions import (
+        IOU,
+        MAX_FP_PER_FRAME,
+        TRACK_FRACTION,
+        add_localization,
+        detections,
+        localization_metrics,
+        segment_boxes,
+    )
     from mgenet.io import read_anomaly_boxes, read_parquet
-    from mgenet.region_metrics import IOU, MAX_FP_PER_FRAME, TRACK_FRACTION, add_localization, detections, \
-        localization_metrics, segment_boxes
-    from mgenet.scoring import fuse_with, score_columns
+    from mgenet.scoring.fusion import fuse_with, score_columns
 
     if not Path(args.boxes).is_file():
         log.info("no boxes of the anomalous objects at %s: RBDC and TBDC are not computed (a demo dataset generated "
@@ -804,8 +814,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
     import yaml
 
     from mgenet.io import atomic_path, load_gt_mask, read_intervals, read_manifest, read_parquet
-    from mgenet.scoring import DEFAULT_SIGMAS
-    from mgenet.tuning import choose, fusion_combinations, score_grid, split_grid, tuned_config
+    from mgenet.scoring.fusion import DEFAULT_SIGMAS
+    from mgenet.studies.tuning import choose, fusion_combinations, score_grid, split_grid, tuned_config
 
     p = _params(args)
     man = read_manifest(args.manifest)
@@ -838,7 +848,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
 
 def cmd_ablation_table(args: argparse.Namespace) -> None:
-    from mgenet.ablation import ablation_table, to_markdown
+    from mgenet.studies.ablation import ablation_table, to_markdown
 
     p = _params(args)
     metrics = _named_metrics(args.metrics, "NAME", "ablation variant", "ablation")
@@ -851,7 +861,7 @@ def cmd_ablation_table(args: argparse.Namespace) -> None:
 
 
 def cmd_seeds_table(args: argparse.Namespace) -> None:
-    from mgenet.seeds import seed_summary, to_markdown
+    from mgenet.studies.seeds import seed_summary, to_markdown
 
     p = _params(args)
     metrics = _named_metrics(args.metrics, "SEED", "seed", p.get("target", "seeds"))
@@ -866,7 +876,7 @@ def cmd_seeds_table(args: argparse.Namespace) -> None:
 def cmd_seeds_compare(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from mgenet.seeds import compare_markdown, compare_summaries
+    from mgenet.studies.seeds import compare_markdown, compare_summaries
 
     tables = _named_paths(args.tables, "a name and an `mgenet seeds-table` CSV")
     if len(tables) != 2:
@@ -887,7 +897,7 @@ def cmd_seeds_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_score_video(args: argparse.Namespace) -> None:
-    from mgenet.score_video import score_video
+    from mgenet.apps.score_video import score_video
 
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     out = args.out or f"{Path(args.video).stem}_scores"
@@ -902,7 +912,7 @@ def cmd_score_video(args: argparse.Namespace) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
-    from mgenet.inspect import describe
+    from mgenet.apps.inspect import describe
 
     print(describe(args.file, clip=args.clip))
 

@@ -13,8 +13,8 @@ import torch
 
 from mgenet import MgenetError
 from mgenet.engine import stage2 as engine
-from mgenet.engine.stage2 import (SCORE_COLUMNS, ClipSource, Stage2Config, load_stage2, rewrite_matching,
-                                  score_stage2, train_stage2)
+from mgenet.engine.stage2 import SCORE_COLUMNS, Stage2Config, load_stage2, rewrite_matching, score_stage2, train_stage2
+from mgenet.engine.stage2_data import ClipSource
 from mgenet.models.mgenet import MGENet
 
 T, t, h, w, C, CS = 8, 4, 4, 2, 80, 12

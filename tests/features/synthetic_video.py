@@ -10,7 +10,7 @@ import pandas as pd
 from helpers import standing_pose
 
 from mgenet.io import MANIFEST_COLUMNS, provenance, write_segments
-from mgenet.segments import SegmentConfig, build_segments
+from mgenet.pose.segments import SegmentConfig, build_segments
 
 W, H = 160, 120
 

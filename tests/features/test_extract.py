@@ -15,7 +15,9 @@ from synthetic_video import render_video, write_case
 from mgenet.cli import main
 from mgenet.features.crops import crop_resize, widen_boxes
 from mgenet.features.decode import even_frames, open_frames
-from mgenet.features.extract import ClipStream, CropSlab, FeatureConfig, clip_bytes, plan_crops, run_backbone
+from mgenet.features.estimate import clip_bytes
+from mgenet.features.extract import ClipStream, CropSlab, FeatureConfig, run_backbone
+from mgenet.features.plan import plan_crops
 from mgenet.io import FEATURE_DIMS, FEATURE_DTYPES, read_features, read_segments, write_features, write_segments
 
 REPO = Path(__file__).resolve().parents[2]
@@ -287,8 +289,8 @@ def test_estimate_counts_every_clip(case, tmp_path, capsys):
 
 
 def test_layout_counts_of_pose_windows_match_the_segments():
-    from mgenet.features.extract import layout_counts, pose_windows
-    from mgenet.segments import SegmentConfig
+    from mgenet.features.estimate import layout_counts, pose_windows
+    from mgenet.pose.segments import SegmentConfig
 
     track = {f: None for f in range(30) if f != 12}  # one gap, bridged by the windows (max_missing 2)
     frames, pids = pose_windows({7: track, 9: {f: None for f in range(5)}}, SegmentConfig(seg_len=8), "test")

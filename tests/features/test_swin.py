@@ -12,8 +12,14 @@ import pytest
 import torch
 
 from mgenet import MgenetError
-from mgenet.features.swin import (CHECKPOINT_NAME, SwinConfig, build_swin_stages12, load_backbone, quiet_mmengine,
-                                  read_checkpoint)
+from mgenet.features.swin import (
+    CHECKPOINT_NAME,
+    SwinConfig,
+    build_swin_stages12,
+    load_backbone,
+    quiet_mmengine,
+    read_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,19 @@ from synthetic_video import H, W, render_video, write_case, write_video
 from mgenet import MgenetError
 from mgenet.cli import main
 from mgenet.features.crops import crop_resize, widen_boxes
-from mgenet.features.extract import FeatureConfig, chunk_sequences, plan_tracks, run_backbone, track_context
-from mgenet.io import (MANIFEST_COLUMNS, TRACK_DIMS, ClipTokens, provenance, read_features, read_segments,
-                       track_feature_writer, write_segments)
-from mgenet.segments import SegmentConfig, build_segments
+from mgenet.features.extract import FeatureConfig, run_backbone
+from mgenet.features.plan import chunk_sequences, plan_tracks, track_context
+from mgenet.io import (
+    MANIFEST_COLUMNS,
+    TRACK_DIMS,
+    ClipTokens,
+    provenance,
+    read_features,
+    read_segments,
+    track_feature_writer,
+    write_segments,
+)
+from mgenet.pose.segments import SegmentConfig, build_segments
 
 PARAMS = {"weights": "random", "crop": [32, 16], "batch_size": 8, "scene_size": [32, 32], "scene_frames": 8,
           "seed": 0, "device": "cpu"}
@@ -176,7 +185,7 @@ def test_track_file_layout_and_every_clip_is_its_frames(tmp_path):
             np.testing.assert_array_equal(f[key][()], seg[key])
     feats, _ = read_features(out)
     assert feats["tokens"].shape == (n, T // 2, 4, 2, 192) and np.isfinite(f32(feats["tokens"])).all()
-    from mgenet.inspect import describe
+    from mgenet.apps.inspect import describe
 
     text = describe(out, clip=1)  # person 1's second window: frames 1..8, phase 1's rows 19..22
     assert "clip 1 (layout track): tokens = track_tokens[19:23], frames 1..8 (8 frames)" in text
@@ -266,7 +275,8 @@ def test_crops_held_do_not_grow_with_the_track(tmp_path):
     """One person tracked over 100 and 1000 frames (stride 1), chunks of 16 frames: the crops held at once stay put
     (about the frames of one pass, 16 + 2 x 32, plus a decode batch)."""
     from mgenet.features.decode import even_frames, open_frames
-    from mgenet.features.extract import ClipStream, _TrackUnits, plan_crops
+    from mgenet.features.extract import ClipStream, _TrackUnits
+    from mgenet.features.plan import plan_crops
     from mgenet.features.swin import SwinConfig
 
     peaks = []

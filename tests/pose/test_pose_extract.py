@@ -13,7 +13,7 @@ from mgenet.cli import main
 from mgenet.io import read_alphapose
 from mgenet.pose import extract as ex
 from mgenet.pose.backends import PoseConfig
-from mgenet.video import VideoInfo
+from mgenet.io.video import VideoInfo
 
 
 def _frame_folder(path, n, size=(48, 64), start=0):

@@ -41,7 +41,7 @@ import pandas as pd
 
 from mgenet import MgenetError
 from mgenet.io import ALPHAPOSE_SUFFIX, is_numpy_file, load_gt_mask, read_alphapose
-from mgenet.video import VIDEO_EXTS, probe
+from mgenet.io.video import VIDEO_EXTS, probe
 
 SPLITS = ("train", "test", "val")
 POSE_FOLDERS = {"train": ("train",), "test": ("test",), "val": ("validation", "val")}

@@ -7,12 +7,9 @@ augmentation doubles the set) and shuffled before it is cut into batches.
 
 from __future__ import annotations
 
-import functools
 import itertools
-import logging
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -28,6 +25,7 @@ from mgenet import MgenetError
 from mgenet.io import FLOW_DIMS, atomic_path, load_torch, missing_file, open_h5, provenance
 from mgenet.models.flow import STGNF, FlowConfig
 from mgenet.models.graph import FLIP_PERMUTATION
+from mgenet.runtime import resolve_device, seed_everything, seed_worker
 
 PathLike = str | os.PathLike
 LR_SCHEDULES = ("stgnf", "exponential")
@@ -89,34 +87,6 @@ class FlowTrainConfig:
         if unknown:
             raise ValueError(f"unknown flow training settings {unknown}; known: {sorted(known)}")
         return cls(**d)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda if available, else cpu (said once, at info level); an explicit cuda device without CUDA is
-    an error naming the setting and the fix."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        _say_auto_is_cpu()
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        why = "a CPU-only build" if torch.version.cuda is None else "no GPU visible: did the job ask for one?"
-        raise MgenetError(f"device: {name} asks for a CUDA GPU, but torch {torch.__version__} has none here ({why}); "
-                          f"set device: auto (the GPU when there is one, else the CPU) or device: cpu in the config.")
-    return device
-
-
-@functools.cache
-def _say_auto_is_cpu() -> None:
-    logging.getLogger("mgenet").info("device: auto -> cpu (torch %s sees no CUDA GPU)", torch.__version__)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (all devices), numpy and ``random``."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def flip_pose(pose: np.ndarray, swap_joints: bool = False) -> np.ndarray:
@@ -196,7 +166,7 @@ class SegmentStream(IterableDataset):
         """One epoch of batches (B, 2, T, 18); rows left over from a buffer start the next batch, so only the
         epoch's last batch is short."""
         buffers: Iterator = iter(self) if num_workers == 0 else iter(DataLoader(
-            self, batch_size=None, num_workers=num_workers, worker_init_fn=_seed_worker,
+            self, batch_size=None, num_workers=num_workers, worker_init_fn=seed_worker,
             generator=torch.Generator().manual_seed(self.seed)))
         carry: torch.Tensor | None = None
         for buf in buffers:
@@ -208,12 +178,6 @@ class SegmentStream(IterableDataset):
             carry = buf[n_full:] if n_full < len(buf) else None
         if carry is not None:
             yield carry
-
-
-def _seed_worker(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 # ------------------------------------------------------------------------------------------------------ training

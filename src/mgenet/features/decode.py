@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from mgenet import MgenetError
-from mgenet.video import frame_files
+from mgenet.io.video import frame_files
 
 log = logging.getLogger(__name__)
 

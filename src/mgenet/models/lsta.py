@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from mgenet.models.vit import FromDict, TemporalHead
+from mgenet.config import FromDict
+from mgenet.models.vit import TemporalHead
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mgenet.models.vit import FromDict
+from mgenet.config import FromDict
 
 
 @dataclass

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mgenet.models.vit import FromDict
+from mgenet.config import FromDict
 
 MM_FORMS = ("two_sided", "one_sided")
 MATCHING_INITS = ("random", "kmeans")

@@ -22,10 +22,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mgenet.config import FromDict
 from mgenet.models.lsta import LSTAConfig, LSTAHead
 from mgenet.models.masking import MaskConfig
 from mgenet.models.memory import MATCHING_INITS, MatchingConfig, MatchingMemory, Memory, MemoryConfig
-from mgenet.models.vit import FromDict, SpaceTimeViT, TemporalHead, ViTConfig
+from mgenet.models.vit import SpaceTimeViT, TemporalHead, ViTConfig
 
 SHAPE_FIELDS = ("t", "h", "w", "in_dim", "seg_len", "c_mo", "scene_dim")
 

@@ -8,26 +8,13 @@ attends over the visible tokens only, so a masked token cannot reach its output 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-C = TypeVar("C")
-
-
-class FromDict:
-    """Mixin for config dataclasses: ``from_dict`` rejects unknown keys, so a misspelt setting fails loudly."""
-
-    @classmethod
-    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} settings {unknown}; known: {sorted(known)}")
-        return cls(**d)
+from mgenet.config import FromDict
 
 
 @dataclass

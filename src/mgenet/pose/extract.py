@@ -26,7 +26,7 @@ from mgenet import MgenetError
 from mgenet.io import PoseDict, write_alphapose
 from mgenet.pose.backends import PoseBackend, PoseConfig, make_backend
 from mgenet.pose.tracking import Tracker
-from mgenet.video import frame_files, probe
+from mgenet.io.video import frame_files, probe
 
 log = logging.getLogger("mgenet")
 

@@ -1,0 +1,74 @@
+"""Every file layout of the pipeline, one module per artifact; this package's namespace gathers their readers and
+writers.
+
+Writers go through :func:`atomic_path`: they write to a temporary name beside the target and rename on success, so a
+failed or killed job never leaves a half-written artifact that a rerun would take for finished.
+
+- :mod:`.common`: atomic writes, hashes, provenance, opening HDF5 and torch files, errors for missing files
+- :mod:`.pose`: AlphaPose tracked-person JSON
+- :mod:`.tables`: manifest, ground-truth masks, intervals, weak split, object boxes, parquet tables
+- :mod:`.segments`, :mod:`.features`, :mod:`.flow`: the per-video and per-split HDF5 files
+- :mod:`.video`: probing a video file or frame folder
+"""
+
+from mgenet.io.common import (  # noqa: F401
+    MADE_BY,
+    VARIANT_RULES,
+    agreed_attrs,
+    atomic_path,
+    first_line,
+    glob_escape,
+    load_torch,
+    made_by,
+    missing_file,
+    open_h5,
+    provenance,
+    sha256_file,
+    unreadable_file,
+    write_json,
+)
+from mgenet.io.features import (  # noqa: F401
+    ALL_FEATURE_DIMS,
+    ALL_FEATURE_DTYPES,
+    FEATURE_ATTRS,
+    FEATURE_DIMS,
+    FEATURE_DTYPES,
+    LAYOUTS,
+    TRACK_DIMS,
+    TRACK_DTYPES,
+    ClipTokens,
+    FeatureWriter,
+    TrackFeatureWriter,
+    feature_writer,
+    read_features,
+    track_feature_writer,
+    write_feature_arrays,
+    write_features,
+)
+from mgenet.io.flow import FLOW_DIMS  # noqa: F401
+from mgenet.io.pose import ALPHAPOSE_SUFFIX, N_COCO, PoseDict, pose_summary, read_alphapose, write_alphapose  # noqa: F401
+from mgenet.io.segments import (  # noqa: F401
+    SEGMENT_DIMS,
+    SEGMENT_DTYPES,
+    read_segments,
+    segment_count,
+    write_arrays_h5,
+    write_segments,
+)
+from mgenet.io.tables import (  # noqa: F401
+    ANOMALY_BOX_COLUMNS,
+    INTERVAL_COLUMNS,
+    MANIFEST_COLUMNS,
+    NUMPY_MAGIC,
+    WEAK_SPLIT_COLUMNS,
+    is_numpy_file,
+    load_gt_mask,
+    read_anomaly_boxes,
+    read_intervals,
+    read_manifest,
+    read_parquet,
+    read_weak_split,
+    write_anomaly_boxes,
+    write_manifest,
+    write_parquet,
+)

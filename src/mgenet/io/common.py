@@ -1,0 +1,233 @@
+"""Shared file helpers: atomic writes, hashing, provenance, opening HDF5 and torch files, and the errors for a
+missing or unreadable file."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mgenet import MgenetError, __version__
+
+# ----------------------------------------------------------------------------------------------------------- helpers
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters bracketed, so it matches only itself in a pattern."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A job killed outright (SIGKILL, a node lost) cannot clean up its temporary file; the next writer of the same
+    target removes such leftovers first (Snakemake never runs two jobs for one output at once).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.tmp*"):
+        stale.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def provenance(config_hash: str = "", **extra: Any) -> dict[str, Any]:
+    """Attributes every artifact carries: package version, config hash and stage-specific settings."""
+    attrs: dict[str, Any] = {"mgenet_version": __version__, "config_hash": config_hash}
+    attrs.update(extra)
+    return attrs
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+# The artifacts under results/{dataset}/ and the rules of workflow/rules/*.smk that make them (DESIGN.md §3), so that a
+# missing input's error names the rule to run. An ablation variant's and an extra seed's runs live under
+# ablation/<variant>/, seeds/<seed>/ and matching_seeds/<seed>/, made by those rules' copies.
+MADE_BY = {
+    r"manifest\.csv": "index_dataset",
+    r"pose/[^/]+\.json": "import_pose or extract_pose (as pose.source says)",
+    r"segments/[^/]+\.h5": "build_segments",
+    r"features/[^/]+\.h5": "extract_features",
+    r"snippets/len\d+/[^/]+\.h5": "extract_snippets",
+    r"models/flow\.pt": "train_flow",
+    r"flow/(?:train|test|val)\.h5": "encode_flow",
+    r"models/stage2\.pt": "train_stage2",
+    r"scores/segments\.parquet": "score_components",
+    r"scores/segments_val\.parquet": "score_components_val",
+    r"scores/segments_train\.parquet": "score_components_train",
+    r"scores/frames\.parquet": "fuse_scores",
+    r"scores/frames_val\.parquet": "fuse_scores_val",
+    r"eval/metrics\.json": "evaluate",
+    r"eval/val_metrics\.json": "evaluate_val",
+}
+VARIANT_RULES = {
+    "ablation": {"train_stage2": "train_stage2_ablation", "score_components": "score_ablation",
+                 "score_components_train": "score_ablation_train", "fuse_scores": "fuse_ablation",
+                 "evaluate": "evaluate_ablation"},
+    "seeds": {"train_flow": "train_flow_seed", "encode_flow": "encode_flow_seed", "train_stage2": "train_stage2_seed",
+              "score_components": "score_components_seed", "score_components_val": "score_components_val_seed",
+              "score_components_train": "score_components_train_seed", "fuse_scores": "fuse_scores_seed",
+              "fuse_scores_val": "fuse_scores_val_seed", "evaluate": "evaluate_seed",
+              "evaluate_val": "evaluate_val_seed"},
+    "matching_seeds": {"train_stage2": "rewrite_matching", "score_components": "score_components_mseed",
+                       "score_components_train": "score_components_mseed_train", "fuse_scores": "fuse_scores_mseed",
+                       "evaluate": "evaluate_mseed"},
+}
+
+
+def made_by(path: str | os.PathLike) -> tuple[str, bool] | None:
+    """The rule that makes ``path``, and whether ``path`` is a Snakemake target (it lies under ``results/<ds>/``);
+    None if no rule makes a file of that name."""
+    p = Path(path).as_posix()
+    for pattern, rule in MADE_BY.items():
+        m = re.search(rf"(?:^|/)(results/[^/]+/)?(?:(ablation|seeds|matching_seeds)/[^/]+/)?{pattern}$", p)
+        if m:
+            rule = VARIANT_RULES[m.group(2)].get(rule, rule) if m.group(2) else rule
+            return rule, m.group(1) is not None
+    return None
+
+
+def missing_file(path: str | os.PathLike, what: str, otherwise: str = "") -> MgenetError:
+    """The error for a missing input: names the file, the rule that makes it and the command that runs that rule
+    (``otherwise``, the fix, when no rule makes it)."""
+    found = made_by(path)
+    if found is None:
+        return MgenetError(f"{path}: {what} not found" + (f"; {otherwise}" if otherwise else "."))
+    rule, target = found
+    how = f" (`snakemake {path}`)" if target else ""
+    return MgenetError(f"{path}: {what} not found; it is made by rule {rule}{how}.")
+
+
+def first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:240]
+
+
+def unreadable_file(path: str | os.PathLike, what: str, reason: str, fix: str = "") -> MgenetError:
+    """The error for an input that exists but cannot be read (truncated, corrupt, tampered with): names the file and
+    how to remake it (the rule that makes it, or ``fix``)."""
+    found = made_by(path)
+    if not fix:
+        fix = (f"delete it and run snakemake again (rule {found[0]} remakes it)" if found
+               else "replace it with a good copy")
+    return MgenetError(f"{path}: {what} is unreadable ({reason}); {fix}.")
+
+
+@contextlib.contextmanager
+def open_h5(path: str | os.PathLike, what: str) -> Iterator[h5py.File]:
+    """An HDF5 artifact opened for reading. A missing file, or one that HDF5 cannot open (cut short by a full disk or a
+    copy interrupted, not HDF5 at all), is an error naming the file and the rule that remakes it, not h5py's OSError.
+
+    Raises:
+        MgenetError: the file is missing or unreadable.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise missing_file(path, what)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise unreadable_file(path, what, first_line(e)) from e
+    with f:
+        yield f
+
+
+def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu", keys: tuple[str, ...] = (),
+               fix: str = "", otherwise: str = "") -> dict[str, Any]:
+    """A checkpoint written by mgenet, loaded with ``torch.load(weights_only=True)``.
+
+    A file that is not a checkpoint, is cut short, or pickles anything but tensors and plain containers (tampered
+    with, or not ours) is refused with one error naming it and how to remake it, never unpickled unsafely.
+
+    Args:
+        keys: top-level keys the checkpoint must have.
+        fix: the remedy to name (default: the rule that makes the file).
+        otherwise: what makes the file, for a missing file of a name no rule makes (see :func:`missing_file`).
+    Raises:
+        MgenetError: missing, unreadable or unsafe file, or one without ``keys``.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise missing_file(path, what, otherwise=otherwise)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message is mostly advice to load unsafely; keep its one informative line
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        unsafe = [ln for ln in lines if "global" in ln.lower() and "weights only" not in ln.lower()]
+        if unsafe:
+            reason = f"it pickles objects other than tensors, which safe loading refuses: {unsafe[0][:200]}"
+        else:
+            detail = next((ln for ln in lines if "Unsupported operand" in ln or "load key" in ln), "")
+            reason = f"not a PyTorch checkpoint or cut short{f': {detail[:200]}' if detail else ''}"
+        raise unreadable_file(path, what, reason, fix) from e
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise unreadable_file(path, what, f"not a PyTorch checkpoint or cut short: {first_line(e)}", fix) from e
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys):
+        lacking = sorted(set(keys) - set(ckpt)) if isinstance(ckpt, dict) else list(keys)
+        raise unreadable_file(path, what, f"not an mgenet {what}: no {', '.join(lacking)}", fix)
+    return ckpt
+
+
+def _plain(v: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (list, int, float, str), as ``torch.load(weights_only=True)`` and
+    JSON accept."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def agreed_attrs(paths: list[str | os.PathLike], keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    """The provenance ``keys`` that every HDF5 file of ``paths`` carries, as plain values; keys some file lacks are
+    left out.
+
+    Raises:
+        MgenetError: two files disagree on a key (they were not made with the same settings).
+    """
+    out: dict[str, Any] = {}
+    first: dict[str, str] = {}
+    missing: set[str] = set()
+    for path in paths:
+        with open_h5(path, what) as f:
+            attrs = {k: _plain(f.attrs[k]) for k in keys if k in f.attrs}
+        missing |= set(keys) - set(attrs)
+        for k, v in attrs.items():
+            if k in out and out[k] != v:
+                raise MgenetError(f"{path}: {what} made with {k}={v!r}, but {first[k]} with {k}={out[k]!r}; "
+                                  f"rebuild them all with the same settings.")
+            out.setdefault(k, v)
+            first.setdefault(k, str(path))
+    return {k: v for k, v in out.items() if k not in missing}
+
+

@@ -1,0 +1,161 @@
+"""`snakemake tune`: settings chosen on the validation split only (issue 17).
+
+The grid (config ``tune.grid``) maps dotted config keys to the values to try. Keys under ``fusion.`` only re-fuse the
+segment scores (λ_app, λ_mm, the normalisation, the motion measure): every combination of them is scored. Keys under
+``stage2.`` change the trained model (temperature, top_k, M^r's start, the matching options): each of their values is
+tried one key at a time around the main config (a candidate = the main config with one key changed), each candidate
+is trained and scores the validation segments, and the whole fusion grid is scored on each. At most
+``tune.max_retrain`` candidates are trained: a grid that needs more is refused, not cut short.
+
+Every figure is the validation split's; the test split is never read. The chosen row (best ``tune.metric`` of the
+fused score; ties keep the earlier row, and the main config's settings come first) is written as a partial config,
+``tuned.yaml``, that ``--configfile`` merges over config.yaml.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mgenet import MgenetError
+
+FUSION_KEYS = ("fusion.normalise", "fusion.motion_score", "fusion.train_quantile")  # and fusion.weights.<component>
+METRICS = ("micro_auc", "macro_auc")
+MAIN = "main"  # the candidate that is the main config's own stage-2 model
+
+
+def _check_key(key: str) -> str:
+    if key in FUSION_KEYS or re.fullmatch(r"fusion\.weights\.[a-z_]+", key):
+        return "fusion"
+    if key == "stage2.mm_form" or re.fullmatch(r"stage2\.(model|train)\.[a-z_0-9]+", key):
+        return "stage2"
+    raise MgenetError(f"tune.grid key {key!r} is not tunable: use fusion.weights.<component>, fusion.normalise, "
+                      f"fusion.motion_score, fusion.train_quantile (re-fused), stage2.mm_form (rescored) or "
+                      f"stage2.model.<key> / stage2.train.<key> (retrained).")
+
+
+def split_grid(grid: Mapping[str, Sequence[Any]]) -> tuple[dict[str, list], dict[str, list]]:
+    """The grid's fusion keys and its stage-2 keys, each with its list of values (in the grid's order).
+
+    Raises:
+        MgenetError: an unknown key, or a key with no value.
+    """
+    fusion, stage2 = {}, {}
+    for key, values in grid.items():
+        if values is None:  # left out by a config file over config.yaml's grid
+            continue
+        kind = _check_key(key)
+        values = list(values) if isinstance(values, (list, tuple)) else [values]
+        if not values:
+            raise MgenetError(f"tune.grid.{key} lists no value; give at least one, or drop the key.")
+        (fusion if kind == "fusion" else stage2)[key] = values
+    return fusion, stage2
+
+
+def set_key(cfg: Mapping, dotted: str, value: Any) -> dict:
+    """A copy of nested ``cfg`` with ``dotted`` (a.b.c) set to ``value``."""
+    head, _, rest = dotted.partition(".")
+    out = dict(cfg)
+    out[head] = set_key(cfg.get(head, {}) or {}, rest, value) if rest else value
+    return out
+
+
+def get_key(cfg: Mapping, dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def fusion_combinations(fusion_grid: Mapping[str, Sequence[Any]], fusion: Mapping) -> list[dict]:
+    """Every combination of the grid's fusion values, each as a full fusion section (``fusion`` with the keys set);
+    the main config's own combination first."""
+    keys = list(fusion_grid)
+    own = tuple(get_key({"fusion": fusion}, k) for k in keys)
+    combos = list(itertools.product(*(fusion_grid[k] for k in keys)))
+    combos.sort(key=lambda c: c != own)  # stable: the main settings first, then the grid's order
+    out = []
+    for combo in combos:
+        cfg: dict = {"fusion": json.loads(json.dumps(fusion))}
+        for k, v in zip(keys, combo):
+            cfg = set_key(cfg, k, v)
+        out.append(cfg["fusion"])
+    return out
+
+
+def _drop_zero_weights(fusion: Mapping) -> dict:
+    out = dict(fusion)
+    out["weights"] = {c: w for c, w in fusion["weights"].items() if float(w) != 0.0}
+    if not out["weights"]:
+        raise MgenetError("a tune.grid combination gives every fusion weight 0; keep one component weighted.")
+    return out
+
+
+def score_grid(candidates: Mapping[str, pd.DataFrame], videos: pd.DataFrame, gts: Mapping[str, np.ndarray],
+               intervals: pd.DataFrame, combos: Sequence[Mapping], sigmas: Sequence[float],
+               train_scores: Mapping[str, pd.DataFrame | None] | None = None) -> pd.DataFrame:
+    """The validation figures of every (candidate, fusion combination): one row each, best first.
+
+    Args:
+        candidates: candidate name -> its validation segment scores (``MAIN`` = the main model's).
+        videos, gts, intervals: the validation videos (``video``, ``frames``), their masks and the interval table.
+        combos: full fusion sections (:func:`fusion_combinations`).
+        sigmas: the smoothing of rule fuse_scores (config score.smoothing_sigmas).
+        train_scores: candidate name -> its training segment scores, for ``normalise: train``.
+
+    Returns:
+        Columns ``candidate``, ``fusion`` (JSON), the fused score's ``micro_auc``, ``macro_auc`` and per-type AUCs
+        (``auc_<type>``), and ``rank`` (1 = best micro AUC).
+    """
+    from mgenet.evaluation.metrics import anomaly_types, macro_auc, micro_auc, type_auc
+    from mgenet.scoring.fusion import frame_scores, fuse_with, fusion_fill
+
+    rows = []
+    for name, seg in candidates.items():
+        for fusion in combos:
+            fz = _drop_zero_weights(fusion)
+            ref = (train_scores or {}).get(name)
+            if fz.get("normalise") == "train" and ref is None:
+                raise MgenetError(f"tune: fusion.normalise train for candidate {name!r} needs its training segment "
+                                  f"scores (mgenet tune --train-scores {name}=PATH).")
+            fused = fuse_with(seg, fz, ref)
+            fill = fusion_fill(fz, ref)
+            frames = frame_scores(fused[["video", "mid_frame", "fused"]], videos, gts, intervals, sigmas,
+                                  fill={"fused": fill["fused"]} if fill else None)
+            row = {"candidate": name, "fusion": json.dumps(fusion, sort_keys=True),
+                   "micro_auc": micro_auc(frames, "fused"), "macro_auc": macro_auc(frames, "fused")}
+            for t in anomaly_types(frames):
+                row[f"auc_{t}"] = type_auc(frames, "fused", t)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def choose(table: pd.DataFrame, metric: str = "micro_auc") -> pd.DataFrame:
+    """``table`` sorted best ``metric`` first (stable: ties keep the main settings, which come first), with
+    ``chosen`` marking the first row."""
+    if metric not in METRICS:
+        raise MgenetError(f"tune.metric {metric!r}: use one of {list(METRICS)}.")
+    if table.empty:
+        raise MgenetError("the tuning grid is empty; give tune.grid at least one key.")
+    if table[metric].isna().all():
+        raise MgenetError(f"no validation {metric} is defined (the validation split needs normal and anomalous "
+                          f"frames); check its ground truth.")
+    out = table.assign(_m=table[metric].fillna(-np.inf)).sort_values("_m", ascending=False, kind="stable")
+    out = out.drop(columns="_m").reset_index(drop=True)
+    out.insert(0, "chosen", np.arange(len(out)) == 0)
+    return out
+
+
+def tuned_config(best: pd.Series, overrides: Mapping[str, Mapping]) -> dict:
+    """The chosen row as a partial config: its candidate's stage-2 override and its fusion section."""
+    out = json.loads(json.dumps(overrides.get(str(best["candidate"]), {})))
+    out["fusion"] = json.loads(best["fusion"])
+    return out
