@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from mgenet.config import FromDict
 from mgenet.io import PoseDict, agreed_attrs
 from mgenet.pose.skeleton import boxes_from_keypoints, coco17_to_openpose18, normalize_segments
 
@@ -19,7 +20,7 @@ NORM_SIZES = ("stgnf", "frame")
 
 
 @dataclass(frozen=True)
-class SegmentConfig:
+class SegmentConfig(FromDict):
     """How tracks are cut into windows and normalised; ``norm_size`` is ``stgnf`` (divide by 856x480, STG-NF) or
     ``frame`` (divide by the video's own width and height)."""
 
@@ -34,13 +35,6 @@ class SegmentConfig:
         if self.norm_size not in NORM_SIZES:
             raise ValueError(f"segments.norm_size must be one of {NORM_SIZES}, got {self.norm_size!r}")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> SegmentConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown segments settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
 
     def stride(self, split: str) -> int:
         return self.train_stride if split == "train" else self.test_stride
