@@ -128,3 +128,23 @@ def build_segments(poses: PoseDict, width: int, height: int, split: str, cfg: Se
         "start_frame": frames_arr[:, 0],
         "mid_frame": frames_arr[:, 0] + T // 2,  # STG-NF: start key + seg_len / 2
     }
+
+
+def segment_video(row: dict, pose_path: str | os.PathLike, out: str | os.PathLike, cfg: SegmentConfig,
+                  config_hash: str = "") -> dict[str, np.ndarray]:
+    """Cut the tracks of one video (its manifest ``row``) read from ``pose_path`` into windows, written to ``out``
+    with their provenance (the settings, but for the stride of the other split)."""
+    import logging
+
+    from mgenet.io import provenance, read_alphapose, write_segments
+
+    poses = read_alphapose(pose_path)
+    arrays = build_segments(poses, int(row["width"]), int(row["height"]), row["split"], cfg)
+    attrs = provenance(config_hash, video=row["video"], split=row["split"], scene=str(row["scene"]),
+                       frames=int(row["frames"]), width=int(row["width"]), height=int(row["height"]),
+                       stride=cfg.stride(row["split"]), **{k: v for k, v in cfg.to_dict().items()
+                                                           if not k.endswith("stride")})
+    write_segments(out, arrays, attrs)
+    logging.getLogger("mgenet").info("%s: %d segments of %d frames from %d tracks -> %s", row["video"],
+                                     len(arrays["person_id"]), cfg.seg_len, len(poses), out)
+    return arrays
