@@ -82,3 +82,30 @@ def test_select_motion_score() -> None:
         select_motion_score(seg, "mo_foo")
     with pytest.raises(MgenetError, match="no such column"):
         select_motion_score(nf_table(), "mo_sim")
+
+
+def test_swap_mm_keeps_every_score_but_mm_in_place() -> None:
+    from mgenet.scoring.components import swap_mm
+
+    keys = {"video": ["v", "v"], "person_id": [1, 1], "start_frame": [0, 1], "mid_frame": [4, 5]}
+    base = pd.DataFrame({**keys, "nf": [1.0, 2.0], "mm": [9.0, 9.0], "app": [3.0, 4.0]})
+    s2 = pd.DataFrame({**keys, "mm": [0.5, 0.25]})
+    out = swap_mm(base, s2)
+    assert list(out.columns) == list(base.columns)
+    assert out["mm"].tolist() == [0.5, 0.25] and out["nf"].tolist() == [1.0, 2.0] and out["app"].tolist() == [3.0, 4.0]
+
+
+def test_swap_mm_needs_an_mm_column() -> None:
+    from mgenet.scoring.components import swap_mm
+
+    with pytest.raises(MgenetError, match="S_mm"):
+        swap_mm(pd.DataFrame({"video": ["v"], "nf": [1.0]}), pd.DataFrame({"video": ["v"], "mm": [1.0]}))
+
+
+def test_fusion_settings_mapping_leaves_unset_values_to_the_fusion_defaults() -> None:
+    from mgenet.scoring.components import FuseSettings
+
+    s = FuseSettings.from_dict({"weights": {"mo": 1.0}, "smoothing_sigmas": [1]})
+    assert s.mapping() == {"weights": {"mo": 1.0}, "motion_score": "mo", "normalise": "test_minmax"}
+    with pytest.raises(ValueError, match="normalize"):
+        FuseSettings.from_dict({"weights": {}, "normalize": "train"})

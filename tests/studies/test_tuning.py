@@ -97,3 +97,18 @@ def test_a_combination_without_any_weight_is_refused():
     combos = fusion_combinations({"fusion.weights.mo": [0.0]}, {"weights": {"mo": 1.0}})
     with pytest.raises(MgenetError, match="every fusion weight 0"):
         score_grid({MAIN: seg}, videos, gts, intervals, combos, sigmas=[])
+
+
+def test_tuned_yaml_names_the_best_row_and_holds_the_chosen_config() -> None:
+    import pandas as pd
+    import yaml
+
+    from mgenet.studies.tuning import tuned_config, tuned_yaml
+
+    table = pd.DataFrame({"candidate": ["main"], "fusion": ['{"weights": {"mo": 1.0}}'], "micro_auc": [0.87654]})
+    best = table.iloc[0]
+    text = tuned_yaml(best, {}, "micro_auc", "results/demo/eval/tuned.yaml")
+    assert text.startswith("# Chosen by `snakemake tune` on the validation split (eval/tuning.csv, best row: "
+                           "micro_auc 0.8765).\n# Use it with: snakemake --configfile config.yaml "
+                           "results/demo/eval/tuned.yaml\n")
+    assert yaml.safe_load(text) == tuned_config(best, {})

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import h5py
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from mgenet import MgenetError, __version__
+from mgenet.config import FromDict
 from mgenet.features.crops import normalise_clips
 from mgenet.features.decode import open_frames
 from mgenet.features.extract import _autocast, check_image_size
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SnippetConfig:
+class SnippetConfig(FromDict):
     """Settings of ``extract_snippets``: config.yaml ``snippets`` plus ``features.weights``, ``snippet_len`` (a
     wildcard: each method asks for its own), ``seed`` and ``device``."""
 
@@ -45,17 +46,12 @@ class SnippetConfig:
     amp: str = "auto"
     seed: int = 0
     device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SnippetConfig:
-        known = {f.name for f in fields(cls)} - {"extra"}
-        kw = {k: v for k, v in d.items() if k in known}
-        if "size" in kw:
-            kw["size"] = tuple(int(v) for v in kw["size"])
-        cfg = cls(**kw, extra={k: v for k, v in d.items() if k not in known})
-        cfg.validate()
-        return cfg
+    SECTION: ClassVar[str] = "snippets"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", tuple(int(v) for v in self.size))  # JSON and YAML give lists
+        self.validate()
 
     def validate(self) -> None:
         check_image_size("snippets.size", self.size)
@@ -69,9 +65,7 @@ class SnippetConfig:
             raise MgenetError(f"snippets.amp {self.amp!r}: use auto, bf16, fp16 or off.")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("extra")
-        return d
+        return asdict(self)
 
 
 @dataclass

@@ -345,3 +345,28 @@ def check_weak_split(path: str | Path, manifest: pd.DataFrame) -> pd.DataFrame:
             raise MgenetError(f"{path}: video {r.video!r} is labelled {r.label} but {what}; label 1 = the video holds "
                               f"an anomaly; {fix}.")
     return weak
+
+
+def index_and_check(root: str | Path, out: str | Path, layout: str = "stgnf", resolution: list[int] | None = None,
+                    pose_source: str = "import", scenes: list | None = None, move_to_train: dict | None = None,
+                    intervals: str | None = None, weak_split: str | None = None) -> pd.DataFrame:
+    """Index a dataset (:func:`index_dataset`), check its weak split (a path under ``root``) against it, and write
+    the manifest CSV at ``out``.
+
+    Raises:
+        MgenetError: the dataset or its weak split is unusable; the weak split is checked before the manifest
+            appears, so a bad file stops the run there.
+    """
+    from mgenet.io import write_manifest
+
+    df = index_dataset(root, layout, resolution, pose_source, scenes=scenes, move_to_train=move_to_train,
+                       intervals=intervals)
+    if weak_split:
+        weak = check_weak_split(Path(root) / weak_split, df)
+        log.info("weak split %s: %d training videos (%d anomalous), %d test videos", weak_split,
+                 int((weak["split"] == "train").sum()), int(weak.loc[weak["split"] == "train", "label"].sum()),
+                 int((weak["split"] == "test").sum()))
+    write_manifest(df, out)
+    counts = df["split"].value_counts().to_dict()
+    log.info("indexed %d videos (%s) in %d scenes -> %s", len(df), counts, df["scene"].nunique(), out)
+    return df

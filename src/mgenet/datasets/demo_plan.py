@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
+from mgenet.config import FromDict
 from mgenet.datasets import demo_render as R
 
 SUBTYPES = {"running": "motion", "jumping": "motion", "falling": "motion", "fighting": "motion",
@@ -22,7 +23,7 @@ BLEND = 4            # frames on each side of an action change over which joint 
 
 
 @dataclass
-class DemoConfig:
+class DemoConfig(FromDict):
     seed: int = 0
     n_scenes: int = 3
     train_videos_per_scene: int = 4
@@ -47,13 +48,6 @@ class DemoConfig:
         if self.people_min > self.people_max:
             raise ValueError(f"demo config people_min ({self.people_min}) exceeds people_max ({self.people_max})")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> DemoConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown demo config key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
 
 
 def scene_id(index: int) -> str:

@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mgenet import MgenetError
+from mgenet.config import FromDict
 from mgenet.io import FLOW_DIMS, atomic_path, load_torch, missing_file, open_h5, provenance
 from mgenet.models.flow import STGNF, FlowConfig
 from mgenet.models.graph import FLIP_PERMUTATION
@@ -32,7 +33,7 @@ LR_SCHEDULES = ("stgnf", "exponential")
 
 
 @dataclass
-class FlowTrainConfig:
+class FlowTrainConfig(FromDict):
     """Optimisation of stage 1; defaults are STG-NF's (ShanghaiTech).
 
     Attributes:
@@ -79,14 +80,6 @@ class FlowTrainConfig:
             return self.lr * self.lr_decay ** max(epoch - 1, 0)
         return self.lr * self.lr_decay ** epoch
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FlowTrainConfig:
-        """Build from a config mapping; an unknown key is an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown flow training settings {unknown}; known: {sorted(known)}")
-        return cls(**d)
 
 
 def flip_pose(pose: np.ndarray, swap_joints: bool = False) -> np.ndarray:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -91,19 +91,19 @@ class Stage2TrainConfig(FromDict):
 
 
 @dataclass
-class Stage2Config:
+class Stage2Config(FromDict):
     """Everything ``train_stage2`` needs: ``{"model": MGENetConfig fields, "train": Stage2TrainConfig fields}``."""
 
     model: MGENetConfig = field(default_factory=MGENetConfig)
     train: Stage2TrainConfig = field(default_factory=Stage2TrainConfig)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Stage2Config:
-        unknown = sorted(set(d) - {"model", "train"})
-        if unknown:
-            raise ValueError(f"unknown stage-2 sections {unknown}; known: ['model', 'train']")
-        return cls(MGENetConfig.from_dict(dict(d.get("model") or {})),
-                   Stage2TrainConfig.from_dict(dict(d.get("train") or {})))
+    SECTION: ClassVar[str] = "stage-2"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, MGENetConfig):  # a config mapping (None: the defaults)
+            self.model = MGENetConfig.from_dict(dict(self.model or {}))
+        if not isinstance(self.train, Stage2TrainConfig):
+            self.train = Stage2TrainConfig.from_dict(dict(self.train or {}))
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": asdict(self.model), "train": asdict(self.train)}

@@ -194,3 +194,18 @@ def add_localization(metrics: dict, loc: Mapping | None) -> dict:
             metrics["scores"][name].update({k: float(v) for k, v in figures.items()})
     metrics["localization"] = dict(loc["settings"])
     return metrics
+
+
+def localization(frames: pd.DataFrame, seg: pd.DataFrame, segment_files: list[str], boxes: str,
+                 iou: float = IOU, track_fraction: float = TRACK_FRACTION,
+                 max_fp: float = MAX_FP_PER_FRAME) -> dict | None:
+    """RBDC and TBDC of every score column of ``frames`` that the fused segment scores ``seg`` also have, with the
+    boxes of the test videos' ``segment_files`` as detections and the anomalous objects' ``boxes`` file as truth;
+    None when the file holds no anomalous region of these videos."""
+    from mgenet.io import read_anomaly_boxes
+    from mgenet.scoring.fusion import score_columns
+
+    det = detections(seg, segment_boxes(segment_files))
+    cols = [c for c in score_columns(frames) if c in det.columns]
+    return localization_metrics(det, read_anomaly_boxes(boxes), len(frames), frames["video"].unique(), cols,
+                                iou=iou, track_fraction=track_fraction, max_fp=max_fp)

@@ -116,3 +116,38 @@ def count_clips(manifest: Any, segments_dir: str | Path | None, seg_cfg: Any,
             exact = False
         out.append({"video": r.video, "split": r.split, "exact": exact, **layout_counts(frames, pids, cfg)})
     return out
+
+
+def estimate_from_config(params: dict[str, Any], config: str = "", manifest: str = "",
+                         segments_dir: str = "") -> str:
+    """The storage table of `mgenet features --estimate`: ``params`` (features settings, and optionally a
+    ``segments`` section) over those of a config.yaml, for the manifest given or the config's dataset.
+
+    Raises:
+        MgenetError: neither a manifest nor a dataset to index.
+    """
+    import yaml
+
+    from mgenet import MgenetError
+    from mgenet.io import read_manifest
+    from mgenet.pose.segments import SegmentConfig
+
+    cfg_yaml: dict[str, Any] = {}
+    p = dict(params)
+    if config:
+        cfg_yaml = yaml.safe_load(Path(config).read_text()) or {}
+        p = {**(cfg_yaml.get("features") or {}), **p}
+    seg_cfg = SegmentConfig.from_dict({**(cfg_yaml.get("segments") or {}), **p.pop("segments", {})})
+    cfg = FeatureConfig.from_dict(p)
+    ds = cfg_yaml.get("dataset") or {}
+    manifest = manifest or (f"results/{ds['name']}/manifest.csv" if ds.get("name") else "")
+    if manifest and Path(manifest).exists():
+        df = read_manifest(manifest)
+    elif ds.get("root"):
+        from mgenet.datasets.adapters import index_dataset
+
+        df = index_dataset(ds["root"], ds.get("layout", "stgnf"), ds.get("resolution"))
+    else:
+        raise MgenetError(f"{manifest or '--manifest'}: no manifest; give --manifest or --config with a dataset.")
+    segments_dir = segments_dir or (f"results/{ds['name']}/segments" if ds.get("name") else "")
+    return estimate_table(count_clips(df, segments_dir or None, seg_cfg, cfg), cfg, seg_cfg.seg_len)

@@ -15,15 +15,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 import torch
 
 from mgenet import MgenetError, __version__
+from mgenet.config import FromDict
 from mgenet.features.crops import crop_resize, normalise_clips, widen_boxes
 from mgenet.features.decode import FrameReader, even_frames, median_image, open_frames
 from mgenet.features.plan import (
@@ -56,7 +57,7 @@ def check_image_size(key: str, size: tuple[int, int]) -> None:
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(FromDict):
     """Settings of ``extract_features`` (config.yaml ``features`` plus the global ``seed`` and ``device``)."""
 
     weights: str = f"resources/weights/{CHECKPOINT_NAME}"
@@ -74,18 +75,13 @@ class FeatureConfig:
     prefetch: str | bool = "auto"
     seed: int = 0
     device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
-        known = {f.name for f in fields(cls)} - {"extra"}
-        kw = {k: v for k, v in d.items() if k in known}
-        for k in ("crop", "scene_size"):
-            if k in kw:
-                kw[k] = tuple(int(v) for v in kw[k])
-        cfg = cls(**kw, extra={k: v for k, v in d.items() if k not in known})
-        cfg.validate()
-        return cfg
+    SECTION: ClassVar[str] = "features"
+
+    def __post_init__(self) -> None:
+        for k in ("crop", "scene_size"):  # JSON and YAML give lists
+            object.__setattr__(self, k, tuple(int(v) for v in getattr(self, k)))
+        self.validate()
 
     def validate(self) -> None:
         for name in ("crop", "scene_size"):
@@ -110,9 +106,7 @@ class FeatureConfig:
         return self.prefetch is True or (self.prefetch == "auto" and device.type == "cuda")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("extra")
-        return d
+        return asdict(self)
 
     def h5_compression(self) -> tuple[str | None, int | None]:
         if self.compression == "none":

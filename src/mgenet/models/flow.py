@@ -14,13 +14,13 @@ temporal conv without BatchNorm, Glow's learned 1x1 conv) as options.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mgenet.config import FromDict
 from mgenet.models.graph import N_JOINTS, STRATEGIES, adjacency
 
 PERMUTATIONS = ("reverse", "invconv")
@@ -28,7 +28,7 @@ COUPLINGS = ("stgcn", "light")
 
 
 @dataclass
-class FlowConfig:
+class FlowConfig(FromDict):
     """Architecture of the flow; stored in every checkpoint. Defaults are STG-NF's (``args.py``, ``model_pose.py``).
 
     Attributes:
@@ -83,14 +83,6 @@ class FlowConfig:
         if self.graph_strategy not in STRATEGIES:
             raise ValueError(f"graph_strategy must be one of {STRATEGIES}, got {self.graph_strategy!r}")
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FlowConfig:
-        """Build from a config mapping; an unknown key is an error, so a misspelt setting never goes unnoticed."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown flow model settings {unknown}; known: {sorted(known)}")
-        return cls(**d)
 
 
 class ActNorm(nn.Module):

@@ -21,11 +21,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mgenet import MgenetError
+from mgenet.config import FromDict
 from mgenet.pose.regions import Region
 
 
 @dataclass
-class TrackerConfig:
+class TrackerConfig(FromDict):
+    SECTION: ClassVar[str] = "pose.tracking"
+
     min_hits: int = 3            # detections before a track is born (its earlier frames are kept)
     max_age: int = 12            # frames a track survives unmatched; gaps up to this long are interpolated
     min_similarity: float = 0.2  # below this a detection never matches a track
@@ -40,7 +43,7 @@ class TrackerConfig:
 
 
 @dataclass
-class PoseConfig:
+class PoseConfig(FromDict):
     backend: str = "mediapipe"
     detector: str = "both"              # blazepose | motion | both
     weights: str = ""                   # the onnx backend's model file
@@ -57,31 +60,17 @@ class PoseConfig:
     input_norm: str = "imagenet"        # onnx backend: imagenet (mean/std) or unit ([0, 1])
     tracking: TrackerConfig = field(default_factory=TrackerConfig)
 
-    IGNORED: ClassVar[tuple[str, ...]] = ("source",)
+    SECTION: ClassVar[str] = "pose"
+    IGNORED: ClassVar[tuple[str, ...]] = ("source",)  # which poses a run uses (import or extract): not how to extract
 
     def __post_init__(self) -> None:
+        if isinstance(self.tracking, dict):
+            self.tracking = TrackerConfig.from_dict(self.tracking)
         if self.every_n < 1:
             raise MgenetError(f"pose.every_n must be >= 1, got {self.every_n}")
         if len(self.tiles) != 2 or min(self.tiles) < 1:
             raise MgenetError(f"pose.tiles must be [columns, rows] >= 1, got {list(self.tiles)}")
         self.tiles = (int(self.tiles[0]), int(self.tiles[1]))
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PoseConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names - set(cls.IGNORED)
-        if unknown:
-            raise MgenetError(f"unknown pose settings {sorted(unknown)}; known: {sorted(names)}")
-        kw = {k: v for k, v in d.items() if k in names}
-        if isinstance(kw.get("tracking"), dict):
-            tnames = {f.name for f in dataclasses.fields(TrackerConfig)}
-            bad = set(kw["tracking"]) - tnames
-            if bad:
-                raise MgenetError(f"unknown pose.tracking settings {sorted(bad)}; known: {sorted(tnames)}")
-            kw["tracking"] = TrackerConfig(**kw["tracking"])
-        if "tiles" in kw:
-            kw["tiles"] = tuple(kw["tiles"])
-        return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

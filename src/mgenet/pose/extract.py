@@ -211,10 +211,10 @@ def extract_poses(path: str | Path, cfg: PoseConfig, backend: PoseBackend | None
     return poses, stats
 
 
-def extract_pose_file(video: str | Path, out: str | Path, params: dict[str, Any], threads: int = 1,
+def extract_pose_file(video: str | Path, out: str | Path, params: PoseConfig | dict[str, Any], threads: int = 1,
                       preview: str | Path | None = None, progress: bool = False) -> ExtractStats:
     """:func:`extract_poses` on one video, written as AlphaPose tracked-person JSON (``{}`` when nobody is found)."""
-    cfg = PoseConfig.from_dict(params)
+    cfg = params if isinstance(params, PoseConfig) else PoseConfig.from_dict(params)
     if not progress:
         poses, stats = extract_poses(video, cfg, threads=threads, preview=preview)
     else:
@@ -224,4 +224,8 @@ def extract_pose_file(video: str | Path, out: str | Path, params: dict[str, Any]
             poses, stats = extract_poses(video, cfg, threads=threads, preview=preview,
                                          progress=lambda done: bar.update(done - bar.n))
     write_alphapose(poses, out)
+    if stats.tracks == 0:
+        log.warning("%s: no person found; wrote an empty pose file ({}). People shorter than about %d px (or, with "
+                    "the blazepose detector, smaller than ~1/8 of the frame) are not found: try pose.detector: both "
+                    "or pose.tiles: [2, 2]", video, cfg.min_person_height)
     return stats

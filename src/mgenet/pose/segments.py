@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from mgenet.config import FromDict
 from mgenet.io import PoseDict, agreed_attrs
 from mgenet.pose.skeleton import boxes_from_keypoints, coco17_to_openpose18, normalize_segments
 
@@ -19,7 +20,7 @@ NORM_SIZES = ("stgnf", "frame")
 
 
 @dataclass(frozen=True)
-class SegmentConfig:
+class SegmentConfig(FromDict):
     """How tracks are cut into windows and normalised; ``norm_size`` is ``stgnf`` (divide by 856x480, STG-NF) or
     ``frame`` (divide by the video's own width and height)."""
 
@@ -34,13 +35,6 @@ class SegmentConfig:
         if self.norm_size not in NORM_SIZES:
             raise ValueError(f"segments.norm_size must be one of {NORM_SIZES}, got {self.norm_size!r}")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> SegmentConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown segments settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
 
     def stride(self, split: str) -> int:
         return self.train_stride if split == "train" else self.test_stride
@@ -134,3 +128,23 @@ def build_segments(poses: PoseDict, width: int, height: int, split: str, cfg: Se
         "start_frame": frames_arr[:, 0],
         "mid_frame": frames_arr[:, 0] + T // 2,  # STG-NF: start key + seg_len / 2
     }
+
+
+def segment_video(row: dict, pose_path: str | os.PathLike, out: str | os.PathLike, cfg: SegmentConfig,
+                  config_hash: str = "") -> dict[str, np.ndarray]:
+    """Cut the tracks of one video (its manifest ``row``) read from ``pose_path`` into windows, written to ``out``
+    with their provenance (the settings, but for the stride of the other split)."""
+    import logging
+
+    from mgenet.io import provenance, read_alphapose, write_segments
+
+    poses = read_alphapose(pose_path)
+    arrays = build_segments(poses, int(row["width"]), int(row["height"]), row["split"], cfg)
+    attrs = provenance(config_hash, video=row["video"], split=row["split"], scene=str(row["scene"]),
+                       frames=int(row["frames"]), width=int(row["width"]), height=int(row["height"]),
+                       stride=cfg.stride(row["split"]), **{k: v for k, v in cfg.to_dict().items()
+                                                           if not k.endswith("stride")})
+    write_segments(out, arrays, attrs)
+    logging.getLogger("mgenet").info("%s: %d segments of %d frames from %d tracks -> %s", row["video"],
+                                     len(arrays["person_id"]), cfg.seg_len, len(poses), out)
+    return arrays

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from mgenet import MgenetError
+from mgenet.config import FromDict
 from mgenet.io import open_h5
 
 KEY_COLUMNS = ["video", "person_id", "start_frame", "mid_frame"]
@@ -72,3 +75,147 @@ def join_stage2(nf: pd.DataFrame, stage2: pd.DataFrame) -> pd.DataFrame:
         raise MgenetError("flow and stage-2 scores disagree on a segment's mid_frame; rebuild both from the same "
                           "segments files.")
     return out[[*nf.columns, *[c for c in stage2.columns if c not in KEY_COLUMNS]]]
+
+
+def swap_mm(base: pd.DataFrame, stage2: pd.DataFrame) -> pd.DataFrame:
+    """``base``'s segment table with S_mm (``mm``) taken from ``stage2`` (a model whose M^r was written again) and
+    every other score kept, columns in ``base``'s order.
+
+    Raises:
+        MgenetError: ``base`` has no ``mm`` column to replace.
+    """
+    if "mm" not in base.columns:
+        raise MgenetError("no S_mm column (mm) to replace; give the segment table of a stage-2 run.")
+    return join_stage2(base.drop(columns="mm"), stage2)[list(base.columns)]
+
+
+def score_segments(flow_h5: str | os.PathLike, out: str | os.PathLike, stage2: str = "",
+                   features: list[str] | None = None, base: str = "", batch_size: int = 256, device: str = "auto",
+                   mm_form: str = "two_sided") -> pd.DataFrame:
+    """The segment score table of `mgenet score`, written to ``out``: S_nf from the flow file, with a ``stage2``
+    checkpoint and the videos' ``features`` files also S_mo, S_app, S_mm and the level-1 measurements; with a
+    ``base`` table, that table's scores but for S_mm, which the model computes alone.
+
+    Raises:
+        MgenetError: ``stage2`` without ``features`` (or the reverse), ``base`` without ``stage2``, or a base
+            table without S_mm.
+    """
+    import logging
+    import time
+
+    from mgenet.io import read_parquet, write_parquet
+
+    log = logging.getLogger("mgenet")
+    features = list(features or [])
+    if bool(stage2) != bool(features):
+        raise MgenetError("score: --stage2 and --features go together (the stage-2 model and the test videos' "
+                          "features files); give both, or neither for S_nf alone.")
+    base_df = None
+    if base:
+        if not stage2:
+            raise MgenetError("score: --base goes with --stage2 (S_mm is computed with that model, every other score "
+                              "is taken from the base table).")
+        base_df = read_parquet(base)
+        if "mm" not in base_df.columns:
+            raise MgenetError(f"{base}: no S_mm column (mm) to replace; give the segment table of a stage-2 run.")
+    df = segment_table(flow_h5) if base_df is None else base_df
+    if stage2:
+        from mgenet.engine.stage2 import score_stage2
+
+        t0 = time.time()
+        s2 = score_stage2(stage2, [(f, flow_h5) for f in features], batch_size=int(batch_size), device=device,
+                          only_mm=base_df is not None, mm_form=str(mm_form))
+        log.info("stage 2 scored %d segments of %d videos in %.1f s%s", len(s2), len(features),
+                 time.time() - t0, " (S_mm only)" if base_df is not None else "")
+        df = join_stage2(df, s2) if base_df is None else swap_mm(base_df, s2)
+    write_parquet(df, out)
+    log.info("%d test segments scored (%s) -> %s", len(df), ", ".join(c for c in df.columns
+                                                                      if c in ("nf", "mo", "app", "mm")), out)
+    return df
+
+
+def read_train_scores(path: str, normalise: str, flag: str = "--train-scores") -> pd.DataFrame | None:
+    """The training segments' score table when fusion's ``normalise`` is ``train`` (then required), else None.
+
+    Raises:
+        MgenetError: ``normalise`` is train and ``path`` is not given or not there (``flag`` names the argument).
+    """
+    import logging
+    from pathlib import Path
+
+    from mgenet.io import read_parquet
+
+    if normalise != "train":
+        if path:
+            logging.getLogger("mgenet").info("%s %s is not used: fusion.normalise is %s, which scales with the test "
+                                             "segments", flag, path, normalise)
+        return None
+    if not path:
+        raise MgenetError(f"fusion.normalise train scales each component by its scores on the training segments: "
+                          f"pass {flag} with their segment score table (results/<dataset>/scores/"
+                          f"segments_train.parquet), or choose another fusion.normalise.")
+    if not Path(path).is_file():
+        raise MgenetError(f"{path}: training segment scores not found ({flag}); they are written by the rule that "
+                          f"scores the training segments (`snakemake {path}`).")
+    return read_parquet(path)
+
+
+@dataclass
+class FusionSettings(FromDict):
+    """config.yaml ``fusion``: how the component scores are scaled and weighted into one."""
+
+    SECTION: ClassVar[str] = "fusion"
+
+    weights: dict = field(default_factory=dict)
+    motion_score: str = "mo"
+    normalise: str = "test_minmax"
+    train_quantile: float | None = None  # None: scoring.fusion's TRAIN_QUANTILE
+
+    def mapping(self) -> dict[str, Any]:
+        """The mapping scoring.fusion reads (a value left out takes its default there)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class FuseSettings(FusionSettings):
+    """``params_json("fusion", "score")``: the fusion section and the frame scores' smoothing widths."""
+
+    SECTION: ClassVar[str] = "fusion / score"
+
+    smoothing_sigmas: list[float] | None = None  # None: scoring.fusion's DEFAULT_SIGMAS
+
+    def mapping(self) -> dict[str, Any]:
+        return {k: v for k, v in super().mapping().items() if k != "smoothing_sigmas"}
+
+
+def fuse_scores_job(scores: str, manifest: str, out: str, s: FuseSettings, split: str = "test",
+                    intervals: str = "", train_scores: str = "", baselines: list[str] | None = None) -> pd.DataFrame:
+    """`mgenet fuse`: the segment scores fused (scaled by the test segments, or by the training ones at
+    ``train_scores``), turned into smoothed frame scores of the ``split``'s videos with the baselines' added, and
+    written to ``out``.
+
+    Raises:
+        MgenetError: the manifest has no video of ``split``, or the training scores are needed and missing.
+    """
+    import logging
+
+    from mgenet.io import load_gt_mask, read_intervals, read_manifest, read_parquet, write_parquet
+    from mgenet.scoring.fusion import DEFAULT_SIGMAS, add_baselines, frame_scores, fuse_with, fusion_fill
+
+    fusion = s.mapping()
+    ref = read_train_scores(train_scores, s.normalise)
+    seg = fuse_with(read_parquet(scores), fusion, ref)
+    man = read_manifest(manifest)
+    test = man[man["split"] == split]
+    if test.empty:
+        raise MgenetError(f"{manifest}: no video of split {split!r} to fuse; the dataset has splits "
+                          f"{sorted(man['split'].unique())}.")
+    gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in test.itertuples()}
+    sigmas = list(DEFAULT_SIGMAS if s.smoothing_sigmas is None else s.smoothing_sigmas)
+    frames = frame_scores(seg, test[["video", "frames"]], gts, read_intervals(intervals), sigmas,
+                          fill=fusion_fill(fusion, ref))
+    if baselines:
+        frames = add_baselines(frames, {b: read_parquet(b) for b in baselines}, sigmas)
+    write_parquet(frames, out)
+    logging.getLogger("mgenet").info("%d frames of %d %s videos -> %s", len(frames), len(test), split, out)
+    return frames

@@ -18,12 +18,14 @@ import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from mgenet import MgenetError
+from mgenet.config import FromDict
 
 FUSION_KEYS = ("fusion.normalise", "fusion.motion_score", "fusion.train_quantile")  # and fusion.weights.<component>
 METRICS = ("micro_auc", "macro_auc")
@@ -159,3 +161,67 @@ def tuned_config(best: pd.Series, overrides: Mapping[str, Mapping]) -> dict:
     out = json.loads(json.dumps(overrides.get(str(best["candidate"]), {})))
     out["fusion"] = json.loads(best["fusion"])
     return out
+
+
+@dataclass
+class TuneSettings(FromDict):
+    """``tune_params``: the grid, the metric that chooses, the fusion section the grid varies, the smoothing widths
+    and each stage-2 candidate's config override."""
+
+    SECTION: ClassVar[str] = "tune"
+
+    fusion: dict = field(default_factory=dict)  # passed on as sent: the table's fusion column is built from it
+    grid: dict = field(default_factory=dict)
+    metric: str = "micro_auc"
+    smoothing_sigmas: list[float] | None = None  # None: scoring.fusion's DEFAULT_SIGMAS
+    overrides: dict = field(default_factory=dict)
+
+
+def tuned_yaml(best: pd.Series, overrides: Mapping[str, Mapping], metric: str, path: str) -> str:
+    """The text of tuned.yaml (written at ``path``): the chosen settings, a partial config for ``--configfile``,
+    under a header naming the best row's figure."""
+    import yaml
+
+    return ("# Chosen by `snakemake tune` on the validation split (eval/tuning.csv, best row: "
+            f"{metric} {best[metric]:.4f}).\n"
+            "# Use it with: snakemake --configfile config.yaml " + str(path) + "\n"
+            + yaml.safe_dump(tuned_config(best, overrides), sort_keys=True))
+
+
+def tune_job(candidates: Mapping[str, str], train_scores: Mapping[str, str], manifest: str, out: str, tuned: str,
+             s: TuneSettings, intervals: str = "") -> pd.DataFrame:
+    """Score every candidate's validation segment scores under every fusion setting of the grid, on the validation
+    split only; write the table (best first) to ``out`` and the chosen settings to ``tuned``.
+
+    Raises:
+        MgenetError: the dataset has no validation split.
+    """
+    import logging
+    import time
+
+    from mgenet.io import atomic_path, load_gt_mask, read_intervals, read_manifest, read_parquet
+    from mgenet.scoring.fusion import DEFAULT_SIGMAS
+
+    man = read_manifest(manifest)
+    val = man[man["split"] == "val"]
+    if val.empty:
+        raise MgenetError(f"{manifest}: the dataset has no validation split (split val), so there is nothing to "
+                          f"tune on; ShanghaiTech has none: keep the documented defaults, or add pose/val/ videos.")
+    fusion_grid, _ = split_grid(s.grid)
+    combos = fusion_combinations(fusion_grid, s.fusion)
+    cands = {name: read_parquet(path) for name, path in candidates.items()}
+    train = {name: read_parquet(path) for name, path in train_scores.items()}
+    gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in val.itertuples()}
+    sigmas = list(DEFAULT_SIGMAS if s.smoothing_sigmas is None else s.smoothing_sigmas)
+    t0 = time.time()
+    table = choose(score_grid(cands, val[["video", "frames"]], gts, read_intervals(intervals), combos,
+                              sigmas, train_scores=train or None), s.metric)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6f")
+    with atomic_path(tuned) as tmp:
+        tmp.write_text(tuned_yaml(table.iloc[0], s.overrides, s.metric, tuned))
+    logging.getLogger("mgenet").info(
+        "%d candidate(s) x %d fusion setting(s) scored on %d validation videos in %.1f s; best %s %s: %s",
+        len(cands), len(combos), len(val), time.time() - t0, table.iloc[0]["candidate"], table.iloc[0]["fusion"],
+        f"{table.iloc[0][s.metric]:.4f}")
+    return table

@@ -23,13 +23,14 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from mgenet import MgenetError
+from mgenet.config import FromDict
 from mgenet.baselines.models.arnet import ARNet, ARNetConfig
 from mgenet.io import atomic_path, load_torch
 from mgenet.runtime import resolve_device, seed_everything
@@ -41,7 +42,7 @@ TOPK_DIVISOR = 4  # k = ceil(T / 4)
 
 
 @dataclass(frozen=True)
-class ARNetTrainConfig:
+class ARNetTrainConfig(FromDict):
     """Training settings (config.yaml ``arnet``; schema defaults are the public code's)."""
 
     epochs: int = 100
@@ -53,14 +54,13 @@ class ARNetTrainConfig:
     seed: int = 0
     device: str = "auto"
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ARNetTrainConfig:
-        known = {f.name for f in fields(cls)}
-        cfg = cls(**{k: v for k, v in d.items() if k in known})
-        if cfg.epochs < 1 or cfg.batch_size < 2 or cfg.batch_size % 2:
-            raise MgenetError(f"arnet: epochs {cfg.epochs} must be >= 1 and batch_size {cfg.batch_size} an even number "
-                              f">= 2 (half normal, half anomalous videos).")
-        return cfg
+    SECTION: ClassVar[str] = "arnet"
+    IGNORED: ClassVar[tuple[str, ...]] = ("snippet_len",)  # which snippets files the rules give it, not training
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2 or self.batch_size % 2:
+            raise MgenetError(f"arnet: epochs {self.epochs} must be >= 1 and batch_size {self.batch_size} an even "
+                              f"number >= 2 (half normal, half anomalous videos).")
 
 
 # ------------------------------------------------------------------------------------------------------- losses

@@ -3,24 +3,21 @@ Discriminative Learning"; the public code's ``model_single``): one score in (0, 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from mgenet.config import FromDict
+
 
 @dataclass(frozen=True)
-class ARNetConfig:
+class ARNetConfig(FromDict):
     """``in_dim`` is the snippet feature size D (192 for Video Swin stages 1-2)."""
 
     in_dim: int = 192
     dropout: float = 0.6
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ARNetConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -142,7 +142,7 @@ def test_made_by_names_rules_of_the_workflow():
 
     from mgenet.io import MADE_BY, VARIANT_RULES, made_by
 
-    text = "\n".join(p.read_text() for p in (Path(__file__).parents[1] / "workflow" / "rules").glob("*.smk"))
+    text = "\n".join(p.read_text() for p in (Path(__file__).parents[2] / "workflow" / "rules").glob("*.smk"))
     rules = set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, re.M))
     rules |= set(re.findall(r"^\s*use rule \w+ as (\w+)", text, re.M))
     # rules named per scored split in a loop (score.smk): name: f"score_components{_sfx}"
@@ -162,9 +162,10 @@ def test_explicit_cuda_without_a_gpu_is_one_error_naming_the_setting(tmp_path, c
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    cuda = json.dumps({"device": "cuda", "seg_len": 24})
+    cuda = json.dumps({"device": "cuda"})  # encode_flow's params; train_flow's add seg_len
+    train = json.dumps({"device": "cuda", "seg_len": 24})
     for argv in (["encode-flow", "--model", "flow.pt", "--segments", "s.h5", "--params", cuda, "--out", "f.h5"],
-                 ["train-flow", "--segments", "s.h5", "--params", cuda, "--out", str(tmp_path / "flow.pt")]):
+                 ["train-flow", "--segments", "s.h5", "--params", train, "--out", str(tmp_path / "flow.pt")]):
         err = _error(capsys, *argv)
         assert "device: cuda asks for a CUDA GPU" in err and "set device: auto" in err and "device: cpu" in err
     monkeypatch.setattr(torch.version, "cuda", "12.8")

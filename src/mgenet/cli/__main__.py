@@ -1,0 +1,5 @@
+import sys
+
+from mgenet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,86 @@
+"""Stage 1's file-level jobs, as `mgenet train-flow / import-stgnf / encode-flow` run them: settings in, checkpoint or
+latents file out, with the provenance a flow checkpoint records."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from mgenet import __version__
+from mgenet.config import FromDict
+
+log = logging.getLogger("mgenet")
+
+
+@dataclass
+class FlowSettings(FromDict):
+    """``params_json("flow", "seed", "device", seg_len=...)``: the flow section, the global seed and device, and the
+    segments' window length."""
+
+    SECTION: ClassVar[str] = "flow"
+    IGNORED: ClassVar[tuple[str, ...]] = ("encode_batch_size",)  # encode_flow's, not training's
+
+    seg_len: int | None = None
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    checkpoint: str | None = None  # an official STG-NF checkpoint to import instead of training
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class EncodeSettings(FromDict):
+    """``--params`` of encode-flow."""
+
+    SECTION: ClassVar[str] = "encode"
+
+    batch_size: int = 1024
+    device: str = "auto"
+
+
+def import_flow(path: str | os.PathLike, out: str | os.PathLike, seg_len: int | None,
+                extra: dict[str, Any]) -> None:
+    """Import an official STG-NF checkpoint and save it as an mgenet flow checkpoint (history empty)."""
+    from mgenet.engine.flow import FlowTrainConfig, save_checkpoint
+    from mgenet.engine.stgnf_checkpoint import import_stgnf
+    from mgenet.io import sha256_file
+
+    model, info = import_stgnf(path, seg_len=seg_len)
+    info["sha256"] = sha256_file(path)
+    save_checkpoint(out, model, model.cfg, FlowTrainConfig(), [],
+                    extra={"mgenet_version": __version__, "imported_from": info, **extra})
+    log.info("STG-NF checkpoint %s (epoch %s, seg_len %d, R %g) imported -> %s", path, info["epoch"],
+             model.cfg.seg_len, model.cfg.prior_mean, out)
+
+
+def train_flow_job(segments: list[str], out: str | os.PathLike, s: FlowSettings, config_hash: str = "") -> None:
+    """Train the flow on the training ``segments`` (or import ``s.checkpoint``) and save its checkpoint, which
+    records the segment settings the flow learned from (for `mgenet score-video`)."""
+    from mgenet.pose.segments import training_settings
+
+    if s.checkpoint:
+        import_flow(s.checkpoint, out, s.seg_len, {"config_hash": config_hash, "segments": training_settings(segments)})
+        return
+    from mgenet.engine.flow import FlowTrainConfig, save_checkpoint, train_flow
+    from mgenet.models.flow import FlowConfig
+
+    model_cfg = FlowConfig.from_dict({**s.model, "seg_len": s.seg_len})
+    train_cfg = FlowTrainConfig.from_dict({**s.train, "seed": s.seed, "device": s.device})
+    model, history = train_flow(segments, model_cfg, train_cfg, log=log.info)
+    save_checkpoint(out, model, model_cfg, train_cfg, history,
+                    extra={"mgenet_version": __version__, "config_hash": config_hash,
+                           "segments": training_settings(segments)})
+    log.info("flow checkpoint -> %s", out)
+
+
+def encode_flow_job(model_path: str, segments: list[str], out: str, s: EncodeSettings) -> None:
+    """Latent and NLL of every segment under the trained flow, one group per video."""
+    from mgenet.engine.flow import encode_flow, load_checkpoint
+    from mgenet.runtime import resolve_device
+
+    device = resolve_device(s.device)
+    model, _ = load_checkpoint(model_path, device)
+    encode_flow(model, segments, out, batch_size=int(s.batch_size), device=device)
+    log.info("flow latents and NLL of %d videos -> %s", len(segments), out)
