@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from mgenet import MgenetError, __version__
-from mgenet.features.crops import normalise_clips
 from mgenet.features.decode import open_frames
-from mgenet.features.extract import _autocast, check_image_size
+from mgenet.features.extract import backbone_on_device, check_image_size
 from mgenet.features.swin import BACKBONE_NAME, CHECKPOINT_NAME, SwinConfig, SwinStages12
 from mgenet.io import atomic_path, open_h5, provenance
+from mgenet.runtime import AMP_MODES
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class SnippetConfig:
                               f"backbone's temporal patch), e.g. 16.")
         if self.batch_size <= 0:
             raise MgenetError(f"snippets.batch_size {self.batch_size}: use a positive number of snippets.")
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
+        if self.amp not in AMP_MODES:
             raise MgenetError(f"snippets.amp {self.amp!r}: use auto, bf16, fp16 or off.")
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,16 +130,7 @@ def read_snippets(path: str | Path) -> Snippets:
 def pooled_backbone(model: SwinStages12, clips: np.ndarray, device: torch.device, amp: str = "auto") -> np.ndarray:
     """(B, C) float32: the backbone's tokens of uint8 RGB clips (B, L, H, W, 3), mean-pooled over (t, h, w) on the
     device (only the pooled vectors come back)."""
-    x = torch.as_tensor(clips)
-    if device.type == "cuda":
-        x = x.pin_memory().to(device, non_blocking=True)
-    x = normalise_clips(x)
-    ctx = _autocast(device, amp)
-    if ctx is None:
-        y = model(x)
-    else:
-        with ctx:
-            y = model(x)
+    y = backbone_on_device(model, clips, device, amp)
     return y.float().mean(dim=(1, 2, 3)).cpu().numpy()  # (B, t, h, w, C) -> (B, C)
 
 

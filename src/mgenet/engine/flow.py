@@ -25,7 +25,7 @@ from mgenet import MgenetError
 from mgenet.io import FLOW_DIMS, atomic_path, load_torch, missing_file, open_h5, provenance
 from mgenet.models.flow import STGNF, FlowConfig
 from mgenet.models.graph import FLIP_PERMUTATION
-from mgenet.runtime import resolve_device, seed_everything, seed_worker
+from mgenet.runtime import as_device, resolve_device, seed_everything, seed_worker
 
 PathLike = str | os.PathLike
 LR_SCHEDULES = ("stgnf", "exponential")
@@ -266,7 +266,7 @@ def save_checkpoint(path: PathLike, model: STGNF, model_cfg: FlowConfig, train_c
 
 def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple[STGNF, dict[str, Any]]:
     """Rebuild the flow from a checkpoint, in eval mode on ``device``; returns it and the checkpoint dict."""
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = as_device(device)
     ckpt = load_torch(path, "flow checkpoint", map_location=device, keys=("model_config", "state_dict"),
                       otherwise="rule train_flow (`mgenet train-flow`) makes it.")
     if "coupling" not in ckpt["model_config"]:
@@ -295,7 +295,7 @@ def encode_flow(model: STGNF, segment_paths: Sequence[PathLike], out_path: PathL
         device: where to run the model.
         attrs: provenance added to the file's attrs (config hash, checkpoint sha256, ...).
     """
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = as_device(device)
     model = model.to(device).eval()
     cfg = model.cfg
     file_attrs = provenance(**{"stage": "encode_flow", "nll_units": "bits/dim", "seg_len": cfg.seg_len,
