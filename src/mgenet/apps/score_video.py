@@ -59,7 +59,7 @@ from mgenet import MgenetError, __version__
 from mgenet.scoring.components import join_stage2, segment_table
 from mgenet.engine.flow import encode_flow, load_checkpoint
 from mgenet.runtime import resolve_device
-from mgenet.io import (PoseDict, atomic_path, load_torch, open_h5, pose_summary, provenance, read_alphapose,
+from mgenet.io import (PoseDict, atomic_path, load_torch, pose_summary, provenance, read_alphapose, read_attrs,
                        read_intervals, read_parquet, write_json, write_segments)
 from mgenet.evaluation.report import COLOURS, SHORT
 from mgenet.scoring.fusion import (COMPONENTS, DEFAULT_SIGMAS, FUSED, TRAIN_QUANTILE, Scaling, fit_scaling, frame_scores,
@@ -148,9 +148,8 @@ def _training_files(folder: Path) -> list[Path]:
     """The HDF5 files of a results folder whose provenance says they belong to a training video."""
     out = []
     for p in sorted(folder.glob("*.h5")) if folder.is_dir() else []:
-        with open_h5(p, "HDF5 file") as f:
-            if str(f.attrs.get("split", "")) == "train":
-                out.append(p)
+        if str(read_attrs(p, "HDF5 file").get("split", "")) == "train":
+            out.append(p)
     return out
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import h5py
 import numpy as np
 import torch
 
@@ -27,7 +26,10 @@ from mgenet import MgenetError, __version__
 from mgenet.features.decode import open_frames
 from mgenet.features.extract import backbone_on_device, check_image_size
 from mgenet.features.swin import BACKBONE_NAME, CHECKPOINT_NAME, SwinConfig, SwinStages12
-from mgenet.io import atomic_path, open_h5, provenance
+from mgenet.io import provenance
+
+# read_snippets is imported from here by cli.py until the CLI split reads it from mgenet.io
+from mgenet.io.snippets import read_snippets, snippet_starts, write_snippets  # noqa: F401
 from mgenet.runtime import AMP_MODES
 
 log = logging.getLogger(__name__)
@@ -74,22 +76,6 @@ class SnippetConfig:
         return d
 
 
-@dataclass
-class Snippets:
-    """A snippets file's contents: one vector per snippet and where each snippet starts."""
-
-    features: np.ndarray  # (n_snippets, D) float32
-    start_frame: np.ndarray  # (n_snippets,) int64
-    snippet_len: int
-    frames: int  # frames of the video
-    attrs: dict[str, Any] = field(default_factory=dict, repr=False)
-
-
-def snippet_starts(frames: int, snippet_len: int) -> np.ndarray:
-    """First frame of each snippet: 0, L, 2L, ... (the last snippet may run past the video's end)."""
-    return np.arange(0, frames, snippet_len, dtype=np.int64)
-
-
 def snippet_to_frames(scores: np.ndarray, start_frame: np.ndarray, snippet_len: int, frames: int) -> np.ndarray:
     """Per-frame scores (frames,): every frame takes the score of the snippet it lies in.
 
@@ -101,29 +87,6 @@ def snippet_to_frames(scores: np.ndarray, start_frame: np.ndarray, snippet_len: 
         raise ValueError(f"{len(scores)} snippet scores with starts {start_frame[:4].tolist()}... do not tile "
                          f"{frames} frames in snippets of {snippet_len}")
     return np.repeat(scores, snippet_len)[:frames]
-
-
-def read_snippets(path: str | Path) -> Snippets:
-    """Read a snippets file.
-
-    Raises:
-        MgenetError: missing, unreadable or inconsistent file (naming it and the rule that remakes it).
-    """
-    with open_h5(path, "snippets file") as f:
-        for k in ("features", "start_frame"):
-            if k not in f:
-                raise MgenetError(f"{path}: snippets file without dataset {k!r}; delete it and rerun extract_snippets.")
-        try:
-            s = Snippets(features=f["features"][()].astype(np.float32), start_frame=f["start_frame"][()],
-                         snippet_len=int(f.attrs["snippet_len"]), frames=int(f.attrs["frames"]), attrs=dict(f.attrs))
-        except KeyError as e:
-            raise MgenetError(f"{path}: snippets file without attribute {e}; delete it and rerun extract_snippets.") \
-                from e
-    if not np.array_equal(s.start_frame, snippet_starts(s.frames, s.snippet_len)) or len(s.features) != len(
-            s.start_frame):
-        raise MgenetError(f"{path}: its {len(s.features)} snippets do not tile its {s.frames} frames in snippets of "
-                          f"{s.snippet_len}; delete it and rerun extract_snippets.")
-    return s
 
 
 @torch.inference_mode()
@@ -176,13 +139,7 @@ def extract_video_snippets(source: str | Path, out: str | Path, cfg: SnippetConf
                                normalisation="kinetics400 mean/std, RGB 0-255", pooling="mean over (t, h, w)",
                                **{k: v for k, v in attrs.items() if k != "config_hash"})
         all_attrs.setdefault("mgenet_version", __version__)
-        with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
-            for k, v in all_attrs.items():
-                f.attrs[k] = v
-            ds = f.create_dataset("features", data=feats)
-            ds.dims[0].label, ds.dims[1].label = "snippet", "channel"
-            ds = f.create_dataset("start_frame", data=starts)
-            ds.dims[0].label = "snippet"
+        write_snippets(out, feats, starts, all_attrs)
     finally:
         reader.close()
     stats.update(snippets=len(starts), frames=n, seconds=time.perf_counter() - t_start)

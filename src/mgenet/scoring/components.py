@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mgenet import MgenetError
-from mgenet.io import open_h5
+from mgenet.io import open_flow
 
 KEY_COLUMNS = ["video", "person_id", "start_frame", "mid_frame"]
 
@@ -16,16 +16,13 @@ KEY_COLUMNS = ["video", "person_id", "start_frame", "mid_frame"]
 def segment_table(flow_h5: str | os.PathLike) -> pd.DataFrame:
     """One row per test person-window: keys and ``nf`` = the flow's NLL (higher = more anomalous)."""
     parts = []
-    with open_h5(flow_h5, "flow scores") as f:
-        for video in sorted(f):
-            g = f[video]
-            n = g["nll"].shape[0]
+    with open_flow(flow_h5, "flow scores") as f:
+        for video in f.videos():
+            nll, keys = f.nll(video), f.keys(video)
             parts.append(pd.DataFrame({
-                "video": np.full(n, video, dtype=object),
-                "person_id": g["person_id"][()].astype(np.int64),
-                "start_frame": g["start_frame"][()].astype(np.int64),
-                "mid_frame": g["mid_frame"][()].astype(np.int64),
-                "nf": g["nll"][()].astype(np.float64),
+                "video": np.full(len(nll), video, dtype=object),
+                **{k: keys[k].astype(np.int64) for k in ("person_id", "start_frame", "mid_frame")},
+                "nf": nll.astype(np.float64),
             }))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
