@@ -155,14 +155,14 @@ def _training_files(folder: Path) -> list[Path]:
 
 def resolve_segments(flow_ck: dict[str, Any], models: Path, config: dict[str, Any]) -> tuple[SegmentConfig, str]:
     """The segment settings the flow was trained with (see the module docstring), and where they came from."""
-    from mgenet.pose.segments import training_settings
+    from mgenet.pose.segments import segment_training_settings
 
     seg_len = int(flow_ck["model_config"]["seg_len"])
     section = dict(config.get("segments") or {})
     trained, source = dict(flow_ck.get("segments") or {}), "the flow checkpoint"
     if not trained:
         files = _training_files(models.parent / "segments")
-        trained = training_settings(files) if files else {}
+        trained = segment_training_settings(files) if files else {}
         source = f"the provenance of {len(files)} training segments files in {models.parent / 'segments'}"
     if not trained:
         source = "the config" if section else "the defaults (STG-NF's)"
@@ -184,14 +184,14 @@ def resolve_features(stage2_ck: dict[str, Any], models: Path, config: dict[str, 
                      weights: str | None = None) -> tuple[dict[str, Any], str]:
     """FeatureConfig settings of the features stage 2 was trained on, the expected ``checkpoint_sha256`` among them
     (when known), and where they came from. ``weights`` replaces the recorded backbone path (same sha256 needed)."""
-    from mgenet.features.extract import training_settings
+    from mgenet.features.extract import feature_training_settings
 
     section = dict(config.get("features") or {})
     trained = dict((stage2_ck.get("provenance") or {}).get("features") or {})
     source = "the stage-2 checkpoint"
     if not trained:
         files = _training_files(models.parent / "features")
-        trained = training_settings(files) if files else {}
+        trained = feature_training_settings(files) if files else {}
         source = f"the provenance of {len(files)} training features files in {models.parent / 'features'}"
     if not trained:
         if not section:

@@ -36,7 +36,7 @@ from mgenet.features.plan import (
     track_context,
 )
 from mgenet.features.swin import BACKBONE_NAME, CHECKPOINT_NAME, SwinConfig, SwinStages12
-from mgenet.io import LAYOUTS, agreed_attrs, feature_writer, provenance, read_segments, track_feature_writer
+from mgenet.io import FEATURE_LAYOUTS, agreed_attrs, feature_writer, provenance, read_segments, track_feature_writer
 from mgenet.runtime import AMP_MODES, autocast
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ class FeatureConfig:
     def validate(self) -> None:
         for name in ("crop", "scene_size"):
             check_image_size(f"features.{name}", getattr(self, name))
-        if self.layout not in LAYOUTS:
-            raise MgenetError(f"features.layout {self.layout!r}: use one of {list(LAYOUTS)}.")
+        if self.layout not in FEATURE_LAYOUTS:
+            raise MgenetError(f"features.layout {self.layout!r}: use one of {list(FEATURE_LAYOUTS)}.")
         step = SwinConfig().patch_size[0] * SwinConfig().window_size[0]
         if self.track_chunk <= 0 or self.track_chunk % step:
             raise MgenetError(f"features.track_chunk {self.track_chunk}: use a positive multiple of {step} frames (one "
@@ -472,7 +472,7 @@ def _track_batch(model: SwinStages12, units: _TrackUnits, rows: np.ndarray, clip
     return written
 
 
-def training_settings(paths: list[str | Path]) -> dict[str, Any]:
+def feature_training_settings(paths: list[str | Path]) -> dict[str, Any]:
     """How the training videos' features were made (:data:`TRAINED_WITH`, from their provenance; settings a file does
     not record are left out).
 
@@ -482,3 +482,5 @@ def training_settings(paths: list[str | Path]) -> dict[str, Any]:
     return agreed_attrs(list(paths), TRAINED_WITH, "training features")
 
 
+# the name cli.py imports until the CLI split; new code calls feature_training_settings
+training_settings = feature_training_settings

@@ -34,7 +34,7 @@ from mgenet.io.features import (  # noqa: F401
     FEATURE_ATTRS,
     FEATURE_DIMS,
     FEATURE_DTYPES,
-    LAYOUTS,
+    FEATURE_LAYOUTS,
     TRACK_DIMS,
     TRACK_DTYPES,
     ClipTokens,
@@ -67,7 +67,13 @@ from mgenet.io.segments import (  # noqa: F401
     write_arrays_h5,
     write_segments,
 )
-from mgenet.io.snippets import SNIPPET_DIMS, Snippets, read_snippets, snippet_starts, write_snippets  # noqa: F401
+from mgenet.io.snippets import (  # noqa: F401
+    SNIPPET_DIMS,
+    Snippets,
+    read_snippets,
+    snippet_starts,
+    write_snippets,
+)
 from mgenet.io.tables import (  # noqa: F401
     ANOMALY_BOX_COLUMNS,
     INTERVAL_COLUMNS,

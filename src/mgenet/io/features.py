@@ -51,7 +51,7 @@ FEATURE_DTYPES = {"tokens": np.float16, "crop_boxes": np.float32, "person_id": n
                   "mid_frame": np.int32, "scene": np.float32, "scene_map": np.float32}
 FEATURE_ATTRS = ("backbone", "checkpoint_sha256", "crop", "seg_len", "stride", "mgenet_version", "config_hash",
                  "video", "split", "scene")
-LAYOUTS = ("window", "track")
+FEATURE_LAYOUTS = ("window", "track")
 TRACK_DIMS = {
     "track_tokens": ("time", "height", "width", "channel"),
     "token_frames": ("time", "frame"),
@@ -215,8 +215,8 @@ class ClipTokens:
             self.t = int(f.attrs["clip_tokens"])
             self.shape = (len(self.starts), self.t, *self.ds.shape[1:])
         else:
-            raise MgenetError(f"{name}: unknown features layout {self.layout!r} (known: {list(LAYOUTS)}); it was "
-                              f"written by another mgenet version: re-run extract_features.")
+            raise MgenetError(f"{name}: unknown features layout {self.layout!r} (known: {list(FEATURE_LAYOUTS)}); it "
+                              f"was written by another mgenet version: re-run extract_features.")
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -53,7 +53,7 @@ class SegmentConfig:
 TRAINED_WITH = ("seg_len", "max_missing", "keep_last_window", "stride", "norm_size")
 
 
-def training_settings(paths: list[str | os.PathLike]) -> dict:
+def segment_training_settings(paths: list[str | os.PathLike]) -> dict:
     """The segment settings the training segments files were cut with, read from their provenance: ``seg_len``,
     ``max_missing``, ``keep_last_window``, ``train_stride``; settings a file does not record are left out.
 
@@ -68,6 +68,10 @@ def training_settings(paths: list[str | os.PathLike]) -> dict:
     if "stride" in attrs:
         attrs["train_stride"] = attrs.pop("stride")
     return attrs
+
+
+# the name cli.py imports until the CLI split; new code calls segment_training_settings
+training_settings = segment_training_settings
 
 
 def window_starts(frames: list[int], seg_len: int, stride: int, max_missing: int,
