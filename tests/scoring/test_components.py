@@ -9,7 +9,8 @@ import pytest
 from mgenet import MgenetError
 from mgenet.scoring.components import join_stage2
 from mgenet.evaluation.metrics import compute_metrics
-from mgenet.scoring.fusion import frame_scores, fuse_segments, select_motion_score
+from mgenet.scoring.frames import frame_scores
+from mgenet.scoring.fusion import fuse_segments, select_motion_score
 
 VARIANTS = ["mo_fsk", "mo_frgb", "mo_sum", "mo_sim"]
 

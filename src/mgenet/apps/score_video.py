@@ -62,8 +62,9 @@ from mgenet.runtime import resolve_device
 from mgenet.io import (PoseDict, atomic_path, load_torch, pose_summary, provenance, read_alphapose, read_attrs,
                        read_intervals, read_parquet, write_json, write_segments)
 from mgenet.evaluation.report import COLOURS, SHORT
-from mgenet.scoring.fusion import (COMPONENTS, DEFAULT_SIGMAS, FUSED, TRAIN_QUANTILE, Scaling, fit_scaling, frame_scores,
-                            fuse_segments, lowest_frame_scores, select_motion_score, smooth)
+from mgenet.scoring.frames import DEFAULT_SIGMAS, frame_scores, lowest_frame_scores, smooth
+from mgenet.scoring.fusion import (COMPONENTS, FUSED, TRAIN_QUANTILE, Scaling, fit_scaling, fuse_segments,
+                                   select_motion_score)
 from mgenet.pose.segments import SegmentConfig, build_segments
 from mgenet.io.video import probe
 

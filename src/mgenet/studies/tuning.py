@@ -116,7 +116,8 @@ def score_grid(candidates: Mapping[str, pd.DataFrame], videos: pd.DataFrame, gts
         (``auc_<type>``), and ``rank`` (1 = best micro AUC).
     """
     from mgenet.evaluation.metrics import anomaly_types, macro_auc, micro_auc, type_auc
-    from mgenet.scoring.fusion import frame_scores, fuse_with, fusion_fill
+    from mgenet.scoring.frames import frame_scores, fusion_fill
+    from mgenet.scoring.fusion import fuse_with
 
     rows = []
     for name, seg in candidates.items():
