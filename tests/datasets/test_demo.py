@@ -15,6 +15,7 @@ import pytest
 
 from mgenet.datasets import demo
 from mgenet.datasets import demo_render as R
+from mgenet.datasets import demo_plan
 from mgenet.datasets.demo import generate_demo
 from mgenet.datasets.demo_plan import SUBTYPES, DemoConfig
 from mgenet.datasets.demo_plan import plan_dataset, plan_schedule
@@ -262,7 +263,7 @@ def test_default_plan_realises_the_schedule() -> None:
         for (s, e), (s2, _) in zip(spans, spans[1:]):
             assert e < s2, f"{v.name}: events overlap"
         for e in v.events:
-            assert demo.EVENT_MIN <= e.end - e.start + 1 <= demo.EVENT_MAX, (v.name, e.subtype, e.start, e.end)
+            assert demo_plan.EVENT_MIN <= e.end - e.start + 1 <= demo_plan.EVENT_MAX, (v.name, e.subtype, e.start, e.end)
             assert len(e.actors) == (2 if e.subtype == "fighting" else 1)
             for a in e.actors:
                 assert a.track.present[e.start:e.end + 1].all()
