@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
@@ -29,6 +30,11 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def as_device(device: str | torch.device) -> torch.device:
+    """A device given by name (resolved as :func:`resolve_device` does) or already resolved."""
+    return resolve_device(device) if isinstance(device, str) else device
+
+
 @functools.cache
 def _say_auto_is_cpu() -> None:
     logging.getLogger("mgenet").info("device: auto -> cpu (torch %s sees no CUDA GPU)", torch.__version__)
@@ -46,3 +52,40 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
+
+
+# -------------------------------------------------------------------------------------------- mixed precision
+
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+def amp_dtype(device: torch.device, amp: str | bool) -> torch.dtype | None:
+    """The autocast dtype of a setting on ``device``, or None for full precision.
+
+    Args:
+        amp: one of :data:`AMP_MODES`, or a bool (True = ``auto``, False = ``off``). ``auto`` is bfloat16 where the
+            GPU supports it, else float16. Autocast is CUDA only: the CPU always runs in float32, so CPU results do
+            not depend on the setting.
+    """
+    mode = ("auto" if amp else "off") if isinstance(amp, bool) else amp
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "auto":
+        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, amp: str | bool) -> AbstractContextManager:
+    """A context of mixed precision as :func:`amp_dtype` chooses it; a no-op where that is full precision."""
+    dtype = amp_dtype(device, amp)
+    return nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
+
+
+def grad_scaler(device: torch.device, amp: str | bool) -> torch.amp.GradScaler | None:
+    """The loss scaler that training under :func:`autocast` needs: float16 only (bfloat16 has float32's range)."""
+    return torch.amp.GradScaler("cuda") if amp_dtype(device, amp) == torch.float16 else None
+
+
+def autocast_off(x: torch.Tensor) -> torch.autocast:
+    """A region where autocast is off for ``x``'s device, so code that needs float32 keeps it under AMP."""
+    return torch.autocast(x.device.type, enabled=False)

@@ -17,7 +17,7 @@ from mgenet.datasets.demo import generate_demo
 from mgenet.datasets.demo_plan import DemoConfig
 from mgenet.io import read_alphapose, read_manifest
 from mgenet.pose.backends import FramePoses, PoseBackend
-from mgenet.scoring.fusion import DEFAULT_SIGMAS, smooth
+from mgenet.scoring.frames import DEFAULT_SIGMAS, smooth
 
 DEMO = DemoConfig(seed=2, n_scenes=1, train_videos_per_scene=2, test_videos_per_scene=2, val_videos_per_scene=0, frames=64, width=160,
                   height=120)

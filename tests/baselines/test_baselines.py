@@ -15,7 +15,8 @@ from mgenet.cli import main
 from mgenet.evaluation.metrics import compute_metrics, evaluate
 from mgenet.io import read_weak_split
 from mgenet.evaluation.report import write_report
-from mgenet.scoring.fusion import BASELINES, add_baselines, fuse_segments, smooth
+from mgenet.scoring.frames import add_baselines, smooth
+from mgenet.scoring.fusion import BASELINES, fuse_segments
 
 
 def _frames(seed=0):

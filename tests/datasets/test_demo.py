@@ -16,8 +16,7 @@ import pytest
 from mgenet.datasets import demo, demo_plan
 from mgenet.datasets import demo_render as R
 from mgenet.datasets.demo import generate_demo
-from mgenet.datasets.demo_plan import SUBTYPES, DemoConfig
-from mgenet.datasets.demo_plan import plan_dataset, plan_schedule
+from mgenet.datasets.demo_plan import SUBTYPES, DemoConfig, plan_dataset, plan_schedule
 from mgenet.io import ALPHAPOSE_SUFFIX, read_alphapose, read_anomaly_boxes
 
 TINY = DemoConfig(seed=3, n_scenes=3, train_videos_per_scene=1, test_videos_per_scene=2, val_videos_per_scene=1,

@@ -14,9 +14,10 @@ import torch
 from synthetic_video import write_case
 
 from mgenet import MgenetError
-from mgenet.baselines.snippets import SnippetConfig, pooled_backbone, read_snippets, snippet_to_frames
+from mgenet.baselines.snippets import SnippetConfig, pooled_backbone, snippet_to_frames
 from mgenet.cli import main
 from mgenet.features.decode import open_frames
+from mgenet.io import read_snippets
 
 PARAMS = {"weights": "random", "size": [32, 32], "batch_size": 8, "seed": 0, "device": "cpu"}
 N_FRAMES = 21  # not a multiple of the snippet length: the last snippet is padded

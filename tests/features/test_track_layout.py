@@ -22,6 +22,7 @@ from mgenet.io import (
     TRACK_DIMS,
     ClipTokens,
     provenance,
+    read_clip_index,
     read_features,
     read_segments,
     track_feature_writer,
@@ -136,7 +137,8 @@ def test_clip_tokens_reads_slices_of_the_track(tmp_path):
         z = np.zeros(len(starts), np.int32)
         w.write_arrays({"crop_boxes": np.zeros((len(starts), 6, 4)), "person_id": z, "start_frame": z,
                         "mid_frame": z, "scene": np.zeros(2), "scene_map": np.zeros((1, 1, 2)),
-                        "token_frames": np.zeros((rows, 2)), "clip_token_start": starts, "seq_person_id": [0],
+                        "token_frames": np.arange(2 * rows).reshape(rows, 2), "clip_token_start": starts,
+                        "seq_person_id": [0],
                         "seq_phase": [0], "seq_token_start": [0], "seq_tokens": [rows]})
     with h5py.File(path) as f:
         for name, dims in TRACK_DIMS.items():
@@ -147,6 +149,8 @@ def test_clip_tokens_reads_slices_of_the_track(tmp_path):
         expected = starts[:, None] + np.arange(t)  # (N, t) row numbers
         np.testing.assert_array_equal(ct.read(slice(None))[..., 0, 0, 0], expected)
         np.testing.assert_array_equal(ct.read(np.array([1, 4, 5]))[..., 0, 0, 0], expected[[1, 4, 5]])
+        assert ct.track_rows(3) == slice(10, 13)
+        np.testing.assert_array_equal(ct.token_frames(3), np.arange(20, 26))  # rows 10..12, two frames each
         reads = []
         ds = ct.ds
 
@@ -160,6 +164,9 @@ def test_clip_tokens_reads_slices_of_the_track(tmp_path):
         assert reads == [(0, 5), (10, 14)]  # overlapping clips share one read; nothing else of the track is read
     assert read_features(path, ("tokens",), rows=slice(3, 5))[0]["tokens"][..., 0, 0, 0].tolist() == \
         expected[3:5].tolist()
+    index, shape, file_attrs = read_clip_index(path)
+    assert shape == (6, t, 1, 1, 2) and set(index) == {"person_id", "start_frame", "scene"}
+    assert file_attrs["video"] == "v" and file_attrs["layout"] == "track"
 
 
 # --------------------------------------------------------------------------------------------------- extraction

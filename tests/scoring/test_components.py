@@ -9,7 +9,8 @@ import pytest
 from mgenet import MgenetError
 from mgenet.scoring.components import join_stage2
 from mgenet.evaluation.metrics import compute_metrics
-from mgenet.scoring.fusion import frame_scores, fuse_segments, select_motion_score
+from mgenet.scoring.frames import frame_scores
+from mgenet.scoring.fusion import fuse_segments, select_motion_score
 
 VARIANTS = ["mo_fsk", "mo_frgb", "mo_sum", "mo_sim"]
 
@@ -103,7 +104,7 @@ def test_swap_mm_needs_an_mm_column() -> None:
 
 
 def test_fusion_settings_mapping_leaves_unset_values_to_the_fusion_defaults() -> None:
-    from mgenet.scoring.components import FuseSettings
+    from mgenet.scoring.frames import FuseSettings
 
     s = FuseSettings.from_dict({"weights": {"mo": 1.0}, "smoothing_sigmas": [1]})
     assert s.mapping() == {"weights": {"mo": 1.0}, "motion_score": "mo", "normalise": "test_minmax"}

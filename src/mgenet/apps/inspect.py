@@ -44,11 +44,12 @@ def describe(path: str | os.PathLike, clip: int | None = None) -> str:
                              f"mean {row.mean():.4g} std {row.std():.4g}")
 
         f.visititems(visit)
-        if clip is not None and f.attrs.get("layout") == "track" and len(f["clip_token_start"]) > clip:
-            s, t = int(f["clip_token_start"][clip]), int(f.attrs["clip_tokens"])
-            row = np.asarray(ClipTokens(f).read(np.array([clip]))[0], dtype=np.float64)
-            frames = f["token_frames"][s:s + t].reshape(-1)
-            lines.append(f"  clip {clip} (layout track): tokens = track_tokens[{s}:{s + t}], frames "
+        tokens = ClipTokens(f) if clip is not None and f.attrs.get("layout") == "track" else None
+        if tokens is not None and len(tokens) > clip:
+            rows = tokens.track_rows(clip)
+            row = np.asarray(tokens.read(np.array([clip]))[0], dtype=np.float64)
+            frames = tokens.token_frames(clip)
+            lines.append(f"  clip {clip} (layout track): tokens = track_tokens[{rows.start}:{rows.stop}], frames "
                          f"{frames[0]}..{frames[-1]} ({len(np.unique(frames))} frames): min {row.min():.4g} "
                          f"max {row.max():.4g} mean {row.mean():.4g} std {row.std():.4g}")
     return "\n".join(lines)

@@ -59,11 +59,12 @@ from mgenet import MgenetError, __version__
 from mgenet.scoring.components import join_stage2, segment_table
 from mgenet.engine.flow import encode_flow, load_checkpoint
 from mgenet.runtime import resolve_device
-from mgenet.io import (PoseDict, atomic_path, load_torch, open_h5, pose_summary, provenance, read_alphapose,
+from mgenet.io import (PoseDict, atomic_path, load_torch, pose_summary, provenance, read_alphapose, read_attrs,
                        read_intervals, read_parquet, write_json, write_segments)
 from mgenet.evaluation.report import COLOURS, SHORT
-from mgenet.scoring.fusion import (COMPONENTS, DEFAULT_SIGMAS, FUSED, TRAIN_QUANTILE, Scaling, fit_scaling, frame_scores,
-                            fuse_segments, lowest_frame_scores, select_motion_score, smooth)
+from mgenet.scoring.frames import DEFAULT_SIGMAS, frame_scores, lowest_frame_scores, smooth
+from mgenet.scoring.fusion import (COMPONENTS, FUSED, TRAIN_QUANTILE, Scaling, fit_scaling, fuse_segments,
+                                   select_motion_score)
 from mgenet.pose.segments import SegmentConfig, build_segments
 from mgenet.io.video import probe
 
@@ -148,22 +149,21 @@ def _training_files(folder: Path) -> list[Path]:
     """The HDF5 files of a results folder whose provenance says they belong to a training video."""
     out = []
     for p in sorted(folder.glob("*.h5")) if folder.is_dir() else []:
-        with open_h5(p, "HDF5 file") as f:
-            if str(f.attrs.get("split", "")) == "train":
-                out.append(p)
+        if str(read_attrs(p, "HDF5 file").get("split", "")) == "train":
+            out.append(p)
     return out
 
 
 def resolve_segments(flow_ck: dict[str, Any], models: Path, config: dict[str, Any]) -> tuple[SegmentConfig, str]:
     """The segment settings the flow was trained with (see the module docstring), and where they came from."""
-    from mgenet.pose.segments import training_settings
+    from mgenet.pose.segments import segment_training_settings
 
     seg_len = int(flow_ck["model_config"]["seg_len"])
     section = dict(config.get("segments") or {})
     trained, source = dict(flow_ck.get("segments") or {}), "the flow checkpoint"
     if not trained:
         files = _training_files(models.parent / "segments")
-        trained = training_settings(files) if files else {}
+        trained = segment_training_settings(files) if files else {}
         source = f"the provenance of {len(files)} training segments files in {models.parent / 'segments'}"
     if not trained:
         source = "the config" if section else "the defaults (STG-NF's)"
@@ -185,14 +185,14 @@ def resolve_features(stage2_ck: dict[str, Any], models: Path, config: dict[str, 
                      weights: str | None = None) -> tuple[dict[str, Any], str]:
     """FeatureConfig settings of the features stage 2 was trained on, the expected ``checkpoint_sha256`` among them
     (when known), and where they came from. ``weights`` replaces the recorded backbone path (same sha256 needed)."""
-    from mgenet.features.extract import training_settings
+    from mgenet.features.extract import feature_training_settings
 
     section = dict(config.get("features") or {})
     trained = dict((stage2_ck.get("provenance") or {}).get("features") or {})
     source = "the stage-2 checkpoint"
     if not trained:
         files = _training_files(models.parent / "features")
-        trained = training_settings(files) if files else {}
+        trained = feature_training_settings(files) if files else {}
         source = f"the provenance of {len(files)} training features files in {models.parent / 'features'}"
     if not trained:
         if not section:

@@ -139,10 +139,9 @@ def score_cr_job(model_path: str, manifest: str, out: str, s: CRSettings) -> pd.
 
 
 def _snippet_split(path: str) -> str:
-    from mgenet.io import open_h5
+    from mgenet.io import read_attrs
 
-    with open_h5(path, "snippets file") as f:
-        return str(f.attrs.get("split", ""))
+    return str(read_attrs(path, "snippets file").get("split", ""))
 
 
 def train_kr_job(snippets: list[str], out: str, s: KRSettings, config_hash: str = "") -> None:
@@ -152,7 +151,7 @@ def train_kr_job(snippets: list[str], out: str, s: KRSettings, config_hash: str 
 
     from mgenet.baselines.engine.kr import HashTables, KRTrainConfig, hash_codes, kr_checkpoint, train_hashnet
     from mgenet.baselines.models.hashnet import HashNetConfig
-    from mgenet.baselines.snippets import read_snippets
+    from mgenet.io import read_snippets
     from mgenet.io import agreed_attrs, atomic_path
 
     stray = [f for f in snippets if _snippet_split(f) != "train"]
@@ -182,7 +181,8 @@ def score_kr_job(model_path: str, manifest: str, snippets: list[str], out: str) 
     import numpy as np
 
     from mgenet.baselines.engine.kr import load_kr, snippet_scores
-    from mgenet.baselines.snippets import read_snippets, snippet_to_frames
+    from mgenet.baselines.snippets import snippet_to_frames
+    from mgenet.io import read_snippets
     from mgenet.io import agreed_attrs, load_torch, write_parquet
 
     ckpt = load_torch(model_path, "KR checkpoint", keys=("state_dict", "tables", "model_config"),
@@ -243,7 +243,7 @@ def train_arnet_job(snippets: list[str], weak_split: str, out: str, cfg: Any) ->
     import numpy as np
 
     from mgenet.baselines.engine.arnet import Bags, save_arnet, train_arnet
-    from mgenet.baselines.snippets import read_snippets
+    from mgenet.io import read_snippets
     from mgenet.io import agreed_attrs, read_weak_split, sha256_file
 
     weak = read_weak_split(weak_split)
@@ -282,7 +282,8 @@ def score_arnet_job(model_path: str, snippets: list[str], manifest: str, out: st
     import numpy as np
 
     from mgenet.baselines.engine.arnet import load_arnet, score_videos
-    from mgenet.baselines.snippets import read_snippets, snippet_to_frames
+    from mgenet.baselines.snippets import snippet_to_frames
+    from mgenet.io import read_snippets
     from mgenet.io import read_manifest, write_parquet
     from mgenet.runtime import resolve_device
 

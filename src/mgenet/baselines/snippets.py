@@ -14,22 +14,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
-import h5py
 import numpy as np
 import torch
 
 from mgenet import MgenetError, __version__
 from mgenet.config import FromDict
-from mgenet.features.crops import normalise_clips
 from mgenet.features.decode import open_frames
-from mgenet.features.extract import _autocast, check_image_size
+from mgenet.features.extract import backbone_on_device, check_image_size
 from mgenet.features.swin import BACKBONE_NAME, CHECKPOINT_NAME, SwinConfig, SwinStages12
-from mgenet.io import atomic_path, open_h5, provenance
+from mgenet.io import provenance
+
+from mgenet.io.snippets import snippet_starts, write_snippets
+from mgenet.runtime import AMP_MODES
 
 log = logging.getLogger(__name__)
 
@@ -61,27 +62,11 @@ class SnippetConfig(FromDict):
                               f"backbone's temporal patch), e.g. 16.")
         if self.batch_size <= 0:
             raise MgenetError(f"snippets.batch_size {self.batch_size}: use a positive number of snippets.")
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
+        if self.amp not in AMP_MODES:
             raise MgenetError(f"snippets.amp {self.amp!r}: use auto, bf16, fp16 or off.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class Snippets:
-    """A snippets file's contents: one vector per snippet and where each snippet starts."""
-
-    features: np.ndarray  # (n_snippets, D) float32
-    start_frame: np.ndarray  # (n_snippets,) int64
-    snippet_len: int
-    frames: int  # frames of the video
-    attrs: dict[str, Any] = field(default_factory=dict, repr=False)
-
-
-def snippet_starts(frames: int, snippet_len: int) -> np.ndarray:
-    """First frame of each snippet: 0, L, 2L, ... (the last snippet may run past the video's end)."""
-    return np.arange(0, frames, snippet_len, dtype=np.int64)
 
 
 def snippet_to_frames(scores: np.ndarray, start_frame: np.ndarray, snippet_len: int, frames: int) -> np.ndarray:
@@ -97,43 +82,11 @@ def snippet_to_frames(scores: np.ndarray, start_frame: np.ndarray, snippet_len: 
     return np.repeat(scores, snippet_len)[:frames]
 
 
-def read_snippets(path: str | Path) -> Snippets:
-    """Read a snippets file.
-
-    Raises:
-        MgenetError: missing, unreadable or inconsistent file (naming it and the rule that remakes it).
-    """
-    with open_h5(path, "snippets file") as f:
-        for k in ("features", "start_frame"):
-            if k not in f:
-                raise MgenetError(f"{path}: snippets file without dataset {k!r}; delete it and rerun extract_snippets.")
-        try:
-            s = Snippets(features=f["features"][()].astype(np.float32), start_frame=f["start_frame"][()],
-                         snippet_len=int(f.attrs["snippet_len"]), frames=int(f.attrs["frames"]), attrs=dict(f.attrs))
-        except KeyError as e:
-            raise MgenetError(f"{path}: snippets file without attribute {e}; delete it and rerun extract_snippets.") \
-                from e
-    if not np.array_equal(s.start_frame, snippet_starts(s.frames, s.snippet_len)) or len(s.features) != len(
-            s.start_frame):
-        raise MgenetError(f"{path}: its {len(s.features)} snippets do not tile its {s.frames} frames in snippets of "
-                          f"{s.snippet_len}; delete it and rerun extract_snippets.")
-    return s
-
-
 @torch.inference_mode()
 def pooled_backbone(model: SwinStages12, clips: np.ndarray, device: torch.device, amp: str = "auto") -> np.ndarray:
     """(B, C) float32: the backbone's tokens of uint8 RGB clips (B, L, H, W, 3), mean-pooled over (t, h, w) on the
     device (only the pooled vectors come back)."""
-    x = torch.as_tensor(clips)
-    if device.type == "cuda":
-        x = x.pin_memory().to(device, non_blocking=True)
-    x = normalise_clips(x)
-    ctx = _autocast(device, amp)
-    if ctx is None:
-        y = model(x)
-    else:
-        with ctx:
-            y = model(x)
+    y = backbone_on_device(model, clips, device, amp)
     return y.float().mean(dim=(1, 2, 3)).cpu().numpy()  # (B, t, h, w, C) -> (B, C)
 
 
@@ -179,13 +132,7 @@ def extract_video_snippets(source: str | Path, out: str | Path, cfg: SnippetConf
                                normalisation="kinetics400 mean/std, RGB 0-255", pooling="mean over (t, h, w)",
                                **{k: v for k, v in attrs.items() if k != "config_hash"})
         all_attrs.setdefault("mgenet_version", __version__)
-        with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
-            for k, v in all_attrs.items():
-                f.attrs[k] = v
-            ds = f.create_dataset("features", data=feats)
-            ds.dims[0].label, ds.dims[1].label = "snippet", "channel"
-            ds = f.create_dataset("start_frame", data=starts)
-            ds.dims[0].label = "snippet"
+        write_snippets(out, feats, starts, all_attrs)
     finally:
         reader.close()
     stats.update(snippets=len(starts), frames=n, seconds=time.perf_counter() - t_start)

@@ -30,7 +30,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_fuse(args: argparse.Namespace) -> None:
-    from mgenet.scoring.components import FuseSettings, fuse_scores_job
+    from mgenet.scoring.frames import FuseSettings, fuse_scores_job
 
     s, _ = settings(args, FuseSettings)
     fuse_scores_job(args.scores, args.manifest, args.out, s, split=args.split, intervals=args.intervals,

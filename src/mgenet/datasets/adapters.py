@@ -49,7 +49,7 @@ LONG_NAMES = {"train": "training", "test": "testing", "val": "validation"}
 # UBnormal's official lists of its anomalous videos per split, as STG-NF ships them in gt/
 SPLIT_LISTS = {"train": "abnormal_training_video_names.txt", "val": "abnormal_validation_video_names.txt",
                "test": "abnormal_test_video_names.txt"}
-LAYOUTS = ("stgnf", "ubnormal")
+DATASET_LAYOUTS = ("stgnf", "ubnormal")
 # The names a video may have: letters, digits, '.', '_', '-', not starting with '.' or '-' (no space, no shell
 # character, no path separator), as the workflow's `video` wildcard constraint also says.
 SAFE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -246,8 +246,8 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
             whose length differs from the video's frame count, a missing resolution for a dataset without videos.
     """
     root = Path(root)
-    if layout not in LAYOUTS:
-        raise MgenetError(f"dataset.layout {layout!r} is not a known layout; use one of {list(LAYOUTS)}.")
+    if layout not in DATASET_LAYOUTS:
+        raise MgenetError(f"dataset.layout {layout!r} is not a known layout; use one of {list(DATASET_LAYOUTS)}.")
     if not root.is_dir():
         raise MgenetError(f"{root}: dataset root not found. Set dataset.root in config.yaml "
                           f"(or keep dataset.generate: true for the synthetic demo).")

@@ -13,20 +13,18 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mgenet import MgenetError
 from mgenet.config import FromDict
-from mgenet.io import FLOW_DIMS, atomic_path, load_torch, missing_file, open_h5, provenance
+from mgenet.io import atomic_path, flow_writer, load_torch, open_segments, provenance
 from mgenet.models.flow import STGNF, FlowConfig
 from mgenet.models.graph import FLIP_PERMUTATION
-from mgenet.runtime import resolve_device, seed_everything, seed_worker
+from mgenet.runtime import as_device, resolve_device, seed_everything, seed_worker
 
 PathLike = str | os.PathLike
 LR_SCHEDULES = ("stgnf", "exponential")
@@ -113,10 +111,8 @@ class SegmentStream(IterableDataset):
         self.blocks: list[tuple[int, int, int]] = []  # (index into paths, start row, stop row)
         self.shape: tuple[int, ...] | None = None  # (C, T, V), shared by every file
         for path in paths:
-            if not Path(path).exists():
-                raise missing_file(path, "segments file", otherwise="rule build_segments (`mgenet segments`) makes it.")
-            with open_h5(path, "segments file") as f:
-                n, *shape = f["pose"].shape
+            with open_segments(path) as f:
+                n, *shape = f.pose_shape
             if n == 0:
                 continue
             if self.shape is None:
@@ -138,8 +134,8 @@ class SegmentStream(IterableDataset):
     def _buffer(self, blocks: list[tuple[int, int, int]], rng: np.random.Generator) -> np.ndarray:
         parts = []
         for i, file_blocks in itertools.groupby(sorted(blocks), key=lambda b: b[0]):  # one open per file
-            with open_h5(self.paths[i], "segments file") as f:
-                parts += [f["pose"][start:stop] for _, start, stop in file_blocks]
+            with open_segments(self.paths[i]) as f:
+                parts += [f.pose(slice(start, stop)) for _, start, stop in file_blocks]
         pose = np.concatenate(parts).astype(np.float32, copy=False)
         if self.flip:
             pose = np.concatenate([pose, flip_pose(pose, self.swap_joints)])
@@ -259,7 +255,7 @@ def save_checkpoint(path: PathLike, model: STGNF, model_cfg: FlowConfig, train_c
 
 def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple[STGNF, dict[str, Any]]:
     """Rebuild the flow from a checkpoint, in eval mode on ``device``; returns it and the checkpoint dict."""
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = as_device(device)
     ckpt = load_torch(path, "flow checkpoint", map_location=device, keys=("model_config", "state_dict"),
                       otherwise="rule train_flow (`mgenet train-flow`) makes it.")
     if "coupling" not in ckpt["model_config"]:
@@ -276,7 +272,7 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple
 @torch.inference_mode()
 def encode_flow(model: STGNF, segment_paths: Sequence[PathLike], out_path: PathLike, batch_size: int = 1024,
                 device: str | torch.device = "cpu", attrs: Mapping[str, Any] | None = None) -> None:
-    """Write latents f_sk and NLLs (bits/dim) of every segment, one group per video (``mgenet.io.FLOW_DIMS``).
+    """Write latents f_sk and NLLs (bits/dim) of every segment, one group per video (``mgenet.io.flow``).
 
     Reads and writes ``batch_size`` rows at a time, so memory does not grow with the videos' length or number.
 
@@ -288,42 +284,21 @@ def encode_flow(model: STGNF, segment_paths: Sequence[PathLike], out_path: PathL
         device: where to run the model.
         attrs: provenance added to the file's attrs (config hash, checkpoint sha256, ...).
     """
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = as_device(device)
     model = model.to(device).eval()
     cfg = model.cfg
     file_attrs = provenance(**{"stage": "encode_flow", "nll_units": "bits/dim", "seg_len": cfg.seg_len,
                                "n_flows": cfg.n_flows, "n_videos": len(segment_paths), **(attrs or {})})
-    seen: set[str] = set()
-    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
-        out.attrs.update(file_attrs)
+    with flow_writer(out_path, file_attrs) as out:
         for path in segment_paths:
-            if not Path(path).exists():
-                raise missing_file(path, "segments file", otherwise="rule build_segments (`mgenet segments`) makes it.")
-            with open_h5(path, "segments file") as src:
-                video = str(src.attrs.get("video", Path(path).stem))
-                if video in seen or "/" in video:
-                    raise MgenetError(f"{path}: video name {video!r} is repeated or contains '/'; "
-                                      f"each video needs a unique name for its group in {out_path}.")
-                seen.add(video)
-                n, *shape = src["pose"].shape
+            with open_segments(path) as src:
+                n, *shape = src.pose_shape
                 if tuple(shape) != (cfg.in_channels, cfg.seg_len, cfg.n_joints):
                     raise MgenetError(f"{path}: poses of shape {tuple(shape)} but the flow was trained on "
                                       f"{(cfg.in_channels, cfg.seg_len, cfg.n_joints)}; rebuild segments or "
                                       f"retrain the flow with the same seg_len.")
-                g = out.create_group(video)
-                g.attrs["segments_file"] = str(path)
-                chunks = (min(max(n, 1), 256),)
-                latent = g.create_dataset("latent", shape=(n, *shape), dtype=np.float32,
-                                          chunks=(chunks[0], *shape) if n else None)
-                nll = g.create_dataset("nll", shape=(n,), dtype=np.float32, chunks=chunks if n else None)
-                for name in ("person_id", "start_frame", "mid_frame"):
-                    g.create_dataset(name, data=src[name][()].astype(np.int32))
+                group = out.add_video(src.video, tuple(shape), src.keys(), path)
                 for start in range(0, n, batch_size):
-                    x = torch.from_numpy(src["pose"][start:start + batch_size]).to(device, torch.float32)
+                    x = torch.from_numpy(src.pose(slice(start, start + batch_size))).to(device, torch.float32)
                     z, s = model.nll(x)  # (B, C, T, V), (B,)
-                    latent[start:start + len(x)] = z.cpu().numpy()
-                    nll[start:start + len(x)] = s.cpu().numpy()
-                for name, labels in FLOW_DIMS.items():
-                    for i, label in enumerate(labels):
-                        g[name].dims[i].label = label
-
+                    group.write(start, z.cpu().numpy(), s.cpu().numpy())

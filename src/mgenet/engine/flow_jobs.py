@@ -58,10 +58,10 @@ def import_flow(path: str | os.PathLike, out: str | os.PathLike, seg_len: int | 
 def train_flow_job(segments: list[str], out: str | os.PathLike, s: FlowSettings, config_hash: str = "") -> None:
     """Train the flow on the training ``segments`` (or import ``s.checkpoint``) and save its checkpoint, which
     records the segment settings the flow learned from (for `mgenet score-video`)."""
-    from mgenet.pose.segments import training_settings
+    from mgenet.pose.segments import segment_training_settings
 
     if s.checkpoint:
-        import_flow(s.checkpoint, out, s.seg_len, {"config_hash": config_hash, "segments": training_settings(segments)})
+        import_flow(s.checkpoint, out, s.seg_len, {"config_hash": config_hash, "segments": segment_training_settings(segments)})
         return
     from mgenet.engine.flow import FlowTrainConfig, save_checkpoint, train_flow
     from mgenet.models.flow import FlowConfig
@@ -71,7 +71,7 @@ def train_flow_job(segments: list[str], out: str | os.PathLike, s: FlowSettings,
     model, history = train_flow(segments, model_cfg, train_cfg, log=log.info)
     save_checkpoint(out, model, model_cfg, train_cfg, history,
                     extra={"mgenet_version": __version__, "config_hash": config_hash,
-                           "segments": training_settings(segments)})
+                           "segments": segment_training_settings(segments)})
     log.info("flow checkpoint -> %s", out)
 
 

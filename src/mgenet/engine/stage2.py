@@ -13,11 +13,12 @@ replay.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,7 +34,7 @@ from mgenet.io import atomic_path, load_torch, provenance, sha256_file
 from mgenet.models.masking import clip_mask_pairs, keep_indices, random_masks
 from mgenet.models.memory import MM_FORMS, kmeans_pp
 from mgenet.models.mgenet import LEVEL1_VARIANTS, MGENet, MGENetConfig
-from mgenet.runtime import resolve_device, seed_everything
+from mgenet.runtime import as_device, autocast, grad_scaler, resolve_device, seed_everything
 from mgenet.scoring.components import KEY_COLUMNS
 
 PHASES = ("level1", "level2", "matching")
@@ -43,6 +44,7 @@ OPTIMIZERS = ("adamw", "sgd")
 # the demo, ~1,400 of them at the paper's sizes (W^r of 1536 tokens x 128 items), drawn uniformly.
 KMEANS_FLOATS = 2 ** 28
 KMEANS_STREAM = 10 ** 6  # third part of the RNG key of the k-means sample, beside (seed, phase, epoch) of data order
+Precision = Callable[[], AbstractContextManager]  # a fresh autocast context per forward (``mgenet.runtime.autocast``)
 
 
 @dataclass
@@ -112,15 +114,6 @@ class Stage2Config(FromDict):
 # ------------------------------------------------------------------------------------------------------ training
 
 
-def amp_context(device: torch.device, enabled: bool) -> tuple[Any, torch.amp.GradScaler | None]:
-    """Autocast context factory and loss scaler: bfloat16 on GPUs that have it, float16 + scaling otherwise."""
-    if device.type != "cuda" or not enabled:
-        return nullcontext, None
-    if torch.cuda.is_bf16_supported():
-        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
-    return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
-
-
 def _set_phase(model: MGENet, phase: str) -> list[torch.nn.Parameter]:
     """Freeze everything but the phase's modules (dropping gradients left by the previous phase); return their
     parameters."""
@@ -155,7 +148,7 @@ def _set_rng_state(s: Mapping[str, Any]) -> None:
 
 
 def _run_epoch(model: MGENet, source: ClipSource, phase: str, key: tuple[int, ...], tc: Stage2TrainConfig,
-               device: torch.device, opt: torch.optim.Optimizer | None, autocast: Any,
+               device: torch.device, opt: torch.optim.Optimizer | None, precision: Precision,
                scaler: torch.amp.GradScaler | None, params: list[torch.nn.Parameter]) -> dict[str, Any]:
     """One epoch of one phase; returns its history row: phase, epoch, the clip-weighted mean of each loss term,
     seconds, clips_per_s."""
@@ -167,10 +160,10 @@ def _run_epoch(model: MGENet, source: ClipSource, phase: str, key: tuple[int, ..
     for bi, batch in enumerate(source.batches(tc.batch_size, key, tc.num_workers)):
         tokens, f_sk, scene = batch.to(device)
         if phase == "matching":
-            with autocast():
+            with precision():
                 terms = {"l_sep_r": model.matching_step(tokens, scene)}
         else:
-            with autocast():
+            with precision():
                 if phase == "level1":
                     terms = model.level1_losses(tokens, f_sk, scene)
                 else:
@@ -208,7 +201,7 @@ def _run_epoch(model: MGENet, source: ClipSource, phase: str, key: tuple[int, ..
 
 @torch.no_grad()
 def init_matching(model: MGENet, source: ClipSource, seed: int, batch_size: int, device: torch.device,
-                  autocast: Any) -> int:
+                  precision: Precision) -> int:
     """Start M^r from k-means++ centres of training queries W^r (``matching_init: kmeans``).
 
     The clips are a uniform sample of at most ``KMEANS_FLOATS`` values' worth (every clip on the demo), drawn, like
@@ -231,7 +224,7 @@ def init_matching(model: MGENet, source: ClipSource, seed: int, batch_size: int,
         if len(rows):
             idx = torch.from_numpy(rows)
             tokens, _, scene = batch.to(device)
-            with autocast():
+            with precision():
                 queries.append(model.matching_query(tokens[idx.to(device)], scene[idx.to(device)]).float().cpu())
     q = torch.cat(queries)
     generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
@@ -279,7 +272,7 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
     model = MGENet(resolved.model).to(device)
     if resolved.model.centre_scene:  # each training video counts once, however many clips it has
         model.scene_centre.copy_(torch.from_numpy(np.mean([v.scene for v in source.videos if v.n], axis=0)))
-    autocast, scaler = amp_context(device, tc.amp)
+    precision, scaler = functools.partial(autocast, device, tc.amp), grad_scaler(device, tc.amp)
     partial = Path(f"{out_ckpt}.partial")
     phase_i, epoch0, history, opt_state = 0, 0, [], None
     if partial.exists():
@@ -303,7 +296,7 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
         start = epoch0 if pi == phase_i else 0
         if phase == "matching" and start == 0 and resolved.model.matching_init == "kmeans":
             _set_phase(model, phase)
-            n_q = init_matching(model, source, tc.seed, tc.batch_size, device, autocast)
+            n_q = init_matching(model, source, tc.seed, tc.batch_size, device, precision)
             log(f"matching memory: {resolved.model.n_matching} items started at k-means++ centres of {n_q} training "
                 f"queries W^r")
         if start >= n_epochs[phase]:
@@ -313,7 +306,7 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
         if opt is not None and pi == phase_i and start > 0 and opt_state is not None:
             opt.load_state_dict(opt_state)
         for epoch in range(start, n_epochs[phase]):
-            row = _run_epoch(model, source, phase, (tc.seed, pi, epoch), tc, device, opt, autocast, scaler, params)
+            row = _run_epoch(model, source, phase, (tc.seed, pi, epoch), tc, device, opt, precision, scaler, params)
             row["items_written"] = model.items_written()
             history.append(row)
             terms = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith("l"))
@@ -363,7 +356,7 @@ def rewrite_matching(ckpt: PathLike, train_pairs: Sequence[Pair], out_ckpt: Path
     Raises:
         MgenetError: a missing checkpoint, no training clip, or clips that do not fit the model.
     """
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = as_device(device)
     model, ck = load_stage2(ckpt, device)
     tc = Stage2TrainConfig.from_dict(ck["config"]["train"])
     source = ClipSource(train_pairs, tc.block_rows, tc.buffer_blocks)
@@ -374,14 +367,14 @@ def rewrite_matching(ckpt: PathLike, train_pairs: Sequence[Pair], out_ckpt: Path
     seed_everything(seed)  # the model is built as train_stage2 builds it, so its items are that run's start
     model.matching_memory.start_from(MGENet(model.cfg).matching_memory.items)
     _set_phase(model, "matching")
-    autocast, _ = amp_context(device, tc.amp)
+    precision = functools.partial(autocast, device, tc.amp)
     if model.cfg.matching_init == "kmeans":
-        n_q = init_matching(model, source, seed, tc.batch_size, device, autocast)
+        n_q = init_matching(model, source, seed, tc.batch_size, device, precision)
         log(f"matching memory (seed {seed}): items started at k-means++ centres of {n_q} training queries W^r")
     history = [r for r in ck["history"] if r["phase"] != "matching"]
     for epoch in range(tc.matching_epochs):
         row = _run_epoch(model, source, "matching", (seed, PHASES.index("matching"), epoch), tc, device, None,
-                         autocast, None, [])
+                         precision, None, [])
         row["items_written"] = model.items_written()
         history.append(row)
         log(f"matching pass {epoch + 1}/{tc.matching_epochs} (seed {seed}): l_sep_r {row['l_sep_r']:.4g}; "
@@ -404,7 +397,7 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def load_stage2(path: PathLike, device: str | torch.device = "cpu") -> tuple[MGENet, dict[str, Any]]:
     """Rebuild the model from a final checkpoint, in eval mode on ``device``; returns it and the checkpoint."""
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = as_device(device)
     ck = load_torch(path, "stage-2 checkpoint", map_location=device, keys=("config", "state_dict"))
     model = MGENet(MGENetConfig.from_dict(ck["config"]["model"]))
     state = dict(ck["state_dict"])
@@ -445,13 +438,13 @@ def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 2
     """
     if mm_form not in MM_FORMS:
         raise MgenetError(f"stage2.mm_form {mm_form!r} is not one of {list(MM_FORMS)}.")
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = as_device(device)
     model, ck = load_stage2(ckpt, device)
     cfg = model.cfg
     source = ClipSource(test_pairs, block_rows=batch_size, buffer_blocks=1)
     if len(source):
         resolve_model_config(cfg, source.shape, str(test_pairs[0][0]))  # the test clips must fit the model
-    autocast, _ = amp_context(device, bool(ck["config"]["train"]["amp"]))
+    precision = functools.partial(autocast, device, bool(ck["config"]["train"]["amp"]))
     seed = int(ck["config"]["train"]["seed"])
     names = [v.name for v in source.videos]
     columns = KEY_COLUMNS + ["mm"] if only_mm else SCORE_COLUMNS
@@ -459,7 +452,7 @@ def score_stage2(ckpt: PathLike, test_pairs: Sequence[Pair], batch_size: int = 2
     for batch in source.batches(batch_size):
         tokens, f_sk, scene = batch.to(device)
         videos = [names[i] for i in batch.video]
-        with autocast():
+        with precision():
             if only_mm:
                 s = {"mm": model.matching_score(tokens, scene, mm_form)}
             else:

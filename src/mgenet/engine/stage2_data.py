@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mgenet import MgenetError
-from mgenet.io import ClipTokens, open_h5
+from mgenet.io import open_flow, read_clip_index, read_features
 from mgenet.models.mgenet import SHAPE_FIELDS, MGENetConfig
 from mgenet.runtime import seed_worker
 
@@ -89,12 +89,14 @@ class ClipSource(IterableDataset):
                                                                "start_frame", "mid_frame")}
         for vi, start, stop in sorted(blocks):  # reads in file order; rows are shuffled below
             v = self.videos[vi]
-            with open_h5(v.features, "features file") as f, open_h5(v.flow, "flow latents") as g:
-                # either layout: a track-layout file gives each clip as a slice of its person's token rows
-                parts["tokens"].append(ClipTokens(f).read(slice(start, stop)).astype(np.float16, copy=False))
-                parts["f_sk"].append(g[v.name]["latent"][start:stop].astype(np.float32, copy=False))
-                for k in ("person_id", "start_frame", "mid_frame"):
-                    parts[k].append(f[k][start:stop].astype(np.int64))
+            # either layout: a track-layout file gives each clip as a slice of its person's token rows
+            clips, _ = read_features(v.features, ("tokens", "person_id", "start_frame", "mid_frame"),
+                                     rows=slice(start, stop))
+            with open_flow(v.flow) as g:
+                parts["f_sk"].append(g.latents(v.name, slice(start, stop)))
+            parts["tokens"].append(clips["tokens"].astype(np.float16, copy=False))
+            for k in ("person_id", "start_frame", "mid_frame"):
+                parts[k].append(clips[k].astype(np.int64))
             parts["scene"].append(np.broadcast_to(v.scene, (stop - start, len(v.scene))))
             parts["video"].append(np.full(stop - start, vi, dtype=np.int64))
             parts["row"].append(np.arange(start, stop, dtype=np.int64))
@@ -145,20 +147,16 @@ def _to_batch(d: dict[str, np.ndarray]) -> Batch:
 
 def _index_pair(features: str, flow: str) -> tuple[VideoEntry, dict[str, int]]:
     """Open one pair, check it, and return its entry and clip shape (the model's data-shape fields)."""
-    with open_h5(features, "features file") as f:
-        video = str(f.attrs.get("video", Path(features).stem))
-        for k in ("person_id", "start_frame", "mid_frame", "scene"):
-            if k not in f:
-                raise MgenetError(f"{features}: no dataset {k!r}; re-run extract_features for this video.")
-        tokens_shape = ClipTokens(f).shape
-        scene = f["scene"][()].astype(np.float32).reshape(-1)
-        keys = (f["person_id"][()], f["start_frame"][()])
-    with open_h5(flow, "flow latents") as g:
+    index, tokens_shape, attrs = read_clip_index(features)
+    video = str(attrs.get("video", Path(features).stem))
+    scene = index["scene"].astype(np.float32).reshape(-1)
+    keys = (index["person_id"], index["start_frame"])
+    with open_flow(flow) as g:
         if video not in g:
             raise MgenetError(f"{flow} has no group for video {video!r} of {features}; re-run encode_flow with the "
                               f"segments of this video (features and flow latents must come from the same segments).")
-        latent_shape = g[video]["latent"].shape
-        flow_keys = (g[video]["person_id"][()], g[video]["start_frame"][()])
+        latent_shape = g.latent_shape(video)
+        flow_keys = tuple(g.keys(video, ("person_id", "start_frame")).values())
     n = tokens_shape[0]
     if (latent_shape[0] != n or not np.array_equal(keys[0], flow_keys[0])
             or not np.array_equal(keys[1], flow_keys[1])):

@@ -53,12 +53,12 @@ def train_stage2_job(features: list[str], flow: str, out: str | os.PathLike, s: 
     per video), resuming from ``<out>.partial``; the checkpoint records how the features were made, so that a new
     video's are made alike."""
     from mgenet.engine.stage2 import train_stage2
-    from mgenet.features.extract import training_settings
+    from mgenet.features.extract import feature_training_settings
 
     cfg = s.config()
     pairs = [(f, flow) for f in features]  # the engine finds each video's group in the flow file
     t0 = time.time()
-    made_with = training_settings([f for f in features if Path(f).exists()])  # the engine names missing files
+    made_with = feature_training_settings([f for f in features if Path(f).exists()])  # the engine names missing files
     history = train_stage2(pairs, cfg, out, log=log.info, stop_after=stop_after,
                            attrs={"config_hash": config_hash, "mgenet_version": __version__, "features": made_with})
     if not Path(out).exists():

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from mgenet import MgenetError
 from mgenet.config import FromDict
 from mgenet.evaluation.regions import IOU, MAX_FP_PER_FRAME, TRACK_FRACTION
-from mgenet.scoring.components import FusionSettings
+from mgenet.scoring.fusion import FusionSettings
 
 log = logging.getLogger("mgenet")
 

@@ -58,7 +58,6 @@ def estimate_table(counts: list[dict[str, Any]], cfg: FeatureConfig, seg_len: in
              f"backbone = frames through the backbone",
              f"{'split':<11}{'videos':>7}{'clips':>11}{'window size':>13}{'backbone':>13}{'track rows':>12}"
              f"{'track size':>12}{'backbone':>13}{'size ratio':>12}{'work ratio':>12}"]
-    tot = {k: 0 for k in ("videos", "clips", "window_frames", "track_rows", "track_frames")}
     for split in [*sorted({c["split"] for c in counts}, reverse=True), "total"]:
         rows = counts if split == "total" else [c for c in counts if c["split"] == split]
         agg = {k: sum(c[k] for c in rows) for k in ("clips", "window_frames", "track_rows", "track_frames")}

@@ -37,7 +37,8 @@ from mgenet.features.plan import (
     track_context,
 )
 from mgenet.features.swin import BACKBONE_NAME, CHECKPOINT_NAME, SwinConfig, SwinStages12
-from mgenet.io import LAYOUTS, agreed_attrs, feature_writer, provenance, read_segments, track_feature_writer
+from mgenet.io import FEATURE_LAYOUTS, agreed_attrs, feature_writer, provenance, read_segments, track_feature_writer
+from mgenet.runtime import AMP_MODES, autocast
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +87,15 @@ class FeatureConfig(FromDict):
     def validate(self) -> None:
         for name in ("crop", "scene_size"):
             check_image_size(f"features.{name}", getattr(self, name))
-        if self.layout not in LAYOUTS:
-            raise MgenetError(f"features.layout {self.layout!r}: use one of {list(LAYOUTS)}.")
+        if self.layout not in FEATURE_LAYOUTS:
+            raise MgenetError(f"features.layout {self.layout!r}: use one of {list(FEATURE_LAYOUTS)}.")
         step = SwinConfig().patch_size[0] * SwinConfig().window_size[0]
         if self.track_chunk <= 0 or self.track_chunk % step:
             raise MgenetError(f"features.track_chunk {self.track_chunk}: use a positive multiple of {step} frames (one "
                               f"temporal attention window), so that every chunk's windows line up with the track's.")
         if self.compression not in COMPRESSIONS:
             raise MgenetError(f"features.compression {self.compression!r}: use one of {list(COMPRESSIONS)}.")
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
+        if self.amp not in AMP_MODES:
             raise MgenetError(f"features.amp {self.amp!r}: use auto, bf16, fp16 or off.")
         if self.prefetch not in ("auto", True, False):
             raise MgenetError(f"features.prefetch {self.prefetch!r}: use auto, true or false.")
@@ -257,30 +258,23 @@ def in_background(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
         thread.join()
 
 
-def _autocast(device: torch.device, amp: str) -> torch.autocast | None:
-    """fp16 / bf16 autocast on CUDA (``auto``: bf16 where the GPU supports it); CPU runs in float32."""
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "auto":
-        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+@torch.inference_mode()
+def backbone_on_device(model: SwinStages12, clips: np.ndarray | torch.Tensor, device: torch.device,
+                       amp: str = "auto") -> torch.Tensor:
+    """Tokens (B, t, h, w, C) of uint8 RGB clips (B, T, H, W, 3), left on ``device`` in autocast's dtype."""
+    x = torch.as_tensor(clips)
+    if device.type == "cuda":
+        x = x.pin_memory().to(device, non_blocking=True)  # uint8 travels: 4x less than float
+    x = normalise_clips(x)
+    with autocast(device, amp):
+        return model(x)
 
 
 @torch.inference_mode()
 def run_backbone(model: SwinStages12, clips: np.ndarray | torch.Tensor, device: torch.device,
                  amp: str = "auto") -> torch.Tensor:
     """Tokens (B, t, h, w, C) float16 on the CPU of uint8 RGB clips (B, T, H, W, 3)."""
-    x = torch.as_tensor(clips)
-    if device.type == "cuda":
-        x = x.pin_memory().to(device, non_blocking=True)  # uint8 travels: 4x less than float
-    x = normalise_clips(x)
-    ctx = _autocast(device, amp)
-    if ctx is None:
-        y = model(x)
-    else:
-        with ctx:
-            y = model(x)
-    return y.to(torch.float16).cpu()
+    return backbone_on_device(model, clips, device, amp).to(torch.float16).cpu()
 
 
 def scene_feature(model: SwinStages12, background: np.ndarray, size: tuple[int, int], device: torch.device,
@@ -472,7 +466,7 @@ def _track_batch(model: SwinStages12, units: _TrackUnits, rows: np.ndarray, clip
     return written
 
 
-def training_settings(paths: list[str | Path]) -> dict[str, Any]:
+def feature_training_settings(paths: list[str | Path]) -> dict[str, Any]:
     """How the training videos' features were made (:data:`TRAINED_WITH`, from their provenance; settings a file does
     not record are left out).
 
@@ -480,5 +474,4 @@ def training_settings(paths: list[str | Path]) -> dict[str, Any]:
         MgenetError: the files were made with different settings (another backbone checkpoint, crop size, ...).
     """
     return agreed_attrs(list(paths), TRAINED_WITH, "training features")
-
 

@@ -7,7 +7,7 @@ failed or killed job never leaves a half-written artifact that a rerun would tak
 - :mod:`.common`: atomic writes, hashes, provenance, opening HDF5 and torch files, errors for missing files
 - :mod:`.pose`: AlphaPose tracked-person JSON
 - :mod:`.tables`: manifest, ground-truth masks, intervals, weak split, object boxes, parquet tables
-- :mod:`.segments`, :mod:`.features`, :mod:`.flow`: the per-video and per-split HDF5 files
+- :mod:`.segments`, :mod:`.features`, :mod:`.flow`, :mod:`.snippets`: the per-video and per-split HDF5 files
 - :mod:`.video`: probing a video file or frame folder
 """
 
@@ -23,6 +23,7 @@ from mgenet.io.common import (  # noqa: F401
     missing_file,
     open_h5,
     provenance,
+    read_attrs,
     sha256_file,
     unreadable_file,
     write_json,
@@ -33,27 +34,45 @@ from mgenet.io.features import (  # noqa: F401
     FEATURE_ATTRS,
     FEATURE_DIMS,
     FEATURE_DTYPES,
-    LAYOUTS,
+    FEATURE_LAYOUTS,
     TRACK_DIMS,
     TRACK_DTYPES,
     ClipTokens,
     FeatureWriter,
     TrackFeatureWriter,
     feature_writer,
+    read_clip_index,
     read_features,
     track_feature_writer,
     write_feature_arrays,
     write_features,
 )
-from mgenet.io.flow import FLOW_DIMS  # noqa: F401
+from mgenet.io.flow import (  # noqa: F401
+    FLOW_DIMS,
+    FLOW_KEYS,
+    FlowFile,
+    FlowVideoWriter,
+    FlowWriter,
+    flow_writer,
+    open_flow,
+)
 from mgenet.io.pose import ALPHAPOSE_SUFFIX, N_COCO, PoseDict, pose_summary, read_alphapose, write_alphapose  # noqa: F401
 from mgenet.io.segments import (  # noqa: F401
     SEGMENT_DIMS,
     SEGMENT_DTYPES,
+    SegmentsFile,
+    open_segments,
     read_segments,
     segment_count,
     write_arrays_h5,
     write_segments,
+)
+from mgenet.io.snippets import (  # noqa: F401
+    SNIPPET_DIMS,
+    Snippets,
+    read_snippets,
+    snippet_starts,
+    write_snippets,
 )
 from mgenet.io.tables import (  # noqa: F401
     ANOMALY_BOX_COLUMNS,

@@ -157,6 +157,12 @@ def open_h5(path: str | os.PathLike, what: str) -> Iterator[h5py.File]:
         yield f
 
 
+def read_attrs(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """The provenance attributes of an HDF5 artifact (see :func:`open_h5` for the errors)."""
+    with open_h5(path, what) as f:
+        return dict(f.attrs)
+
+
 def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu", keys: tuple[str, ...] = (),
                fix: str = "", otherwise: str = "") -> dict[str, Any]:
     """A checkpoint written by mgenet, loaded with ``torch.load(weights_only=True)``.

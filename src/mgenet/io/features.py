@@ -51,7 +51,7 @@ FEATURE_DTYPES = {"tokens": np.float16, "crop_boxes": np.float32, "person_id": n
                   "mid_frame": np.int32, "scene": np.float32, "scene_map": np.float32}
 FEATURE_ATTRS = ("backbone", "checkpoint_sha256", "crop", "seg_len", "stride", "mgenet_version", "config_hash",
                  "video", "split", "scene")
-LAYOUTS = ("window", "track")
+FEATURE_LAYOUTS = ("window", "track")
 TRACK_DIMS = {
     "track_tokens": ("time", "height", "width", "channel"),
     "token_frames": ("time", "frame"),
@@ -210,15 +210,25 @@ class ClipTokens:
                     raise MgenetError(f"{name}: a track-layout features file without {k!r}; re-run extract_features "
                                       f"for this video.")
             self.ds = f["track_tokens"]
+            self.frames_ds = f.get("token_frames")
             self.starts = f["clip_token_start"][()].astype(np.int64)
             self.t = int(f.attrs["clip_tokens"])
             self.shape = (len(self.starts), self.t, *self.ds.shape[1:])
         else:
-            raise MgenetError(f"{name}: unknown features layout {self.layout!r} (known: {list(LAYOUTS)}); it was "
-                              f"written by another mgenet version: re-run extract_features.")
+            raise MgenetError(f"{name}: unknown features layout {self.layout!r} (known: {list(FEATURE_LAYOUTS)}); it "
+                              f"was written by another mgenet version: re-run extract_features.")
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def track_rows(self, clip: int) -> slice:
+        """The rows of ``track_tokens`` that make clip ``clip`` (track layout)."""
+        start = int(self.starts[clip])
+        return slice(start, start + self.t)
+
+    def token_frames(self, clip: int) -> np.ndarray:
+        """The frames (2 t,) that clip ``clip``'s token rows cover, in order (track layout)."""
+        return self.frames_ds[self.track_rows(clip)].reshape(-1)
 
     def read(self, rows: slice | np.ndarray) -> np.ndarray:
         """Tokens (n, t, h, w, C) float16 of clip ``rows`` (a slice, or increasing indices)."""
@@ -247,6 +257,21 @@ def write_features(path: str | os.PathLike, arrays: dict[str, np.ndarray], attrs
     with feature_writer(path, len(tokens), tokens.shape[1:], attrs, compression) as w:
         w.write_tokens(np.arange(len(tokens)), tokens)
         w.write_arrays({k: v for k, v in arrays.items() if k != "tokens"})
+
+
+def read_clip_index(path: str | os.PathLike, fields: tuple[str, ...] = ("person_id", "start_frame", "scene")) -> tuple[
+        dict[str, np.ndarray], tuple[int, ...], dict[str, Any]]:
+    """What pairs a features file with other files without reading its tokens: ``fields`` (the clips' keys and the
+    scene feature), the clips' token shape (N, t, h, w, C) in either layout, and the file's attrs.
+
+    Raises:
+        MgenetError: a clip key or the scene feature is missing, or the layout is unknown.
+    """
+    with open_h5(path, "features file") as f:
+        for k in ("person_id", "start_frame", "mid_frame", "scene"):
+            if k not in f:
+                raise MgenetError(f"{path}: no dataset {k!r}; re-run extract_features for this video.")
+        return {k: f[k][()] for k in fields}, ClipTokens(f).shape, dict(f.attrs)
 
 
 def read_features(path: str | os.PathLike, fields: tuple[str, ...] = tuple(FEATURE_DTYPES),

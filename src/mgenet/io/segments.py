@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from mgenet.io.common import atomic_path, open_h5
+from mgenet.io.common import atomic_path, missing_file, open_h5
 
 # ------------------------------------------------------------------------------------------------ segments HDF5
 # results/{ds}/segments/{video}.h5 — one row per person window:
@@ -64,3 +67,33 @@ def segment_count(path: str | os.PathLike) -> int:
         return int(f["person_id"].shape[0])
 
 
+
+
+class SegmentsFile:
+    """An open segments file, read a few rows at a time (see :func:`open_segments`)."""
+
+    def __init__(self, f: h5py.File, path: str | os.PathLike) -> None:
+        self.f = f
+        self.video = str(f.attrs.get("video", Path(path).stem))  # files from before the attr: named by their stem
+
+    @property
+    def pose_shape(self) -> tuple[int, ...]:
+        """(N, 2, T, 18) of the normalised poses."""
+        return tuple(self.f["pose"].shape)
+
+    def pose(self, rows: slice = slice(None)) -> np.ndarray:
+        """Normalised poses (n, 2, T, 18) float32 of segment ``rows``."""
+        return self.f["pose"][rows]
+
+    def keys(self, names: tuple[str, ...] = ("person_id", "start_frame", "mid_frame")) -> dict[str, np.ndarray]:
+        """The segments' keys (N,) as stored (int32)."""
+        return {k: self.f[k][()] for k in names}
+
+
+@contextlib.contextmanager
+def open_segments(path: str | os.PathLike) -> Iterator[SegmentsFile]:
+    """A segments file opened for reading; a missing or unreadable one is an error naming the rule that makes it."""
+    if not Path(path).exists():
+        raise missing_file(path, "segments file", otherwise="rule build_segments (`mgenet segments`) makes it.")
+    with open_h5(path, "segments file") as f:
+        yield SegmentsFile(f, path)

@@ -21,6 +21,9 @@ this scene.
 M^r's start (``MGENetConfig.matching_init``, the paper does not say): random unit vectors, or :func:`kmeans_pp`
 centres of training queries W^r. From a random start, items far from every query are never any query's nearest and
 are never written; each memory counts the queries written into each of its items (``writes``, saved in checkpoints).
+
+Addressing and writing run with autocast off (``autocast_off``), in float32 under AMP: a softmax over near-equal
+cosines, and items that accumulate small updates, lose too much in 16 bits.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mgenet.config import FromDict
+from mgenet.runtime import autocast_off
 
 MM_FORMS = ("two_sided", "one_sided")
 MATCHING_INITS = ("random", "kmeans")
@@ -98,15 +102,9 @@ class MatchingConfig(FromDict):
 # -------------------------------------------------------------------------------------------------- functions
 
 
-def fp32(x: torch.Tensor) -> torch.autocast:
-    """A region where autocast is off: addressing and writing stay in float32 under AMP (softmax over near-equal
-    cosines, and items that accumulate small updates, lose too much in 16 bits)."""
-    return torch.autocast(x.device.type, enabled=False)
-
-
 def address(queries: torch.Tensor, items: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """W = softmax over items of cos(q, m_i) / temperature: (..., C) x (N, C) -> (..., N); rows sum to 1."""
-    with fp32(queries):
+    with autocast_off(queries):
         cos = F.normalize(queries.float(), dim=-1) @ F.normalize(items.float(), dim=-1).T
         return (cos / temperature).softmax(-1)
 
@@ -124,7 +122,7 @@ def separateness_loss(queries: torch.Tensor, items: torch.Tensor, margin: float)
     Returns:
         A scalar; 0 when every query is nearer its nearest item than its second by at least ``margin``.
     """
-    with fp32(queries):
+    with autocast_off(queries):
         q = F.normalize(queries.float(), dim=-1)
         m = F.normalize(items.detach().float(), dim=-1)
         d2 = (2.0 - 2.0 * q @ m.T).clamp_min(1e-12)  # squared distance of unit vectors; the floor keeps sqrt finite
@@ -146,7 +144,7 @@ def mnad_update(items: torch.Tensor, queries: torch.Tensor,
         (N, C) updated unit-norm items; an item no query chose is unchanged. With ``return_nearest``, also the (n,)
         index of the item each query was written into.
     """
-    with fp32(queries):
+    with autocast_off(queries):
         q = F.normalize(queries.float(), dim=-1)
         sim = q @ items.T  # (n, N)
         nearest = sim.argmax(1)  # (n,)

@@ -47,7 +47,7 @@ class SegmentConfig(FromDict):
 TRAINED_WITH = ("seg_len", "max_missing", "keep_last_window", "stride", "norm_size")
 
 
-def training_settings(paths: list[str | os.PathLike]) -> dict:
+def segment_training_settings(paths: list[str | os.PathLike]) -> dict:
     """The segment settings the training segments files were cut with, read from their provenance: ``seg_len``,
     ``max_missing``, ``keep_last_window``, ``train_stride``; settings a file does not record are left out.
 
@@ -62,6 +62,7 @@ def training_settings(paths: list[str | os.PathLike]) -> dict:
     if "stride" in attrs:
         attrs["train_stride"] = attrs.pop("stride")
     return attrs
+
 
 
 def window_starts(frames: list[int], seg_len: int, stride: int, max_missing: int,

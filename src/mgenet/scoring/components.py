@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from mgenet import MgenetError
-from mgenet.config import FromDict
-from mgenet.io import open_h5
+from mgenet.io import open_flow
 
 KEY_COLUMNS = ["video", "person_id", "start_frame", "mid_frame"]
 
@@ -19,16 +16,13 @@ KEY_COLUMNS = ["video", "person_id", "start_frame", "mid_frame"]
 def segment_table(flow_h5: str | os.PathLike) -> pd.DataFrame:
     """One row per test person-window: keys and ``nf`` = the flow's NLL (higher = more anomalous)."""
     parts = []
-    with open_h5(flow_h5, "flow scores") as f:
-        for video in sorted(f):
-            g = f[video]
-            n = g["nll"].shape[0]
+    with open_flow(flow_h5, "flow scores") as f:
+        for video in f.videos():
+            nll, keys = f.nll(video), f.keys(video)
             parts.append(pd.DataFrame({
-                "video": np.full(n, video, dtype=object),
-                "person_id": g["person_id"][()].astype(np.int64),
-                "start_frame": g["start_frame"][()].astype(np.int64),
-                "mid_frame": g["mid_frame"][()].astype(np.int64),
-                "nf": g["nll"][()].astype(np.float64),
+                "video": np.full(len(nll), video, dtype=object),
+                **{k: keys[k].astype(np.int64) for k in ("person_id", "start_frame", "mid_frame")},
+                "nf": nll.astype(np.float64),
             }))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
@@ -158,64 +152,3 @@ def read_train_scores(path: str, normalise: str, flag: str = "--train-scores") -
         raise MgenetError(f"{path}: training segment scores not found ({flag}); they are written by the rule that "
                           f"scores the training segments (`snakemake {path}`).")
     return read_parquet(path)
-
-
-@dataclass
-class FusionSettings(FromDict):
-    """config.yaml ``fusion``: how the component scores are scaled and weighted into one."""
-
-    SECTION: ClassVar[str] = "fusion"
-
-    weights: dict = field(default_factory=dict)
-    motion_score: str = "mo"
-    normalise: str = "test_minmax"
-    train_quantile: float | None = None  # None: scoring.fusion's TRAIN_QUANTILE
-
-    def mapping(self) -> dict[str, Any]:
-        """The mapping scoring.fusion reads (a value left out takes its default there)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass
-class FuseSettings(FusionSettings):
-    """``params_json("fusion", "score")``: the fusion section and the frame scores' smoothing widths."""
-
-    SECTION: ClassVar[str] = "fusion / score"
-
-    smoothing_sigmas: list[float] | None = None  # None: scoring.fusion's DEFAULT_SIGMAS
-
-    def mapping(self) -> dict[str, Any]:
-        return {k: v for k, v in super().mapping().items() if k != "smoothing_sigmas"}
-
-
-def fuse_scores_job(scores: str, manifest: str, out: str, s: FuseSettings, split: str = "test",
-                    intervals: str = "", train_scores: str = "", baselines: list[str] | None = None) -> pd.DataFrame:
-    """`mgenet fuse`: the segment scores fused (scaled by the test segments, or by the training ones at
-    ``train_scores``), turned into smoothed frame scores of the ``split``'s videos with the baselines' added, and
-    written to ``out``.
-
-    Raises:
-        MgenetError: the manifest has no video of ``split``, or the training scores are needed and missing.
-    """
-    import logging
-
-    from mgenet.io import load_gt_mask, read_intervals, read_manifest, read_parquet, write_parquet
-    from mgenet.scoring.fusion import DEFAULT_SIGMAS, add_baselines, frame_scores, fuse_with, fusion_fill
-
-    fusion = s.mapping()
-    ref = read_train_scores(train_scores, s.normalise)
-    seg = fuse_with(read_parquet(scores), fusion, ref)
-    man = read_manifest(manifest)
-    test = man[man["split"] == split]
-    if test.empty:
-        raise MgenetError(f"{manifest}: no video of split {split!r} to fuse; the dataset has splits "
-                          f"{sorted(man['split'].unique())}.")
-    gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in test.itertuples()}
-    sigmas = list(DEFAULT_SIGMAS if s.smoothing_sigmas is None else s.smoothing_sigmas)
-    frames = frame_scores(seg, test[["video", "frames"]], gts, read_intervals(intervals), sigmas,
-                          fill=fusion_fill(fusion, ref))
-    if baselines:
-        frames = add_baselines(frames, {b: read_parquet(b) for b in baselines}, sigmas)
-    write_parquet(frames, out)
-    logging.getLogger("mgenet").info("%d frames of %d %s videos -> %s", len(frames), len(test), split, out)
-    return frames

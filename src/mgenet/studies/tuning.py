@@ -118,7 +118,8 @@ def score_grid(candidates: Mapping[str, pd.DataFrame], videos: pd.DataFrame, gts
         (``auc_<type>``), and ``rank`` (1 = best micro AUC).
     """
     from mgenet.evaluation.metrics import anomaly_types, macro_auc, micro_auc, type_auc
-    from mgenet.scoring.fusion import frame_scores, fuse_with, fusion_fill
+    from mgenet.scoring.frames import frame_scores, fusion_fill
+    from mgenet.scoring.fusion import fuse_with
 
     rows = []
     for name, seg in candidates.items():
@@ -173,7 +174,7 @@ class TuneSettings(FromDict):
     fusion: dict = field(default_factory=dict)  # passed on as sent: the table's fusion column is built from it
     grid: dict = field(default_factory=dict)
     metric: str = "micro_auc"
-    smoothing_sigmas: list[float] | None = None  # None: scoring.fusion's DEFAULT_SIGMAS
+    smoothing_sigmas: list[float] | None = None  # None: scoring.frames' DEFAULT_SIGMAS
     overrides: dict = field(default_factory=dict)
 
 
@@ -200,7 +201,7 @@ def tune_job(candidates: Mapping[str, str], train_scores: Mapping[str, str], man
     import time
 
     from mgenet.io import atomic_path, load_gt_mask, read_intervals, read_manifest, read_parquet
-    from mgenet.scoring.fusion import DEFAULT_SIGMAS
+    from mgenet.scoring.frames import DEFAULT_SIGMAS
 
     man = read_manifest(manifest)
     val = man[man["split"] == "val"]
