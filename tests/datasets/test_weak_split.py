@@ -11,8 +11,7 @@ from mgenet import MgenetError
 from mgenet.cli import main
 from mgenet.datasets.adapters import check_weak_split, index_dataset
 from mgenet.datasets.demo import frame_mask, weak_split
-from mgenet.datasets.demo_plan import DemoConfig
-from mgenet.datasets.demo_plan import plan_dataset
+from mgenet.datasets.demo_plan import DemoConfig, plan_dataset
 
 GOOD = "video,split,label\n01_001,train,0\n02_001,train,0\n01_0014,train,1\n02_0003,test,1\n"
 
