@@ -3,6 +3,17 @@
 # for its own snippet_len (AR-Net 16); a video's snippets are made only when an enabled method reads them.
 
 
+def snippets_params(wildcards):
+    """The settings the snippet vectors depend on: the snippets section, the backbone's weights, seed and device."""
+    return json.dumps({**config["snippets"], "weights": config["features"]["weights"], "seed": config["seed"],
+                       "device": config["device"]}, sort_keys=True)
+
+
+def snippet_files(videos, snippet_len):
+    """Snippets files of ``videos`` at ``snippet_len`` frames per snippet (what a baseline's rule takes as input)."""
+    return expand(f"{R}/snippets/len{snippet_len}/{{video}}.h5", video=sorted(videos))
+
+
 rule extract_snippets:
     input:
         manifest=f"{R}/manifest.csv",
@@ -26,7 +37,7 @@ rule extract_snippets:
     benchmark:
         f"{R}/benchmarks/snippets/len{{snippet_len}}/{{video}}.tsv"
     conda:
-        "../../envs/features.yaml"
+        "../../../envs/features.yaml"
     shell:
         "mgenet --threads {threads} snippets --manifest {input.manifest:q} --video {wildcards.video:q}"
         " --source {input.video:q} --snippet-len {wildcards.snippet_len:q} --params {params.snippets:q}"
