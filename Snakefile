@@ -18,6 +18,7 @@ include: "workflow/rules/runs.smk"
 wildcard_constraints:
     video=r"[A-Za-z0-9][A-Za-z0-9._-]*",  # mgenet.datasets.adapters.SAFE_NAME: index_dataset refuses others
     split=r"train|test|val",
+    run_dir=RUN_DIRS["any"],  # "" (the main run) or runs/<run>/ (runs.smk)
 
 
 include: "workflow/rules/data.smk"
@@ -29,6 +30,7 @@ include: "workflow/rules/score.smk"
 include: "workflow/rules/seeds.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/tune.smk"
+include: "workflow/rules/baselines/common.smk"
 include: "workflow/rules/baselines/snippets.smk"
 include: "workflow/rules/baselines/crkr.smk"
 include: "workflow/rules/baselines/arnet.smk"

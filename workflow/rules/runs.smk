@@ -1,9 +1,9 @@
 # Runs: the main run and its variants (training seeds, matching-memory seeds, ablations, tuning candidates) in one
-# table. Every model, score and evaluation rule is written once over a `{run_dir}` path prefix: "" for the main run
+# table. The model, score and evaluation rules are each written once over a `{run_dir}` path prefix: "" for the main run
 # (results/{ds}/models/flow.pt, its paths as they always were) and "runs/<run>/" for a variant
 # (results/{ds}/runs/seed1/models/flow.pt); logs and benchmarks put the same prefix after logs/ and benchmarks/.
 # Snakemake (9.x) matches a wildcard to the empty string when its constraint allows it, so the prefix is constrained,
-# per rule, to exactly the runs that rule makes (RUN_DIRS below): no two rules match the same file, and a run that
+# per rule, to exactly the runs it makes (RUN_DIRS below): no two rules match the same file, and a run that
 # reuses an artifact of another run (a fusion-only ablation fuses the main segment scores) has no rule that could
 # make its own copy. A rule's input functions and params look the run up here (run_of).
 #
@@ -196,8 +196,9 @@ def run_dirs(makes):
     return f"(?:{'|'.join(dirs)})" if dirs else "(?!)"
 
 
-# What each rule makes, by run: the constraint of its {run_dir}
+# The runs each rule makes (the constraint of its {run_dir})
 RUN_DIRS = {
+    "any": run_dirs(lambda r, s: True),  # the global constraint (Snakefile); each rule narrows it to what it makes
     "flow": run_dirs(lambda r, s: s["flow"] == r),  # train_flow, encode_flow
     "stage2": run_dirs(lambda r, s: s["stage2"] == "train"),  # train_stage2
     "rewrite": run_dirs(lambda r, s: s["stage2"] == "rewrite"),  # rewrite_matching
@@ -206,10 +207,6 @@ RUN_DIRS = {
     "variant": run_dirs(lambda r, s: s["fuses"] and r != MAIN),  # evaluate_run (the main run's is rule evaluate)
     "baselines": run_dirs(lambda r, s: s["baselines"] == r),  # the baselines' rules: the main run and each seed
 }
-
-
-wildcard_constraints:
-    run_dir=run_dirs(lambda r, s: True),  # every run; each rule narrows it to the runs it makes
 
 
 def run_of(wildcards):
@@ -355,6 +352,29 @@ def get_matching_seed_metrics(wildcards):
 def get_seed_matching_metrics(wildcards):
     """metrics.json of every (training seed, matching seed) run, named SEED-MSEED."""
     return {f"{s}-{m}": metrics_path(seed_mseed_run(s, m)) for s in config["seeds"] for m in config["matching_seeds"]}
+
+
+# The summaries over seeds (seeds.smk): their runs' metrics, and whether the config asks for them
+SEED_TABLES = {
+    "seeds": dict(metrics=get_seed_metrics, enabled=config["seeds"], params={}),
+    "matching_seeds": dict(metrics=get_matching_seed_metrics, enabled=STAGE2 and config["matching_seeds"],
+                           params={"title": f"AUC over matching-memory seeds (M^r written again), {DS}"}),
+    "seeds_matching": dict(metrics=get_seed_matching_metrics,
+                           enabled=STAGE2 and config["seeds"] and config["matching_seeds"],
+                           params={"title": f"AUC over training seeds x matching-memory seeds, {DS}"}),
+    "seeds_val": dict(metrics=get_seed_val_metrics, enabled=config["seeds"],
+                      params={"title": f"Validation AUC over seeds, {DS}"}),
+}
+
+
+def get_seed_table_metrics(wildcards):
+    return SEED_TABLES[wildcards.table]["metrics"](wildcards)
+
+
+def seed_table_params(wildcards):
+    """The table's settings: the dataset, and for every summary but `seeds` its target and title."""
+    extra = SEED_TABLES[wildcards.table]["params"]
+    return json.dumps({"dataset": DS, **({"target": wildcards.table} if extra else {}), **extra})
 
 
 def get_ablation_metrics(wildcards):

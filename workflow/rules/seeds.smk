@@ -12,28 +12,6 @@
 #                               moves with the seed is chosen on its mean over seeds, on validation
 # Each summary writes every AUC as mean ± std into results/{ds}/eval/<target>.csv / .md.
 
-SEED_TABLES = {
-    "seeds": dict(metrics=get_seed_metrics, enabled=config["seeds"], params={}),
-    "matching_seeds": dict(metrics=get_matching_seed_metrics, enabled=STAGE2 and config["matching_seeds"],
-                           params={"title": f"AUC over matching-memory seeds (M^r written again), {DS}"}),
-    "seeds_matching": dict(metrics=get_seed_matching_metrics,
-                           enabled=STAGE2 and config["seeds"] and config["matching_seeds"],
-                           params={"title": f"AUC over training seeds x matching-memory seeds, {DS}"}),
-    "seeds_val": dict(metrics=get_seed_val_metrics, enabled=config["seeds"],
-                      params={"title": f"Validation AUC over seeds, {DS}"}),
-}
-
-
-def get_seed_table_metrics(wildcards):
-    return SEED_TABLES[wildcards.table]["metrics"](wildcards)
-
-
-def seed_table_params(wildcards):
-    """The table's settings: the dataset, and for every summary but `seeds` its target and title."""
-    extra = SEED_TABLES[wildcards.table]["params"]
-    return json.dumps({"dataset": DS, **({"target": wildcards.table} if extra else {}), **extra})
-
-
 rule tabulate_seeds:
     input:
         unpack(get_seed_table_metrics),

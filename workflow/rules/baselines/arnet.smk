@@ -3,36 +3,6 @@
 # videos), scoring every test video. Its column `arnet` is evaluated on the weak split's test videos only. Trained
 # once per training seed: the main run and each seed run of `snakemake seeds` (RUN_DIRS["baselines"] in runs.smk).
 
-# Without a weak split it cannot run; a config that sets a real dataset over config.yaml inherits arnet.enabled from
-# it, so that is said, not an error.
-ARNET = config["arnet"]["enabled"]
-if ARNET and not WEAK_SPLIT:
-    ARNET = False
-    print("mgenet: arnet.enabled but no dataset.weak_split: AR-Net does not run (it trains on the weak split's "
-          "training videos and is evaluated on its test videos only; README, 'AR-Net'). Set dataset.weak_split, "
-          "or arnet.enabled: false to silence this.", file=sys.stderr)
-
-
-def get_arnet_params(wildcards):
-    """What shapes AR-Net's training: the arnet section (but `enabled`), the run's seed and device."""
-    keep = {k: v for k, v in config["arnet"].items() if k != "enabled"}
-    return json.dumps({**keep, "seed": get_run_seed(wildcards), "device": config["device"]}, sort_keys=True)
-
-
-def _weak_videos(wildcards, split):
-    weak = pd.read_csv(get_weak_split(wildcards)[0], dtype=str, keep_default_na=False)
-    return sorted(weak.loc[weak["split"].str.strip() == split, "video"])
-
-
-def get_arnet_train_snippets(wildcards):
-    """Snippets files of the weak split's training videos (index_dataset has checked the split)."""
-    return snippet_files(_weak_videos(wildcards, "train"), config["arnet"]["snippet_len"])
-
-
-def get_arnet_test_snippets(wildcards):
-    """Snippets files of every test video: AR-Net's table covers the test split (evaluate keeps the weak test part)."""
-    return snippet_files(videos_of(wildcards, "test"), config["arnet"]["snippet_len"])
-
 
 if ARNET:
 

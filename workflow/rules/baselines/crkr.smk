@@ -5,47 +5,6 @@
 # and writes the paper's protocol figures, which evaluate adds to metrics.json. Only defined when crkr.enabled. Both
 # streams train once per training seed: the main run and each seed run of `snakemake seeds` (RUN_DIRS["baselines"]).
 
-CRKR = config["crkr"]
-
-
-def crkr_params(stream):
-    """What a stream's training (and scoring) depends on: its section, plus for CR the backbone's weights, and the
-    run's seed and device."""
-
-    def params(wildcards):
-        out = {**CRKR[stream], "seed": get_run_seed(wildcards), "device": config["device"]}
-        if stream == "cr":  # F_B is fixed: the main seed's (for random weights), whatever the training seed
-            out.update(weights=config["features"]["weights"], backbone_seed=config["seed"])
-        return json.dumps(out, sort_keys=True)
-
-    return params
-
-
-def _split_video_files(wildcards, split):
-    df = manifest(wildcards)
-    paths = df.loc[df["split"] == split, "video_path"]
-    if (paths == "").any():
-        raise ValueError(f"crkr.enabled: the two-stream baseline reads the videos, but {(paths == '').sum()} {split} "
-                         f"video(s) of {R}/manifest.csv have no video file (pose-only dataset); set crkr.enabled: "
-                         f"false or put the videos under the dataset root.")
-    return sorted(paths)
-
-
-def get_cr_train_videos(wildcards):
-    """The training videos' files: the CR stream learns from them alone (never a test video)."""
-    return _split_video_files(wildcards, "train")
-
-
-def get_cr_test_videos(wildcards):
-    return _split_video_files(wildcards, "test")
-
-
-def get_kr_snippets(split):
-    def files(wildcards):
-        return snippet_files(videos_of(wildcards, split), CRKR["kr"]["snippet_len"])
-
-    return files
-
 
 if CRKR["enabled"]:
     BASELINE_SCORES["crkr"] = "scores/baselines/crkr.parquet"

@@ -3,17 +3,6 @@
 # for its own snippet_len (AR-Net 16); a video's snippets are made only when an enabled method reads them.
 
 
-def snippets_params(wildcards):
-    """The settings the snippet vectors depend on: the snippets section, the backbone's weights, seed and device."""
-    return json.dumps({**config["snippets"], "weights": config["features"]["weights"], "seed": config["seed"],
-                       "device": config["device"]}, sort_keys=True)
-
-
-def snippet_files(videos, snippet_len):
-    """Snippets files of ``videos`` at ``snippet_len`` frames per snippet (what a baseline's rule takes as input)."""
-    return expand(f"{R}/snippets/len{snippet_len}/{{video}}.h5", video=sorted(videos))
-
-
 rule extract_snippets:
     input:
         manifest=f"{R}/manifest.csv",
