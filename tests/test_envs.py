@@ -50,7 +50,7 @@ def rule_envs() -> dict[str, Path]:
     """Every rule / checkpoint with a shell command in workflow/rules/*.smk -> its conda env file, resolved as
     Snakemake does (relative to the rules file)."""
     out = {}
-    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+    for smk in sorted((REPO / "workflow" / "rules").rglob("*.smk")):
         lines = smk.read_text().splitlines()
         for i, line in enumerate(lines):
             m = RULE.match(line) or LOOP_RULE.match(line)

@@ -20,9 +20,9 @@ from helpers import REPO, copy_workflow, snakemake_env
 from mgenet.cli import main
 
 PROFILES = REPO / "workflow" / "profiles"
-GPU_RULES = ("extract_features", "train_stage2", "score_components", "train_stage2_ablation", "score_ablation",
-             "train_stage2_seed", "score_components_seed", "rewrite_matching", "score_components_mseed",
-             "extract_snippets", "train_arnet", "score_arnet", "train_arnet_seed", "score_arnet_seed")
+# the jobs of every run (the main run's, and its variants' under runs/<run>/) are these rules'
+GPU_RULES = ("extract_features", "train_stage2", "score_components", "rewrite_matching", "extract_snippets",
+             "train_arnet", "score_arnet")
 DEMO = {"n_scenes": 2, "train_videos_per_scene": 1, "test_videos_per_scene": 1, "val_videos_per_scene": 0,
         "frames": 48, "width": 96, "height": 64}
 
@@ -33,12 +33,10 @@ def _profile(name: str) -> dict:
 
 def _rule_names() -> set[str]:
     names = set()
-    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+    for smk in (REPO / "workflow" / "rules").rglob("*.smk"):
         text = smk.read_text()
         names |= set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, re.M))
         names |= set(re.findall(r"^\s*use rule \w+ as (\w+)", text, re.M))
-        # rules named per scored split in a loop (score.smk): name: f"score_components{_sfx}"
-        names |= {f"{n}{sfx}" for n in re.findall(r'f"(\w+)\{_sfx\}"', text) for sfx in ("", "_val", "_train")}
     return names
 
 
@@ -121,9 +119,13 @@ def test_slurm_dry_run_of_the_ablations_and_pose_extraction(workdir):
     # --cores lifts the dry run's cap of one thread per job, which a real cluster run does not have
     out = _dry_run(workdir, "--cores", "16", "--config", "pose={'source': 'extract'}", "--", "ablation")
     jobs = _jobs(out)
-    assert jobs["train_stage2_ablation"][0]["gpu"] == "1" and jobs["score_ablation"][0]["gpu"] == "1"
-    assert "--threads 8 train-stage2" in jobs["train_stage2_ablation"][0]["shell"]
-    assert jobs["train_stage2_ablation"][0]["mem_mb"] == "16000"  # 16000 * attempt, first attempt
+    # the variants that retrain stage 2 (config.yaml's no_lsta, no_lmo) are jobs of the main run's rules
+    trained = [j for j in jobs["train_stage2"] if "results/tiny/runs/abl_" in j["shell"]]
+    scored = [j for j in jobs["score_components"] if "results/tiny/runs/abl_" in j["shell"]]
+    assert len(trained) == 2 and len(scored) == 2
+    assert all(j["gpu"] == "1" for j in trained + scored)
+    assert all("--threads 8 train-stage2" in j["shell"] for j in trained)
+    assert all(j["mem_mb"] == "16000" for j in trained)  # 16000 * attempt, first attempt
     assert len(jobs["extract_pose"]) == 4 and "import_pose" not in jobs
     assert all(j["runtime"] == "240" and "--threads 4 pose" in j["shell"] for j in jobs["extract_pose"])
     assert "--threads 8 features" in jobs["extract_features"][0]["shell"]
@@ -139,6 +141,11 @@ def test_slurm_gpu_requests_follow_device_and_stage2(workdir):
     jobs = _jobs(out)
     ran = [rule for rule in GPU_RULES if rule in jobs]
     assert len(ran) == len(GPU_RULES), set(GPU_RULES) - set(ran)
+    # the seed's and the matching seed's jobs are among them
+    for rule, run in (("train_stage2", "seed1"), ("score_components", "seed1"), ("rewrite_matching", "mseed1"),
+                      ("score_components", "mseed1"), ("train_arnet", "seed1"), ("score_arnet", "seed1"),
+                      ("train_stage2", "abl_no_lsta")):
+        assert any(f"results/tiny/runs/{run}/" in job["shell"] for job in jobs[rule]), (rule, run)
     for rule in GPU_RULES:
         assert all(job.get("gpu", "0") == "0" for job in jobs[rule]), rule
     # stage 2 off: score_components reads the flow file and asks for nothing (sbatch refuses --gpus where there are

@@ -171,6 +171,11 @@ def _counts(proc: subprocess.CompletedProcess) -> dict[str, int]:
     return dict((k, int(v)) for k, v in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
 
 
+def _outputs(proc: subprocess.CompletedProcess, rule: str) -> list[str]:
+    """The outputs of a dry run's jobs of ``rule``."""
+    return re.findall(rf"^rule {rule}:\n(?:\s+input: .*\n)?\s+output: (.*)$", proc.stdout + proc.stderr, re.M)
+
+
 TUNE = {"grid": {"fusion.weights.app": [0.0, 0.1, 1.0], "fusion.weights.mm": [0.0, 0.1],
                  "fusion.motion_score": ["mo", "mo_fsk"], "stage2.model.top_k": [2, 1],
                  "stage2.mm_form": ["one_sided"]}, "max_retrain": 1}
@@ -195,10 +200,16 @@ def test_tune_reads_validation_only_and_its_config_reruns_only_what_it_changes(w
     for p in test_masks:
         p.unlink()
     try:
-        counts = _counts(snakemake(workdir, "-n", "tune", "--configfile", "tune.yaml"))
-        # top_k retrains; mm_form rescores the main model
-        assert counts["train_stage2_tune"] == 1 and counts["score_val_tune"] == 2 and counts["tune"] == 1
-        assert not {"fuse_scores", "evaluate", "score_components"} & set(counts)
+        proc = snakemake(workdir, "-n", "tune", "--configfile", "tune.yaml")
+        counts = _counts(proc)
+        # top_k retrains; mm_form rescores the main model; both score the validation split alone
+        assert counts["train_stage2"] == 1 and counts["score_components"] == 2 and counts["tune"] == 1
+        assert not {"fuse_scores", "evaluate", "evaluate_run"} & set(counts)
+        made = re.findall(r"^\s+output: (.*)$", proc.stdout + proc.stderr, re.M)
+        assert sorted(made) == ["results/tiny/eval/tuning.csv, results/tiny/eval/tuned.yaml",
+                                "results/tiny/runs/tune_mm_form-one_sided/scores/segments_val.parquet",
+                                "results/tiny/runs/tune_top_k-1/models/stage2.pt",
+                                "results/tiny/runs/tune_top_k-1/scores/segments_val.parquet"], made
         snakemake(workdir, "tune", "--configfile", "tune.yaml")
         first = (r / "eval" / "tuning.csv").read_text()
         (r / "eval" / "tuning.csv").unlink()
@@ -238,20 +249,21 @@ def test_ablation_variants_reuse_the_main_stage2_unless_they_change_it(workdir):
     counts = dict((k, int(v)) for k, v in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
     # only the variants with their own stage-2 settings (no_lsta, no_lmo) train; every variant fuses and evaluates
     n = len(yaml.safe_load((REPO / "config.yaml").read_text())["ablation"]["variants"])
-    assert counts["train_stage2_ablation"] == 2 and counts["score_ablation"] == 2
-    assert counts["fuse_ablation"] == n and counts["evaluate_ablation"] == n and counts["tabulate_ablation"] == 1
-    assert "results/tiny/ablation/no_lsta/models/stage2.pt" in out and "ablation/full/models" not in out
+    assert counts["train_stage2"] == 2 and counts["score_components"] == 2
+    assert counts["fuse_scores"] == n and counts["evaluate_run"] == n and counts["tabulate_ablation"] == 1
+    assert "results/tiny/runs/abl_no_lsta/models/stage2.pt" in out and "runs/abl_full/models" not in out
+    assert "results/tiny/runs/abl_full/scores/segments" not in out  # fusion-only: the main segment scores
     # two fusion-only variants for real: the main model's segment scores, fused anew
-    snakemake(workdir, *(f"results/tiny/ablation/{v}/eval/metrics.json" for v in ("no_bsmm", "l1_sim")))
+    snakemake(workdir, *(f"results/tiny/runs/abl_{v}/eval/metrics.json" for v in ("no_bsmm", "l1_sim")))
     r = workdir / "results" / "tiny"
     main = json.loads((r / "eval" / "metrics.json").read_text())["scores"]
     for name in ("no_bsmm", "l1_sim"):
-        m = json.loads((r / "ablation" / name / "eval" / "metrics.json").read_text())["scores"]
+        m = json.loads((r / "runs" / f"abl_{name}" / "eval" / "metrics.json").read_text())["scores"]
         assert list(m) == ["nf", "mo", "app", "mm", "fused"]
         assert _own(m["app"]) == _own(main["app"]) and m["fused"] != main["fused"]
         assert "rbdc" in m["fused"]  # variants get RBDC / TBDC from their own fused detections
     # l1_sim swaps S_mo for 1 - cos(f_sk, f_rgb) and fuses it alone
-    sim = json.loads((r / "ablation" / "l1_sim" / "eval" / "metrics.json").read_text())["scores"]
+    sim = json.loads((r / "runs" / "abl_l1_sim" / "eval" / "metrics.json").read_text())["scores"]
     assert sim["fused"]["micro_auc"] == pytest.approx(sim["mo"]["micro_auc"])
     assert sim["mo"] != main["mo"]
 
@@ -262,14 +274,14 @@ def test_matching_seeds_target_rewrites_only_the_matching_memory(workdir):
     stats = (proc.stdout + proc.stderr).split("Job stats")[-1]
     counts = dict((k, int(v)) for k, v in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
     # seed 0 is the main run's; seed 3 writes M^r again and is scored, nothing is retrained
-    assert counts["rewrite_matching"] == 1 and counts["evaluate_mseed"] == 1
+    assert counts["rewrite_matching"] == 1 and counts["score_components"] == 1 and counts["evaluate_run"] == 1
     assert "train_stage2" not in counts and "train_flow" not in counts
     snakemake(workdir, "matching_seeds", "--configfile", "mseeds.yaml")
     r = workdir / "results" / "tiny"
     df = pd.read_csv(r / "eval" / "matching_seeds.csv")
     assert list(df.columns[-2:]) == ["seed_0", "seed_3"]
     main = json.loads((r / "eval" / "metrics.json").read_text())["scores"]
-    three = json.loads((r / "matching_seeds" / "3" / "eval" / "metrics.json").read_text())["scores"]
+    three = json.loads((r / "runs" / "mseed3" / "eval" / "metrics.json").read_text())["scores"]
     assert all(_own(three[c]) == _own(main[c]) for c in ("nf", "mo", "app"))
     assert three["mm"] != main["mm"]
     assert (r / "eval" / "matching_seeds.md").read_text().startswith("# AUC over matching-memory seeds")
@@ -299,16 +311,18 @@ def test_seeds_target_trains_the_other_seeds_and_reports_mean_and_std(workdir):
     proc = snakemake(workdir, "-n", "seeds", "--configfile", "seeds.yaml")
     stats = (proc.stdout + proc.stderr).split("Job stats")[-1]
     counts = dict((k, int(v)) for k, v in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
-    # seed 0 is the main run's: only seed 1 trains; features are shared
-    assert counts["train_flow_seed"] == 1 and counts["train_stage2_seed"] == 1 and counts["evaluate_seed"] == 1
-    assert counts["train_arnet_seed"] == 1 and counts["score_arnet_seed"] == 1
-    assert "extract_features" not in counts and "train_flow" not in counts and "extract_snippets" not in counts
+    # seed 0 is the main run's: only seed 1 trains (its jobs alone, under runs/seed1/); features are shared
+    assert counts["train_flow"] == 1 and counts["train_stage2"] == 1 and counts["evaluate_run"] == 1
+    assert counts["train_arnet"] == 1 and counts["score_arnet"] == 1
+    for rule in ("train_flow", "train_stage2", "train_arnet"):
+        assert _outputs(proc, rule) == [f"results/tiny/runs/seed1/models/{rule[6:]}.pt"], rule
+    assert "extract_features" not in counts and "extract_snippets" not in counts
     snakemake(workdir, "seeds", "--configfile", "seeds.yaml")
     r = workdir / "results" / "tiny"
     df = pd.read_csv(r / "eval" / "seeds.csv")
     assert list(df.columns[-2:]) == ["seed_0", "seed_1"] and df["n_seeds"].max() == 2
     main = json.loads((r / "eval" / "metrics.json").read_text())["scores"]
-    one = json.loads((r / "seeds" / "1" / "eval" / "metrics.json").read_text())["scores"]
+    one = json.loads((r / "runs" / "seed1" / "eval" / "metrics.json").read_text())["scores"]
     fused = df[(df["score"] == "fused") & (df["figure"] == "micro_auc")].iloc[0]
     assert fused["seed_0"] == pytest.approx(main["fused"]["micro_auc"], abs=1e-6)
     assert fused["seed_1"] == pytest.approx(one["fused"]["micro_auc"], abs=1e-6)

@@ -57,7 +57,7 @@ def test_unquoted_fields_finds_what_a_shell_would_split():
 
 
 def test_every_shell_line_of_every_rule_quotes_its_interpolations():
-    commands = {(smk.name, line): cmd for smk in sorted((REPO / "workflow" / "rules").glob("*.smk"))
+    commands = {(smk.name, line): cmd for smk in sorted((REPO / "workflow" / "rules").rglob("*.smk"))
                 for line, cmd in shell_commands(smk)}
     assert len(commands) >= 20  # every rule with a shell line was found (21 at the time of writing)
     bad = {where: unquoted_fields(cmd) for where, cmd in commands.items() if unquoted_fields(cmd)}

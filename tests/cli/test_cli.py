@@ -118,10 +118,10 @@ def test_a_missing_input_names_the_rule_that_makes_it(tmp_path, capsys, monkeypa
          "encode_flow"),
         (["train-stage2", "--features", f"{r}/features/01_001.h5", "--flow", f"{r}/flow/train.h5", "--params", cpu,
           "--out", "s2.pt"], f"{r}/features/01_001.h5", "features file", "extract_features"),
-        (["ablation-table", "--metrics", f"no_app={r}/ablation/no_app/eval/metrics.json", "--out", "t.csv"],
-         f"{r}/ablation/no_app/eval/metrics.json", "metrics of ablation variant 'no_app'", "evaluate_ablation"),
-        (["inspect", f"{r}/ablation/no_lsta/models/stage2.pt"], f"{r}/ablation/no_lsta/models/stage2.pt", "file",
-         "train_stage2_ablation"),
+        (["ablation-table", "--metrics", f"no_app={r}/runs/abl_no_app/eval/metrics.json", "--out", "t.csv"],
+         f"{r}/runs/abl_no_app/eval/metrics.json", "metrics of ablation variant 'no_app'", "evaluate_run"),
+        (["inspect", f"{r}/runs/abl_no_lsta/models/stage2.pt"], f"{r}/runs/abl_no_lsta/models/stage2.pt", "file",
+         "train_stage2"),
     ]
     for argv, path, what, rule in cases:
         err = _error(capsys, *argv)
@@ -140,21 +140,24 @@ def test_a_missing_file_outside_results_names_the_rule_or_the_fix(tmp_path, caps
 def test_made_by_names_rules_of_the_workflow():
     from pathlib import Path
 
-    from mgenet.io import MADE_BY, VARIANT_RULES, made_by
+    from mgenet.io import MADE_BY, RUN_MADE_BY, made_by
 
-    text = "\n".join(p.read_text() for p in (Path(__file__).parents[2] / "workflow" / "rules").glob("*.smk"))
+    text = "\n".join(p.read_text() for p in (Path(__file__).parents[2] / "workflow" / "rules").rglob("*.smk"))
     rules = set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, re.M))
-    rules |= set(re.findall(r"^\s*use rule \w+ as (\w+)", text, re.M))
-    # rules named per scored split in a loop (score.smk): name: f"score_components{_sfx}"
-    rules |= {f"{n}{sfx}" for n in re.findall(r'f"(\w+)\{_sfx\}"', text) for sfx in ("", "_val", "_train")}
-    named = {n for r in MADE_BY.values() for n in re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", r)}
-    named |= {n for v in VARIANT_RULES.values() for n in [*v, *v.values()]}
-    assert len(named) >= 15 and named <= rules, named - rules
-    assert made_by("results/ds/seeds/3/flow/test.h5") == ("encode_flow_seed", True)
-    assert made_by("results/ds/ablation/full/scores/frames.parquet") == ("fuse_ablation", True)
-    assert made_by("results/ds/matching_seeds/4/models/stage2.pt") == ("rewrite_matching", True)
-    assert made_by("results/ds/scores/segments_train.parquet") == ("score_components_train", True)
-    assert made_by("results/ds/seeds/1/eval/val_metrics.json") == ("evaluate_val_seed", True)
+    named = {n for r in [*MADE_BY.values(), *RUN_MADE_BY.values()] for n in re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", r)}
+    assert len(named) >= 13 and named <= rules, named - rules
+    # a variant run's artifacts (results/<ds>/runs/<run>/) are made by the main run's rules, but two
+    assert made_by("results/ds/runs/seed3/flow/test.h5") == ("encode_flow", True)
+    assert made_by("results/ds/runs/abl_full/scores/frames.parquet") == ("fuse_scores", True)
+    assert made_by("results/ds/runs/abl_full/models/stage2.pt") == ("train_stage2", True)
+    assert made_by("results/ds/runs/mseed4/models/stage2.pt") == ("rewrite_matching", True)
+    assert made_by("results/ds/runs/seed1_mseed4/models/stage2.pt") == ("rewrite_matching", True)
+    assert made_by("results/ds/runs/seed1/eval/metrics.json") == ("evaluate_run", True)
+    assert made_by("results/ds/eval/metrics.json") == ("evaluate", True)
+    assert made_by("results/ds/scores/segments_train.parquet") == ("score_components", True)
+    assert made_by("results/ds/runs/seed1/eval/val_metrics.json") == ("evaluate_val", True)
+    assert made_by("results/ds/runs/seed1/scores/frames_val.parquet") == ("fuse_scores", True)
+    assert made_by("runs/seed1/models/flow.pt") == ("train_flow", False)
     assert made_by("elsewhere/stage2.pt") is None
 
 

@@ -1,4 +1,5 @@
-# Stage 1: the spatio-temporal normalizing flow (STG-NF) on normal training poses.
+# Stage 1: the spatio-temporal normalizing flow (STG-NF) on normal training poses. Written once for every run that
+# trains its own flow (the main run and each training seed: RUN_DIRS["flow"] in runs.smk).
 
 
 rule train_flow:
@@ -6,17 +7,19 @@ rule train_flow:
         segments=get_train_segments,
         checkpoint=get_flow_checkpoint,
     output:
-        f"{R}/models/flow.pt",
+        f"{R}/{{run_dir}}models/flow.pt",
     params:
-        flow=params_json("flow", "seed", "device", seg_len=config["segments"]["seg_len"]),
+        flow=get_run_flow_params,
+    wildcard_constraints:
+        run_dir=RUN_DIRS["flow"],
     # one thread: on a few cores the flow then trains beside the per-video jobs instead of waiting for all of them
     # (STG-NF is small; a second thread gained 1.4x on the demo); a cluster profile sets more (set-threads)
     threads: 1
     priority: PRIORITY["models"]
     log:
-        f"{R}/logs/flow/train_flow.log",
+        f"{R}/logs/{{run_dir}}flow/train_flow.log",
     benchmark:
-        f"{R}/benchmarks/train_flow.tsv"
+        f"{R}/benchmarks/{{run_dir}}train_flow.tsv"
     conda:
         "../../envs/models.yaml"
     shell:
@@ -26,20 +29,22 @@ rule train_flow:
 
 rule encode_flow:
     input:
-        model=f"{R}/models/flow.pt",
+        model=f"{R}/{{run_dir}}models/flow.pt",
         segments=get_segments,
     output:
-        f"{R}/flow/{{split}}.h5",
+        f"{R}/{{run_dir}}flow/{{split}}.h5",
     params:
         encode=json.dumps({"batch_size": config["flow"]["encode_batch_size"], "device": config["device"]}),
+    wildcard_constraints:
+        run_dir=RUN_DIRS["flow"],
     # one thread, as every job on the way to stage 2: a two-thread job waits until both cores are free at once, which
     # on the demo's 2 cores held the training latents (and stage 2) back until every feature job had finished
     threads: 1
     priority: PRIORITY["models"]
     log:
-        f"{R}/logs/flow/encode_flow_{{split}}.log",
+        f"{R}/logs/{{run_dir}}flow/encode_flow_{{split}}.log",
     benchmark:
-        f"{R}/benchmarks/encode_flow_{{split}}.tsv"
+        f"{R}/benchmarks/{{run_dir}}encode_flow_{{split}}.tsv"
     conda:
         "../../envs/models.yaml"
     shell:

@@ -1,85 +1,87 @@
-# Scores: per-segment component scores, fused frame scores, and the evaluation (metrics.json, plots, report).
+# Scores: per-segment component scores, fused frame scores, and the evaluation (metrics.json, plots, report), each
+# rule written once for every run (runs.smk) and every scored split. The split is a `{split_sfx}` suffix: the test
+# split's files keep their short names (scores/segments.parquet, scores/frames.parquet), the others carry the split
+# (scores/segments_val.parquet for `snakemake tune` and rule evaluate_val, scores/segments_train.parquet for
+# fusion.normalise: train). The training split is scored, never fused.
 
 
-# One set of rules per scored split: the test split (the final figures), the validation split (where settings are
-# chosen, `snakemake tune`) and the training split (its segment scores, for fusion.normalise: train). Paths of the
-# test split keep their short names; the others carry the split (scores/segments_val.parquet, ...).
-for _split in SCORED_SPLITS:
-    _sfx = split_suffix(_split)
+if STAGE2:
 
-    if STAGE2:
-
-        # S_nf from the flow file joined with stage 2's S_mo, S_app, S_mm (and Table 3's level-1 measurements)
-        rule:
-            name:
-                f"score_components{_sfx}"
-            input:
-                flow=f"{R}/flow/{_split}.h5",
-                model=f"{R}/models/stage2.pt",
-                features=lambda wc, s=_split: _features_of(wc, s),
-            output:
-                f"{R}/scores/segments{_sfx}.parquet",
-            params:
-                score=stage2_score_params(),
-            # one thread: the test, validation and training splits are then scored side by side on a few cores
-            threads: 1
-            priority: PRIORITY["scores"]
-            resources:
-                gpu=gpus(stage2=True),
-            log:
-                f"{R}/logs/score/score_components{_sfx}.log",
-            benchmark:
-                f"{R}/benchmarks/score_components{_sfx}.tsv"
-            conda:
-                "../../envs/models.yaml"
-            shell:
-                "mgenet --threads {threads} score --flow {input.flow:q} --stage2 {input.model:q}"
-                " --features {input.features:q} --params {params.score:q} --out {output:q} > {log:q} 2>&1"
-
-    else:
-
-        rule:
-            name:
-                f"score_components{_sfx}"
-            input:
-                flow=f"{R}/flow/{_split}.h5",
-            output:
-                f"{R}/scores/segments{_sfx}.parquet",
-            log:
-                f"{R}/logs/score/score_components{_sfx}.log",
-            conda:
-                "../../envs/core.yaml"
-            shell:
-                "mgenet score --flow {input.flow:q} --out {output:q} > {log:q} 2>&1"
-
-    if _split == "train":
-        continue
-
-    rule:
-        name:
-            f"fuse_scores{_sfx}"
+    # S_nf from the flow file joined with stage 2's S_mo, S_app, S_mm (and Table 3's level-1 measurements). A run
+    # whose M^r was written again keeps its base run's scores but S_mm (--base): the rewrite cannot change them, so
+    # the mask encoder's passes are not run again.
+    rule score_components:
         input:
-            scores=f"{R}/scores/segments{_sfx}.parquet",
-            manifest=f"{R}/manifest.csv",
-            # read through the manifest's gt_path and params.intervals: inputs, so edits rerun
-            truth=lambda wc, s=_split: get_ground_truth(wc, s),
-            train=train_scores(f"{R}/scores/segments_train.parquet"),
-            # the enabled baselines' per-frame scores of the test videos, smoothed and added as columns
-            baselines=get_baseline_scores if _split == "test" else [],
+            flow=get_run_latents,
+            model=get_run_model,
+            features=get_split_features,
+            base=get_base_scores,
         output:
-            f"{R}/scores/frames{_sfx}.parquet",
+            f"{R}/{{run_dir}}scores/segments{{split_sfx}}.parquet",
         params:
-            fusion=params_json("fusion", "score"),
-            intervals=intervals_path(),
-            split=_split,
+            score=get_score_params,
+        wildcard_constraints:
+            run_dir=RUN_DIRS["scores"],
+            split_sfx="|_val|_train",
+        threads: score_threads
+        priority: PRIORITY["scores"]
+        resources:
+            gpu=gpus(stage2=True),
         log:
-            f"{R}/logs/score/fuse_scores{_sfx}.log",
+            f"{R}/logs/{{run_dir}}score/score_components{{split_sfx}}.log",
+        benchmark:
+            f"{R}/benchmarks/{{run_dir}}score_components{{split_sfx}}.tsv"
+        conda:
+            "../../envs/models.yaml"
+        shell:
+            "mgenet --threads {threads} score --flow {input.flow:q} --stage2 {input.model:q}"
+            " --features {input.features:q} --base={input.base:q} --params {params.score:q} --out {output:q}"
+            " > {log:q} 2>&1"
+
+else:
+
+    rule score_components:
+        input:
+            flow=get_run_latents,
+        output:
+            f"{R}/{{run_dir}}scores/segments{{split_sfx}}.parquet",
+        wildcard_constraints:
+            run_dir=RUN_DIRS["scores"],
+            split_sfx="|_val|_train",
+        log:
+            f"{R}/logs/{{run_dir}}score/score_components{{split_sfx}}.log",
         conda:
             "../../envs/core.yaml"
         shell:
-            "mgenet fuse --scores {input.scores:q} --manifest {input.manifest:q} --intervals {params.intervals:q}"
-            " --split {params.split:q} --train-scores={input.train:q} --baselines {input.baselines:q}"
-            " --params {params.fusion:q} --out {output:q} > {log:q} 2>&1"
+            "mgenet score --flow {input.flow:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule fuse_scores:
+    input:
+        scores=get_run_segments,  # the run's own, or the main run's for an ablation that only fuses anew
+        manifest=f"{R}/manifest.csv",
+        # read through the manifest's gt_path and params.intervals: inputs, so edits rerun
+        truth=get_run_truth,
+        train=get_run_train_scores,
+        # the enabled baselines' per-frame scores of the test videos (the run's seed's), smoothed and added as columns
+        baselines=get_run_baselines,
+    output:
+        f"{R}/{{run_dir}}scores/frames{{split_sfx}}.parquet",
+    params:
+        fusion=get_fusion_params,
+        intervals=intervals_path(),
+        split=split_of,
+    wildcard_constraints:
+        run_dir=RUN_DIRS["fused"],
+        split_sfx="|_val",
+    log:
+        f"{R}/logs/{{run_dir}}score/fuse_scores{{split_sfx}}.log",
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "mgenet fuse --scores {input.scores:q} --manifest {input.manifest:q} --intervals {params.intervals:q}"
+        " --split {params.split:q} --train-scores={input.train:q} --baselines {input.baselines:q}"
+        " --params {params.fusion:q} --out {output:q} > {log:q} 2>&1"
 
 
 # The report's provenance hashes the models and reads the features' backbone checkpoint hash: both are upstream of
@@ -99,7 +101,7 @@ rule evaluate:
         models=report_models(),
         features=get_report_features,
         validation=get_validation_metrics,
-        train=train_scores(f"{R}/scores/segments_train.parquet"),
+        train=get_run_train_scores,
         weak_split=get_weak_split,  # every score also on its test videos; AR-Net only there
         paper=get_paper_protocol,  # baselines' figures under their paper's own protocol (metrics.json paper_protocol)
     output:
@@ -131,21 +133,50 @@ rule evaluate:
         " --models {input.models:q} --features {input.features:q} --paper-protocol {input.paper:q} > {log:q} 2>&1"
 
 
+# Every other run's test split, evaluated like the main run's (the same figures) into its own metrics.json, without
+# the main run's report; an ablation leaves the weak split out (get_run_weak_split).
+rule evaluate_run:
+    input:
+        frames=f"{R}/{{run_dir}}scores/frames.parquet",
+        segments=get_run_segments,
+        segment_files=get_test_segments,
+        train=get_run_train_scores,
+        weak_split=get_run_weak_split,
+    output:
+        f"{R}/{{run_dir}}eval/metrics.json",
+    params:
+        evaluate=get_evaluate_params,
+        boxes=boxes_path(),
+    wildcard_constraints:
+        run_dir=RUN_DIRS["variant"],
+    log:
+        f"{R}/logs/{{run_dir}}eval/evaluate.log",
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "mgenet evaluate --frames {input.frames:q} --params {params.evaluate:q} --out {output:q}"
+        " --weak-split={input.weak_split:q} --boxes={params.boxes:q} --segments {input.segments:q}"
+        " --segment-files {input.segment_files:q} --train-scores={input.train:q} > {log:q} 2>&1"
+
+
 # The validation split, evaluated exactly like the test split (the same fusion, smoothing and figures) into its own
-# metrics.json; the test report shows it (input validation of rule evaluate). No report of its own.
+# metrics.json, for the main run (the test report shows it: input validation of rule evaluate) and for every
+# training seed (`snakemake seeds_val`). No report of its own.
 rule evaluate_val:
     input:
-        frames=f"{R}/scores/frames_val.parquet",
-        segments=f"{R}/scores/segments_val.parquet",
-        segment_files=lambda wc: get_split_segments(wc, "val"),
-        train=train_scores(f"{R}/scores/segments_train.parquet"),
+        frames=f"{R}/{{run_dir}}scores/frames_val.parquet",
+        segments=get_run_val_segments,
+        segment_files=get_val_segments,
+        train=get_run_train_scores,
     output:
-        metrics=f"{R}/eval/val_metrics.json",
+        metrics=f"{R}/{{run_dir}}eval/val_metrics.json",
     params:
-        evaluate=evaluate_params(fusion=config["fusion"]),
+        evaluate=get_evaluate_params,
         boxes=boxes_path(),
+    wildcard_constraints:
+        run_dir=RUN_DIRS["fused"],
     log:
-        f"{R}/logs/eval/evaluate_val.log",
+        f"{R}/logs/{{run_dir}}eval/evaluate_val.log",
     conda:
         "../../envs/core.yaml"
     shell:

@@ -13,7 +13,7 @@ failed or killed job never leaves a half-written artifact that a rerun would tak
 
 from mgenet.io.common import (  # noqa: F401
     MADE_BY,
-    VARIANT_RULES,
+    RUN_MADE_BY,
     agreed_attrs,
     atomic_path,
     first_line,

@@ -66,8 +66,8 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
 
 
 # The artifacts under results/{dataset}/ and the rules of workflow/rules/*.smk that make them (DESIGN.md §3), so that a
-# missing input's error names the rule to run. An ablation variant's and an extra seed's runs live under
-# ablation/<variant>/, seeds/<seed>/ and matching_seeds/<seed>/, made by those rules' copies.
+# missing input's error names the rule to run. A variant run's artifacts (a training seed's, an ablation's, ...) lie
+# under runs/<run>/ and are made by the same rules (workflow/rules/runs.smk), but two: RUN_MADE_BY.
 MADE_BY = {
     r"manifest\.csv": "index_dataset",
     r"pose/[^/]+\.json": "import_pose or extract_pose (as pose.source says)",
@@ -77,26 +77,16 @@ MADE_BY = {
     r"models/flow\.pt": "train_flow",
     r"flow/(?:train|test|val)\.h5": "encode_flow",
     r"models/stage2\.pt": "train_stage2",
-    r"scores/segments\.parquet": "score_components",
-    r"scores/segments_val\.parquet": "score_components_val",
-    r"scores/segments_train\.parquet": "score_components_train",
-    r"scores/frames\.parquet": "fuse_scores",
-    r"scores/frames_val\.parquet": "fuse_scores_val",
+    r"scores/segments(?:_val|_train)?\.parquet": "score_components",
+    r"scores/frames(?:_val)?\.parquet": "fuse_scores",
     r"eval/metrics\.json": "evaluate",
     r"eval/val_metrics\.json": "evaluate_val",
 }
-VARIANT_RULES = {
-    "ablation": {"train_stage2": "train_stage2_ablation", "score_components": "score_ablation",
-                 "score_components_train": "score_ablation_train", "fuse_scores": "fuse_ablation",
-                 "evaluate": "evaluate_ablation"},
-    "seeds": {"train_flow": "train_flow_seed", "encode_flow": "encode_flow_seed", "train_stage2": "train_stage2_seed",
-              "score_components": "score_components_seed", "score_components_val": "score_components_val_seed",
-              "score_components_train": "score_components_train_seed", "fuse_scores": "fuse_scores_seed",
-              "fuse_scores_val": "fuse_scores_val_seed", "evaluate": "evaluate_seed",
-              "evaluate_val": "evaluate_val_seed"},
-    "matching_seeds": {"train_stage2": "rewrite_matching", "score_components": "score_components_mseed",
-                       "score_components_train": "score_components_mseed_train", "fuse_scores": "fuse_scores_mseed",
-                       "evaluate": "evaluate_mseed"},
+# a matching-seed run's stage 2 is the main (or a seed's) model with M^r written again; a variant's test metrics come
+# without the main run's report
+RUN_MADE_BY = {
+    r"runs/(?:seed\d+_)?mseed\d+/models/stage2\.pt": "rewrite_matching",
+    r"runs/[^/]+/eval/metrics\.json": "evaluate_run",
 }
 
 
@@ -104,10 +94,13 @@ def made_by(path: str | os.PathLike) -> tuple[str, bool] | None:
     """The rule that makes ``path``, and whether ``path`` is a Snakemake target (it lies under ``results/<ds>/``);
     None if no rule makes a file of that name."""
     p = Path(path).as_posix()
-    for pattern, rule in MADE_BY.items():
-        m = re.search(rf"(?:^|/)(results/[^/]+/)?(?:(ablation|seeds|matching_seeds)/[^/]+/)?{pattern}$", p)
+    for pattern, rule in RUN_MADE_BY.items():
+        m = re.search(rf"(?:^|/)(results/[^/]+/)?{pattern}$", p)
         if m:
-            rule = VARIANT_RULES[m.group(2)].get(rule, rule) if m.group(2) else rule
+            return rule, m.group(1) is not None
+    for pattern, rule in MADE_BY.items():
+        m = re.search(rf"(?:^|/)(results/[^/]+/)?(?:runs/[^/]+/)?{pattern}$", p)
+        if m:
             return rule, m.group(1) is not None
     return None
 

@@ -1,7 +1,7 @@
 """The ablation table: one row per configured variant (the paper's Tables 2 and 3), from each variant's metrics.json.
 
 Each variant is the main configuration with some stage-2 or fusion settings changed (config ``ablation.variants``);
-the workflow evaluates every one of them like the main run (``results/{ds}/ablation/{variant}/eval/metrics.json``)
+the workflow evaluates every one of them like the main run (``results/{ds}/runs/abl_{variant}/eval/metrics.json``)
 and this module lays the fused score's figures side by side.
 """
 

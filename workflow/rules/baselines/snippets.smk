@@ -26,7 +26,7 @@ rule extract_snippets:
     benchmark:
         f"{R}/benchmarks/snippets/len{{snippet_len}}/{{video}}.tsv"
     conda:
-        "../../envs/features.yaml"
+        "../../../envs/features.yaml"
     shell:
         "mgenet --threads {threads} snippets --manifest {input.manifest:q} --video {wildcards.video:q}"
         " --source {input.video:q} --snippet-len {wildcards.snippet_len:q} --params {params.snippets:q}"
