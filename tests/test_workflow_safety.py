@@ -7,7 +7,6 @@ import ast
 import re
 import string
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np

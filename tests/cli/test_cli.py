@@ -140,7 +140,7 @@ def test_a_missing_file_outside_results_names_the_rule_or_the_fix(tmp_path, caps
 def test_made_by_names_rules_of_the_workflow():
     from pathlib import Path
 
-    from mgenet.io import MADE_BY, RUN_MADE_BY, made_by
+    from mgenet.cli.rules import MADE_BY, RUN_MADE_BY, made_by
 
     text = "\n".join(p.read_text() for p in (Path(__file__).parents[2] / "workflow" / "rules").rglob("*.smk"))
     rules = set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, re.M))

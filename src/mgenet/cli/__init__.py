@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.fn(args)
     except MgenetError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from mgenet.cli.rules import explain
+
+        print(f"error: {explain(e)}", file=sys.stderr)
         return 1
     finally:
         if main_thread:

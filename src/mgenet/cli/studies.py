@@ -40,7 +40,7 @@ class SeedsTableParams(FromDict):
 def named_metrics(items: list[str], key: str, what: str, target: str) -> dict[str, dict]:
     """``KEY=PATH`` arguments -> {key: parsed metrics.json}, in order; ``what`` names a run in errors (``ablation
     variant``, ``seed``) and ``target`` is the snakemake target that makes the files."""
-    from mgenet.io import missing_file
+    from mgenet.io import MissingFileError
 
     metrics = {}
     for item in items:
@@ -48,7 +48,7 @@ def named_metrics(items: list[str], key: str, what: str, target: str) -> dict[st
         if not sep or not name or not path:
             raise MgenetError(f"--metrics {item!r}: give {key}=PATH ({what}, its metrics.json).")
         if not Path(path).exists():
-            raise missing_file(path, f"metrics of {what} {name!r}", otherwise=f"run `snakemake {target}`.")
+            raise MissingFileError(path, f"metrics of {what} {name!r}", otherwise=f"run `snakemake {target}`.")
         metrics[name] = json.loads(Path(path).read_text())
     return metrics
 

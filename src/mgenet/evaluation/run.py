@@ -141,10 +141,10 @@ def evaluate_run(frames_path: str, out: str, s: EvaluateSettings, inp: EvaluateI
         tuning = _optional_table(inp.tuning, "tuning table", "tune")
         validation = None
         if inp.validation:
-            from mgenet.io import missing_file
+            from mgenet.io import MissingFileError
 
             if not Path(inp.validation).is_file():
-                raise missing_file(inp.validation, "metrics of the validation split",
+                raise MissingFileError(inp.validation, "metrics of the validation split",
                                    otherwise="run `snakemake` (rule evaluate_val makes it).")
             validation = json.loads(Path(inp.validation).read_text())
         provenance = collect_provenance(frames_path, inp.models, inp.features)

@@ -12,20 +12,17 @@ failed or killed job never leaves a half-written artifact that a rerun would tak
 """
 
 from mgenet.io.common import (  # noqa: F401
-    MADE_BY,
-    RUN_MADE_BY,
     agreed_attrs,
     atomic_path,
     first_line,
     glob_escape,
     load_torch,
-    made_by,
-    missing_file,
+    MissingFileError,
     open_h5,
     provenance,
     read_attrs,
     sha256_file,
-    unreadable_file,
+    UnreadableFileError,
     write_json,
 )
 from mgenet.io.features import (  # noqa: F401

@@ -65,55 +65,22 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-# The artifacts under results/{dataset}/ and the rules of workflow/rules/*.smk that make them (DESIGN.md §3), so that a
-# missing input's error names the rule to run. A variant run's artifacts (a training seed's, an ablation's, ...) lie
-# under runs/<run>/ and are made by the same rules (workflow/rules/runs.smk), but two: RUN_MADE_BY.
-MADE_BY = {
-    r"manifest\.csv": "index_dataset",
-    r"pose/[^/]+\.json": "import_pose or extract_pose (as pose.source says)",
-    r"segments/[^/]+\.h5": "build_segments",
-    r"features/[^/]+\.h5": "extract_features",
-    r"snippets/len\d+/[^/]+\.h5": "extract_snippets",
-    r"models/flow\.pt": "train_flow",
-    r"flow/(?:train|test|val)\.h5": "encode_flow",
-    r"models/stage2\.pt": "train_stage2",
-    r"scores/segments(?:_val|_train)?\.parquet": "score_components",
-    r"scores/frames(?:_val)?\.parquet": "fuse_scores",
-    r"eval/metrics\.json": "evaluate",
-    r"eval/val_metrics\.json": "evaluate_val",
-}
-# a matching-seed run's stage 2 is the main (or a seed's) model with M^r written again; a variant's test metrics come
-# without the main run's report
-RUN_MADE_BY = {
-    r"runs/(?:seed\d+_)?mseed\d+/models/stage2\.pt": "rewrite_matching",
-    r"runs/[^/]+/eval/metrics\.json": "evaluate_run",
-}
+class MissingFileError(MgenetError):
+    """An input file that does not exist: the message names it and the fix (``otherwise``). Where the file is one of
+    the workflow's artifacts, the CLI names the rule that makes it instead (:func:`mgenet.cli.rules.explain`)."""
+
+    def __init__(self, path: str | os.PathLike, what: str, otherwise: str = "") -> None:
+        self.path, self.what, self.otherwise = path, what, otherwise
+        super().__init__(f"{path}: {what} not found" + (f"; {otherwise}" if otherwise else "."))
 
 
-def made_by(path: str | os.PathLike) -> tuple[str, bool] | None:
-    """The rule that makes ``path``, and whether ``path`` is a Snakemake target (it lies under ``results/<ds>/``);
-    None if no rule makes a file of that name."""
-    p = Path(path).as_posix()
-    for pattern, rule in RUN_MADE_BY.items():
-        m = re.search(rf"(?:^|/)(results/[^/]+/)?{pattern}$", p)
-        if m:
-            return rule, m.group(1) is not None
-    for pattern, rule in MADE_BY.items():
-        m = re.search(rf"(?:^|/)(results/[^/]+/)?(?:runs/[^/]+/)?{pattern}$", p)
-        if m:
-            return rule, m.group(1) is not None
-    return None
+class UnreadableFileError(MgenetError):
+    """An input that exists but cannot be read (truncated, corrupt, tampered with): the message names it and how to
+    remake it (``fix``; without one, the CLI names the rule that remakes an artifact of the workflow)."""
 
-
-def missing_file(path: str | os.PathLike, what: str, otherwise: str = "") -> MgenetError:
-    """The error for a missing input: names the file, the rule that makes it and the command that runs that rule
-    (``otherwise``, the fix, when no rule makes it)."""
-    found = made_by(path)
-    if found is None:
-        return MgenetError(f"{path}: {what} not found" + (f"; {otherwise}" if otherwise else "."))
-    rule, target = found
-    how = f" (`snakemake {path}`)" if target else ""
-    return MgenetError(f"{path}: {what} not found; it is made by rule {rule}{how}.")
+    def __init__(self, path: str | os.PathLike, what: str, reason: str, fix: str = "") -> None:
+        self.path, self.what, self.reason, self.fix = path, what, reason, fix
+        super().__init__(f"{path}: {what} is unreadable ({reason}); {fix or 'replace it with a good copy'}.")
 
 
 def first_line(e: BaseException) -> str:
@@ -121,31 +88,21 @@ def first_line(e: BaseException) -> str:
     return (lines[0] if lines else type(e).__name__)[:240]
 
 
-def unreadable_file(path: str | os.PathLike, what: str, reason: str, fix: str = "") -> MgenetError:
-    """The error for an input that exists but cannot be read (truncated, corrupt, tampered with): names the file and
-    how to remake it (the rule that makes it, or ``fix``)."""
-    found = made_by(path)
-    if not fix:
-        fix = (f"delete it and run snakemake again (rule {found[0]} remakes it)" if found
-               else "replace it with a good copy")
-    return MgenetError(f"{path}: {what} is unreadable ({reason}); {fix}.")
-
-
 @contextlib.contextmanager
 def open_h5(path: str | os.PathLike, what: str) -> Iterator[h5py.File]:
     """An HDF5 artifact opened for reading. A missing file, or one that HDF5 cannot open (cut short by a full disk or a
-    copy interrupted, not HDF5 at all), is an error naming the file and the rule that remakes it, not h5py's OSError.
+    copy interrupted, not HDF5 at all), is an error naming the file (and, at the CLI, the rule that remakes it), not h5py's OSError.
 
     Raises:
         MgenetError: the file is missing or unreadable.
     """
     path = Path(path)
     if not path.exists():
-        raise missing_file(path, what)
+        raise MissingFileError(path, what)
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise unreadable_file(path, what, first_line(e)) from e
+        raise UnreadableFileError(path, what, first_line(e)) from e
     with f:
         yield f
 
@@ -166,7 +123,7 @@ def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu", ke
     Args:
         keys: top-level keys the checkpoint must have.
         fix: the remedy to name (default: the rule that makes the file).
-        otherwise: what makes the file, for a missing file of a name no rule makes (see :func:`missing_file`).
+        otherwise: what makes the file, for a missing file of a name no rule makes (see :class:`MissingFileError`).
     Raises:
         MgenetError: missing, unreadable or unsafe file, or one without ``keys``.
     """
@@ -176,7 +133,7 @@ def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu", ke
 
     path = Path(path)
     if not path.exists():
-        raise missing_file(path, what, otherwise=otherwise)
+        raise MissingFileError(path, what, otherwise=otherwise)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -188,12 +145,12 @@ def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu", ke
         else:
             detail = next((ln for ln in lines if "Unsupported operand" in ln or "load key" in ln), "")
             reason = f"not a PyTorch checkpoint or cut short{f': {detail[:200]}' if detail else ''}"
-        raise unreadable_file(path, what, reason, fix) from e
+        raise UnreadableFileError(path, what, reason, fix) from e
     except (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-        raise unreadable_file(path, what, f"not a PyTorch checkpoint or cut short: {first_line(e)}", fix) from e
+        raise UnreadableFileError(path, what, f"not a PyTorch checkpoint or cut short: {first_line(e)}", fix) from e
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys):
         lacking = sorted(set(keys) - set(ckpt)) if isinstance(ckpt, dict) else list(keys)
-        raise unreadable_file(path, what, f"not an mgenet {what}: no {', '.join(lacking)}", fix)
+        raise UnreadableFileError(path, what, f"not an mgenet {what}: no {', '.join(lacking)}", fix)
     return ckpt
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mgenet import MgenetError
-from mgenet.io.common import atomic_path, missing_file
+from mgenet.io.common import atomic_path, MissingFileError
 
 N_COCO = 17
 ALPHAPOSE_SUFFIX = "_alphapose_tracked_person.json"
@@ -32,7 +32,7 @@ def read_alphapose(path: str | os.PathLike) -> PoseDict:
     """
     path = Path(path)
     if not path.exists():
-        raise missing_file(path, "pose file", otherwise="is dataset.root in config.yaml right?")
+        raise MissingFileError(path, "pose file", otherwise="is dataset.root in config.yaml right?")
     text = path.read_text()
     if not text.strip():
         raise MgenetError(f"{path}: pose file is empty. Re-export it; a video with no person is written as {{}}.")

@@ -11,7 +11,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mgenet.io.common import atomic_path, missing_file, open_h5
+from mgenet.io.common import atomic_path, MissingFileError, open_h5
 
 # ------------------------------------------------------------------------------------------------ segments HDF5
 # results/{ds}/segments/{video}.h5 — one row per person window:
@@ -94,6 +94,6 @@ class SegmentsFile:
 def open_segments(path: str | os.PathLike) -> Iterator[SegmentsFile]:
     """A segments file opened for reading; a missing or unreadable one is an error naming the rule that makes it."""
     if not Path(path).exists():
-        raise missing_file(path, "segments file", otherwise="rule build_segments (`mgenet segments`) makes it.")
+        raise MissingFileError(path, "segments file", otherwise="rule build_segments (`mgenet segments`) makes it.")
     with open_h5(path, "segments file") as f:
         yield SegmentsFile(f, path)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mgenet import MgenetError
-from mgenet.io.common import atomic_path, first_line, missing_file, unreadable_file
+from mgenet.io.common import atomic_path, first_line, MissingFileError, UnreadableFileError
 
 # ------------------------------------------------------------------------------------------------------- manifest
 
@@ -29,7 +29,7 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> None:
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
-        raise missing_file(path, "manifest")
+        raise MissingFileError(path, "manifest")
     df = pd.read_csv(path, dtype={"video": str, "split": str, "scene": str}, keep_default_na=False)
     return df
 
@@ -168,7 +168,7 @@ def read_anomaly_boxes(path: str | os.PathLike) -> pd.DataFrame:
     no (video, track, frame) twice."""
     path = Path(path)
     if not path.exists():
-        raise missing_file(path, "anomaly boxes")
+        raise MissingFileError(path, "anomaly boxes")
     df = pd.read_csv(path, dtype={"video": str, "track": str}, keep_default_na=False)
     missing = [c for c in ANOMALY_BOX_COLUMNS if c not in df.columns]
     if missing:
@@ -203,8 +203,8 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
 def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
-        raise missing_file(path, "score table")
+        raise MissingFileError(path, "score table")
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError: a cut or foreign file
-        raise unreadable_file(path, "score table", first_line(e)) from e
+        raise UnreadableFileError(path, "score table", first_line(e)) from e
