@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,7 +90,8 @@ def first_line(e: BaseException) -> str:
 @contextlib.contextmanager
 def open_h5(path: str | os.PathLike, what: str) -> Iterator[h5py.File]:
     """An HDF5 artifact opened for reading. A missing file, or one that HDF5 cannot open (cut short by a full disk or a
-    copy interrupted, not HDF5 at all), is an error naming the file (and, at the CLI, the rule that remakes it), not h5py's OSError.
+    copy interrupted, not HDF5 at all), is an error naming the file (the CLI adds the rule that remakes it), not
+    h5py's OSError.
 
     Raises:
         MgenetError: the file is missing or unreadable.
