@@ -3,7 +3,7 @@
     python bench/crkr.py [--frames 96] [--size 48 64] [--batch 16] [--repeat 3] [--threads 2] [--skip-memory]
 
 1. CR scoring of one video (frames decoded, resized, predicted, maximum local error): ``batch`` target frames per
-   forward against one per forward (``score_video(per_frame=True)``), on the same video and model. Target >= 2x.
+   forward against one per forward (``score_cr_video(per_frame=True)``), on the same video and model. Target >= 2x.
 2. KR scoring of snippet features: one batched HashNet pass and vectorised table look-ups against a loop that hashes
    and looks up each snippet alone. Target >= 10x.
 3. Peak memory (RSS of a fresh process) of CR scoring a video and one 4x as long: must stay flat (ratio < 1.3), as
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from mgenet.baselines.engine.cr import CRScoreConfig, CRTrainConfig, score_video
+from mgenet.baselines.engine.cr import CRScoreConfig, CRTrainConfig, score_cr_video
 from mgenet.baselines.engine.kr import HashTables, hash_codes, snippet_scores
 from mgenet.features.swin import build_swin_stages12
 from mgenet.baselines.models.crnet import CRNet, CRNetConfig
@@ -73,8 +73,8 @@ def bench_cr(video: Path, args: argparse.Namespace) -> dict:
     model, cfg = cr_model(args.size)
     sc = CRScoreConfig(patch_size=8, patch_stride=4, batch_size=args.batch)
     out = {}
-    t = best_of({"batched": lambda: out.__setitem__("b", score_video(model, video, cfg, sc, "cpu")),
-                 "per_frame": lambda: out.__setitem__("p", score_video(model, video, cfg, sc, "cpu", per_frame=True))},
+    t = best_of({"batched": lambda: out.__setitem__("b", score_cr_video(model, video, cfg, sc, "cpu")),
+                 "per_frame": lambda: out.__setitem__("p", score_cr_video(model, video, cfg, sc, "cpu", per_frame=True))},
                 args.repeat)
     assert np.allclose(out["b"], out["p"], rtol=1e-4, atol=1e-6), "batched and per-frame scores differ"
     n = args.frames - 8 * cfg.frame_step
@@ -107,7 +107,7 @@ def _child_peak(video: str, size: list[int], batch: int, threads: int) -> None:
 
     torch.set_num_threads(threads)
     model, cfg = cr_model(size)
-    score_video(model, video, cfg, CRScoreConfig(patch_size=8, patch_stride=4, stride=8, batch_size=batch), "cpu")
+    score_cr_video(model, video, cfg, CRScoreConfig(patch_size=8, patch_stride=4, stride=8, batch_size=batch), "cpu")
     print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 

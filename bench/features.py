@@ -23,7 +23,6 @@ busy machine slows both alike.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
@@ -39,7 +38,8 @@ import torch
 from mgenet.runtime import resolve_device
 from mgenet.features.crops import normalise_clips, widen_boxes
 from mgenet.features.decode import even_frames, open_frames
-from mgenet.features.extract import ClipStream, ExtractStats, FeatureConfig, _autocast, extract_video_features
+from mgenet.features.extract import ClipStream, FeatureConfig, FeatureStats, extract_video_features
+from mgenet.runtime import autocast
 from mgenet.features.plan import plan_crops
 from mgenet.features.swin import build_swin_stages12
 from mgenet.io import provenance, read_segments, write_segments
@@ -137,7 +137,7 @@ def ready_batches(video: Path, segments: Path, cfg: FeatureConfig) -> list[torch
 @torch.inference_mode()
 def bare_forward(model: torch.nn.Module, batches: list[torch.Tensor], device: torch.device, amp: str) -> float:
     """Seconds for the backbone alone on ready tensors already on the device (with the pipeline's autocast)."""
-    ctx = _autocast(device, amp) or contextlib.nullcontext()
+    ctx = autocast(device, amp)
     _sync(device)
     t0 = time.perf_counter()
     with ctx:
@@ -338,7 +338,7 @@ def compare_layouts(model: torch.nn.Module, video: Path, segments: Path, cfg: Fe
 
     attrs = {"video": video.stem, "split": "test", "scene": "0", "config_hash": "bench",
              "checkpoint_sha256": "random:0"}
-    best: dict[str, ExtractStats] = {}
+    best: dict[str, FeatureStats] = {}
     paths = {lay: tmp / f"layout_{lay}.h5" for lay in ("window", "track")}
     for i in range(repeat):
         for lay in (("window", "track") if i % 2 == 0 else ("track", "window")):

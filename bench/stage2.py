@@ -16,6 +16,8 @@ grid (16 x 8 per step, P = 1536 tokens) instead of the demo's 4 x 2.
 
 from __future__ import annotations
 
+import functools
+
 import argparse
 import tempfile
 import time
@@ -27,8 +29,8 @@ import h5py
 import numpy as np
 import torch
 
-from mgenet.runtime import resolve_device
-from mgenet.engine.stage2 import Stage2Config, amp_context, score_stage2, train_stage2
+from mgenet.runtime import autocast as runtime_autocast, resolve_device
+from mgenet.engine.stage2 import Stage2Config, score_stage2, train_stage2
 from mgenet.engine.stage2_data import ClipSource
 from mgenet.models.masking import clip_mask_pairs, keep_indices, random_masks
 from mgenet.models.mgenet import MGENet
@@ -114,7 +116,7 @@ def peak_memory(arch: str, batch_size: int, device_name: str, amp: bool) -> dict
     device = resolve_device(device_name)
     torch.manual_seed(0)
     cfg = config(arch, batch_size, device_name, amp).model
-    autocast, _ = amp_context(device, amp)
+    autocast = functools.partial(runtime_autocast, device, amp)
     shape = {"t": t, "h": h, "w": w, "in_dim": C, "seg_len": T, "c_mo": 36, "scene_dim": C}
     model = MGENet(replace(cfg, **shape)).to(device)
     x = torch.randn(batch_size, t, h, w, C, device=device)

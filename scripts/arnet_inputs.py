@@ -31,9 +31,10 @@ import yaml
 
 from mgenet.baselines.engine.arnet import ARNetTrainConfig, Bags, score_videos, train_arnet
 from mgenet.evaluation.metrics import anomalous_video_auc, compute_metrics
-from mgenet.baselines.snippets import read_snippets, snippet_starts, snippet_to_frames
+from mgenet.baselines.snippets import snippet_to_frames
+from mgenet.io import read_snippets, snippet_starts
 from mgenet.io import load_gt_mask, read_features, read_intervals, read_manifest, read_weak_split
-from mgenet.scoring.fusion import _frame_types, smooth
+from mgenet.scoring.frames import _frame_types, smooth
 from sklearn.linear_model import LogisticRegression
 
 

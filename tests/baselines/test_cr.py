@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mgenet.baselines.engine.cr import CRScoreConfig, CRTrainConfig, cr_checkpoint, load_cr, sample_arrays, score_video, \
+from mgenet.baselines.engine.cr import CRScoreConfig, CRTrainConfig, cr_checkpoint, load_cr, sample_arrays, score_cr_video, \
     train_cr
 from mgenet.features.swin import load_backbone
 from mgenet.baselines.models.crnet import CRNet, CRNetConfig, local_error, max_local
@@ -83,11 +83,11 @@ def test_train_and_score_a_tiny_video(encoder, tmp_path):
     model2, cfg2 = load_cr(torch.load(tmp_path / "cr.pt", weights_only=True), encoder)
     assert cfg2 == cfg
     sc = CRScoreConfig(patch_size=8, patch_stride=4, batch_size=4)
-    scores = score_video(model2, test, cfg2, sc, device="cpu")
+    scores = score_cr_video(model2, test, cfg2, sc, device="cpu")
     assert scores.shape == (30,)
     assert np.all(scores[:8] == scores[8:].min())  # no context: the video's lowest score
     assert scores[22:].mean() > scores[8:22].mean()  # noise frames are not predictable
-    one = score_video(model2, test, cfg2, sc, device="cpu", per_frame=True)
+    one = score_cr_video(model2, test, cfg2, sc, device="cpu", per_frame=True)
     np.testing.assert_allclose(one, scores, rtol=1e-4, atol=1e-6)
-    strided = score_video(model2, test, cfg2, CRScoreConfig(patch_size=8, patch_stride=4, stride=3), device="cpu")
+    strided = score_cr_video(model2, test, cfg2, CRScoreConfig(patch_size=8, patch_stride=4, stride=3), device="cpu")
     np.testing.assert_allclose(strided[[8, 11, 14, 29]], scores[[8, 11, 14, 29]], rtol=1e-4, atol=1e-6)

@@ -10,7 +10,7 @@ from mgenet import MgenetError
 from mgenet.io import write_segments
 from mgenet.evaluation.regions import (
     add_localization,
-    box_iou,
+    rowwise_iou,
     detections,
     localization_metrics,
     rbdc_tbdc,
@@ -22,7 +22,7 @@ def test_box_iou():
     a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60], [0, 0, 0, 5]])
     b = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [52, 52, 62, 62], [0, 0, 0, 5]])
     # 8 x 8 = 64 shared of 100 + 100 - 64; an empty box overlaps nothing
-    np.testing.assert_allclose(box_iou(a, b), [1.0, 0.0, 64 / 136, 0.0])
+    np.testing.assert_allclose(rowwise_iou(a, b), [1.0, 0.0, 64 / 136, 0.0])
 
 
 @pytest.fixture

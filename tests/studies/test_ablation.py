@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mgenet.studies.ablation import ablation_table, to_markdown
+from mgenet.studies.ablation import ablation_table, ablation_markdown
 
 
 def _metrics(micro: float, **extra: object) -> dict:
@@ -21,7 +21,7 @@ def test_new_figures_follow_the_aucs_and_old_files_give_the_old_table():
     full = df.iloc[0]
     assert (full["micro_auc_ci95_low"], full["micro_auc_ci95_high"], full["micro_eer"]) == (0.7, 0.9, 0.3)
     assert math.isnan(df.iloc[1]["micro_ap"])  # a file of an older version: its figure is undefined, not 0
-    assert "| full |  |  | 0.8000 | 0.7000 | 0.7000 | 0.9000 | 0.5000 | 0.4000 | 0.3000 | 0.3500 |" in to_markdown(df)
+    assert "| full |  |  | 0.8000 | 0.7000 | 0.7000 | 0.9000 | 0.5000 | 0.4000 | 0.3000 | 0.3500 |" in ablation_markdown(df)
     # files without the new figures: the table of before, column for column
     assert list(ablation_table({"a": _metrics(0.8)}).columns) == ["variant", "description", "fusion", "micro_auc",
                                                                   "macro_auc"]

@@ -11,7 +11,7 @@ import pytest
 
 from mgenet import MgenetError
 from mgenet.cli import main
-from mgenet.studies.seeds import compare_markdown, compare_summaries, seed_summary, to_markdown
+from mgenet.studies.seeds import compare_markdown, compare_summaries, seed_summary, seeds_markdown
 
 
 def metrics(fused: float, nf: float, motion: float | None, scene: float | None = None) -> dict:
@@ -34,7 +34,7 @@ def test_mean_and_sample_std_per_score_and_figure() -> None:
     assert scene["mean"] == pytest.approx(0.5) and scene["std"] == 0.0
     nf_scene = df[(df["score"] == "nf") & (df["figure"] == "auc_scene")].iloc[0]
     assert math.isnan(nf_scene["mean"]) and nf_scene["n_seeds"] == 0
-    text = to_markdown(df)
+    text = seeds_markdown(df)
     assert "| fused | 0.800 ± 0.100 | 0.700 ± 0.100 | 0.800 ± 0.141 | 0.500 ± 0.000 |" in text
     assert "| nf | 0.700 ± 0.100 | 0.700 ± 0.100 | – | – |" in text and "over 3 seeds (0, 1, 2)" in text
 

@@ -106,7 +106,7 @@ def score_cr_job(model_path: str, manifest: str, out: str, s: CRSettings) -> pd.
     """The CR stream's per-frame scores of every test video (video, frame, cr), written to ``out``."""
     import numpy as np
 
-    from mgenet.baselines.engine.cr import CRScoreConfig, load_cr, score_video
+    from mgenet.baselines.engine.cr import CRScoreConfig, load_cr, score_cr_video
     from mgenet.io import load_torch, write_parquet
 
     ckpt = load_torch(model_path, "CR checkpoint", keys=("state_dict", "model_config", "train_config"),
@@ -123,7 +123,7 @@ def score_cr_job(model_path: str, manifest: str, out: str, s: CRSettings) -> pd.
     t0 = time.time()
     parts = []
     for row in split_videos(manifest, "test").itertuples():
-        sc = score_video(model, row.video_path, cfg, score_cfg, device=s.device)
+        sc = score_cr_video(model, row.video_path, cfg, score_cfg, device=s.device)
         if len(sc) != int(row.frames):
             raise MgenetError(f"{row.video_path}: {len(sc)} frames decoded, the manifest says {row.frames}; rerun "
                               f"index_dataset.")

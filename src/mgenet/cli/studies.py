@@ -63,24 +63,24 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
 
 def cmd_ablation_table(args: argparse.Namespace) -> None:
-    from mgenet.studies.ablation import ablation_table, to_markdown
+    from mgenet.studies.ablation import ablation_markdown, ablation_table
 
     s, _ = settings(args, AblationTableParams)
     metrics = named_metrics(args.metrics, "NAME", "ablation variant", "ablation")
     df = ablation_table(metrics, s.descriptions, s.fusion, s.score)
-    write_table(df, args.out, args.md, f"Ablations of {s.dataset} (score: {s.score})", to_markdown)
+    write_table(df, args.out, args.md, f"Ablations of {s.dataset} (score: {s.score})", ablation_markdown)
     for row in df.itertuples(index=False):
         log.info("%-14s micro AUC %.4f  macro AUC %.4f", row.variant, row.micro_auc, row.macro_auc)
     log.info("%d variants -> %s%s", len(df), args.out, f", {args.md}" if args.md else "")
 
 
 def cmd_seeds_table(args: argparse.Namespace) -> None:
-    from mgenet.studies.seeds import seed_summary, to_markdown
+    from mgenet.studies.seeds import seed_summary, seeds_markdown
 
     s, _ = settings(args, SeedsTableParams)
     metrics = named_metrics(args.metrics, "SEED", "seed", s.target)
     df = seed_summary(metrics)
-    write_table(df, args.out, args.md, s.title or f"AUC over seeds, {s.dataset}", to_markdown)
+    write_table(df, args.out, args.md, s.title or f"AUC over seeds, {s.dataset}", seeds_markdown)
     for row in df[df["figure"] == "micro_auc"].itertuples(index=False):
         log.info("%-6s micro AUC %.4f +- %.4f over %d seeds", row.score, row.mean, row.std, row.n_seeds)
     log.info("%d seeds -> %s%s", len(metrics), args.out, f", {args.md}" if args.md else "")

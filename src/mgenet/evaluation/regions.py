@@ -36,7 +36,7 @@ MAX_FP_PER_FRAME = 1.0
 BOX = ["x1", "y1", "x2", "y2"]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def rowwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of the boxes ``a[i]`` and ``b[i]`` (x1, y1, x2, y2), row by row; 0 where the union is empty."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
@@ -94,7 +94,7 @@ def _overlaps(det: pd.DataFrame, gt: pd.DataFrame, iou: float) -> pd.DataFrame:
     d = det[["video", "frame", *BOX]].assign(det=np.arange(len(det)))
     g = gt[["video", "frame", *BOX]].assign(region=np.arange(len(gt)))
     pairs = d.merge(g, on=["video", "frame"], suffixes=("_d", "_g"))
-    ok = box_iou(pairs[[f"{c}_d" for c in BOX]].to_numpy(), pairs[[f"{c}_g" for c in BOX]].to_numpy()) >= iou
+    ok = rowwise_iou(pairs[[f"{c}_d" for c in BOX]].to_numpy(), pairs[[f"{c}_g" for c in BOX]].to_numpy()) >= iou
     return pairs.loc[ok, ["det", "region"]]
 
 

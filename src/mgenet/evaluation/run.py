@@ -83,9 +83,9 @@ def _num(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-def add_localization(frames: Any, metrics: dict, s: EvaluateSettings, inp: EvaluateInputs) -> None:
+def localize_run(frames: Any, metrics: dict, s: EvaluateSettings, inp: EvaluateInputs) -> None:
     """RBDC and TBDC into ``metrics`` when the dataset has boxes of its anomalous objects (``inp.boxes``)."""
-    from mgenet.evaluation.regions import add_localization as add, localization
+    from mgenet.evaluation.regions import add_localization, localization
     from mgenet.io import read_parquet
     from mgenet.scoring.components import read_train_scores
     from mgenet.scoring.fusion import fuse_with
@@ -107,7 +107,7 @@ def add_localization(frames: Any, metrics: dict, s: EvaluateSettings, inp: Evalu
                        iou=float(ev.iou), track_fraction=float(ev.track_fraction), max_fp=float(ev.max_fp_per_frame))
     if loc is None:
         log.info("%s holds no anomalous region of the test videos: RBDC and TBDC are not computed", inp.boxes)
-    add(metrics, loc)
+    add_localization(metrics, loc)
 
 
 def evaluate_run(frames_path: str, out: str, s: EvaluateSettings, inp: EvaluateInputs) -> dict[str, Any]:
@@ -127,7 +127,7 @@ def evaluate_run(frames_path: str, out: str, s: EvaluateSettings, inp: EvaluateI
     log.info("frame-level metrics (%d bootstrap resamples of the test videos) in %.1f s",
              int(s.evaluation.bootstrap), time.time() - t0)
     if inp.boxes:
-        add_localization(frames, metrics, s, inp)
+        localize_run(frames, metrics, s, inp)
     for path in inp.paper_protocol:  # baselines' figures under their paper's own protocol, labelled as such
         figures = read_json(path, "paper-protocol figures")
         metrics.setdefault("paper_protocol", {})[figures.get("method", Path(path).stem)] = figures

@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 COMPRESSIONS = ("none", "lzf", "gzip")
 # The provenance of a features file that says how its tokens were made; stage 2 keeps it beside its model, so that a
 # new video's features are made the same way (``mgenet score-video``).
-TRAINED_WITH = ("backbone", "weights", "checkpoint_sha256", "crop", "widen", "scene_size", "scene_frames", "seg_len",
-                "layout", "track_chunk")
+FEATURE_TRAINED_WITH = ("backbone", "weights", "checkpoint_sha256", "crop", "widen", "scene_size", "scene_frames",
+                        "seg_len", "layout", "track_chunk")
 
 
 def check_image_size(key: str, size: tuple[int, int]) -> None:
@@ -291,7 +291,7 @@ def scene_feature(model: SwinStages12, background: np.ndarray, size: tuple[int, 
 
 
 @dataclass
-class ExtractStats:
+class FeatureStats:
     clips: int = 0
     frames_decoded: int = 0
     crops: int = 0
@@ -339,7 +339,7 @@ class _TrackUnits:
 
 def extract_video_features(source: str | Path, segments_path: str | Path, out: str | Path, cfg: FeatureConfig,
                            model: SwinStages12, device: torch.device, attrs: dict[str, Any],
-                           threads: int = 1, progress: Callable[[int], None] | None = None) -> ExtractStats:
+                           threads: int = 1, progress: Callable[[int], None] | None = None) -> FeatureStats:
     """Write ``out``: the tokens of every segment's crop clip (features.layout: window) or of every person's token
     sequences (track), and the video's scene feature.
 
@@ -387,7 +387,7 @@ def extract_video_features(source: str | Path, segments_path: str | Path, out: s
             **{k: v for k, v in attrs.items() if k != "config_hash"})
         all_attrs.setdefault("mgenet_version", __version__)
         compression, level = cfg.h5_compression()
-        stats = ExtractStats(clips=n, frames_decoded=len(plan.frames), crops=len(plan.crop_frame),
+        stats = FeatureStats(clips=n, frames_decoded=len(plan.frames), crops=len(plan.crop_frame),
                              token_bytes=token_bytes)
         stream = ClipStream(reader, plan, cfg, even_frames(reader.n_frames, cfg.scene_frames), batch)
         items = in_background(stream) if cfg.use_prefetch(device) else iter(stream)
@@ -445,7 +445,7 @@ def extract_video_features(source: str | Path, segments_path: str | Path, out: s
 
 
 def _track_batch(model: SwinStages12, units: _TrackUnits, rows: np.ndarray, clips: np.ndarray, w: Any,
-                 device: torch.device, amp: str, stats: ExtractStats) -> int:
+                 device: torch.device, amp: str, stats: FeatureStats) -> int:
     """Run the backbone on a batch of sequence chunks (padded frames (B, L, h, w, 3)) and store their kept rows;
     chunks of one length share a forward (padding would change the attention windows)."""
     pt = model.cfg.patch_size[0]
@@ -467,11 +467,11 @@ def _track_batch(model: SwinStages12, units: _TrackUnits, rows: np.ndarray, clip
 
 
 def feature_training_settings(paths: list[str | Path]) -> dict[str, Any]:
-    """How the training videos' features were made (:data:`TRAINED_WITH`, from their provenance; settings a file does
-    not record are left out).
+    """How the training videos' features were made (:data:`FEATURE_TRAINED_WITH`, from their provenance; settings a
+    file does not record are left out).
 
     Raises:
         MgenetError: the files were made with different settings (another backbone checkpoint, crop size, ...).
     """
-    return agreed_attrs(list(paths), TRAINED_WITH, "training features")
+    return agreed_attrs(list(paths), FEATURE_TRAINED_WITH, "training features")
 

@@ -65,7 +65,7 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:
 
 
 @dataclass
-class ExtractStats:
+class PoseStats:
     frames: int = 0
     processed: int = 0
     detections: int = 0
@@ -149,7 +149,7 @@ def _mark_last(frames: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[tuple
 
 def extract_poses(path: str | Path, cfg: PoseConfig, backend: PoseBackend | None = None, threads: int = 1,
                   preview: str | Path | None = None,
-                  progress: Callable[[int], None] | None = None) -> tuple[PoseDict, ExtractStats]:
+                  progress: Callable[[int], None] | None = None) -> tuple[PoseDict, PoseStats]:
     """Tracked COCO-17 poses of every person in a video.
 
     Args:
@@ -168,7 +168,7 @@ def extract_poses(path: str | Path, cfg: PoseConfig, backend: PoseBackend | None
     backend.reset()
     n = cfg.every_n
     tracker = Tracker(cfg.tracking, max_interp_gap=(cfg.tracking.max_age + 1) * n - 1)
-    stats = ExtractStats()
+    stats = PoseStats()
     timings0 = dict(backend.timings)
     writer = _Preview(Path(preview), info.fps, info.width, info.height) if preview else None
     last_drawn: tuple[np.ndarray, list[int | None]] = (np.zeros((0, 17, 3), np.float32), [])
@@ -212,7 +212,7 @@ def extract_poses(path: str | Path, cfg: PoseConfig, backend: PoseBackend | None
 
 
 def extract_pose_file(video: str | Path, out: str | Path, params: PoseConfig | dict[str, Any], threads: int = 1,
-                      preview: str | Path | None = None, progress: bool = False) -> ExtractStats:
+                      preview: str | Path | None = None, progress: bool = False) -> PoseStats:
     """:func:`extract_poses` on one video, written as AlphaPose tracked-person JSON (``{}`` when nobody is found)."""
     cfg = params if isinstance(params, PoseConfig) else PoseConfig.from_dict(params)
     if not progress:

@@ -44,7 +44,7 @@ class SegmentConfig(FromDict):
 
 
 # What a training segments file's provenance tells of the settings it was cut with (its ``stride`` is train_stride).
-TRAINED_WITH = ("seg_len", "max_missing", "keep_last_window", "stride", "norm_size")
+SEGMENT_TRAINED_WITH = ("seg_len", "max_missing", "keep_last_window", "stride", "norm_size")
 
 
 def segment_training_settings(paths: list[str | os.PathLike]) -> dict:
@@ -58,7 +58,7 @@ def segment_training_settings(paths: list[str | os.PathLike]) -> dict:
     Raises:
         MgenetError: the files were cut with different settings.
     """
-    attrs = agreed_attrs(paths, TRAINED_WITH, "training segments")
+    attrs = agreed_attrs(paths, SEGMENT_TRAINED_WITH, "training segments")
     if "stride" in attrs:
         attrs["train_stride"] = attrs.pop("stride")
     return attrs

@@ -78,7 +78,7 @@ def _num(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
-def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
+def ablation_markdown(df: pd.DataFrame, digits: int = 4) -> str:
     """A GitHub-flavoured markdown table of :func:`ablation_table` (AUCs rounded, undefined shown as –)."""
 
     def cell(v: object) -> str:

@@ -80,7 +80,7 @@ def _figure(score: Mapping, figure: str) -> float:
     return math.nan if v is None else float(v)
 
 
-def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
+def seeds_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     """The summary as a markdown table: one row per score, one ``mean ± std`` column per figure."""
     figures = list(dict.fromkeys(df["figure"]))
     head = "| score | " + " | ".join(figures) + " |"

@@ -172,7 +172,7 @@ def train_cr(videos: Sequence[str | Path], encoder: torch.nn.Module, model_cfg: 
 
 
 @torch.inference_mode()
-def score_video(model: CRNet, video: str | Path, cfg: CRTrainConfig, score_cfg: CRScoreConfig,
+def score_cr_video(model: CRNet, video: str | Path, cfg: CRTrainConfig, score_cfg: CRScoreConfig,
                 device: str = "auto", per_frame: bool = False) -> np.ndarray:
     """Raw CR scores (n_frames,) of one video (higher = more anomalous), decoded ``batch_size`` targets at a time.
 
