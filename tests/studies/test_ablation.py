@@ -28,3 +28,20 @@ def test_new_figures_follow_the_aucs_and_old_files_give_the_old_table():
     with_regions = ablation_table({"a": _metrics(0.8, rbdc=0.25, tbdc=0.5)})
     assert list(with_regions.columns)[-2:] == ["rbdc", "tbdc"]
     assert with_regions.iloc[0]["tbdc"] == pytest.approx(0.5)
+
+
+def test_ablation_table_job_writes_the_table_in_the_variants_order(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from mgenet.studies.ablation import AblationTableSettings, ablation_table_job
+
+    (tmp_path / "full.json").write_text(json.dumps(_metrics(0.8)))
+    (tmp_path / "no_app.json").write_text(json.dumps(_metrics(0.7)))
+    s = AblationTableSettings.from_dict({"dataset": "d", "descriptions": {"full": "all", "no_app": "no L_app"}})
+    out, md = tmp_path / "a.csv", tmp_path / "a.md"
+    ablation_table_job({"no_app": tmp_path / "no_app.json", "full": tmp_path / "full.json"}, out, md, s)
+    table = pd.read_csv(out)
+    assert list(table["variant"]) == ["no_app", "full"] and list(table["micro_auc"]) == [0.7, 0.8]
+    assert md.read_text().startswith("# Ablations of d (score: fused)\n\n|")

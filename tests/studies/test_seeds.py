@@ -109,3 +109,23 @@ def test_two_configurations_are_compared_paired_by_seed(tmp_path: Path, capsys) 
     assert md.read_text().startswith("# track against window, paired by seed\n")
     rc = main(["seeds-compare", f"window={tmp_path / 'a.csv'}", f"track={tmp_path / 'nope.csv'}", "--out", str(out)])
     assert rc == 1 and "nope.csv: no such seeds table (track)" in capsys.readouterr().err
+
+
+def test_seeds_table_job_writes_the_summary_and_names_the_target_of_a_missing_run(tmp_path: Path) -> None:
+    from mgenet.io import MissingFileError
+    from mgenet.studies.seeds import SeedsTableSettings, seeds_table_job
+
+    for seed, fused in (("0", 0.8), ("3", 0.6)):
+        (tmp_path / f"{seed}.json").write_text(json.dumps(metrics(fused, 0.5, None)))
+    out, md = tmp_path / "s.csv", tmp_path / "s.md"
+    s = SeedsTableSettings.from_dict({"dataset": "d", "target": "seeds_val", "title": "Validation AUC"})
+    seeds_table_job({"0": tmp_path / "0.json", "3": tmp_path / "3.json"}, out, md, s)
+    table = pd.read_csv(out)
+    row = table[(table["score"] == "fused") & (table["figure"] == "micro_auc")].iloc[0]
+    assert row["mean"] == pytest.approx(0.7) and row["seed_0"] == pytest.approx(0.8) and row["seed_3"] == 0.6
+    assert md.read_text().startswith("# Validation AUC\n\n| score |")
+    with pytest.raises(MissingFileError, match=r"metrics of seed '1' not found; run `snakemake seeds_val`"):
+        seeds_table_job({"1": tmp_path / "1.json"}, tmp_path / "t.csv", None, s)
+    assert not (tmp_path / "t.csv").exists()
+    with pytest.raises(MgenetError, match=r"unknown seeds table settings \['titel'\]"):
+        SeedsTableSettings.from_dict({"titel": "x"})

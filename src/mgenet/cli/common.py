@@ -1,5 +1,5 @@
 """What every verb shares: reading ``--params`` into a typed settings object, the manifest row of a video, ``NAME=PATH``
-arguments, summary tables, and how a verb registers itself on the parser."""
+arguments, and how a verb registers itself on the parser."""
 
 from __future__ import annotations
 
@@ -69,17 +69,6 @@ def named_paths(items: list[str], what: str) -> dict[str, str]:
             raise MgenetError(f"{item!r}: give NAME=PATH ({what}).")
         out[name] = path
     return out
-
-
-def write_table(df: Any, out: str, md: str, title: str, to_markdown: Callable[[Any], str]) -> None:
-    """A summary table as CSV at ``out`` and, when ``md`` is given, as markdown under ``title``."""
-    from mgenet.io import atomic_path
-
-    with atomic_path(out) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6f")
-    if md:
-        with atomic_path(md) as tmp:
-            tmp.write_text(f"# {title}\n\n" + to_markdown(df))
 
 
 def num(v: float | None) -> str:

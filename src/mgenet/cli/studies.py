@@ -3,54 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import ClassVar
 
-from mgenet import MgenetError
-from mgenet.cli.common import AddVerb, log, named_paths, settings, write_table
-from mgenet.config import FromDict
-
-
-@dataclass
-class AblationTableParams(FromDict):
-    """``--params`` of ablation-table: the dataset's name, each variant's description and fusion section, and the
-    score the table shows."""
-
-    SECTION: ClassVar[str] = "ablation table"
-
-    dataset: str = "the dataset"
-    descriptions: dict = field(default_factory=dict)
-    fusion: dict = field(default_factory=dict)
-    score: str = "fused"
-
-
-@dataclass
-class SeedsTableParams(FromDict):
-    """``--params`` of seeds-table: the dataset's name, the snakemake target that makes the runs, and a title."""
-
-    SECTION: ClassVar[str] = "seeds table"
-
-    dataset: str = "the dataset"
-    target: str = "seeds"
-    title: str = ""
-
-
-def named_metrics(items: list[str], key: str, what: str, target: str) -> dict[str, dict]:
-    """``KEY=PATH`` arguments -> {key: parsed metrics.json}, in order; ``what`` names a run in errors (``ablation
-    variant``, ``seed``) and ``target`` is the snakemake target that makes the files."""
-    from mgenet.io import MissingFileError
-
-    metrics = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise MgenetError(f"--metrics {item!r}: give {key}=PATH ({what}, its metrics.json).")
-        if not Path(path).exists():
-            raise MissingFileError(path, f"metrics of {what} {name!r}", otherwise=f"run `snakemake {target}`.")
-        metrics[name] = json.loads(Path(path).read_text())
-    return metrics
+from mgenet.cli.common import AddVerb, named_paths, settings
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
@@ -63,50 +17,24 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
 
 def cmd_ablation_table(args: argparse.Namespace) -> None:
-    from mgenet.studies.ablation import ablation_markdown, ablation_table
+    from mgenet.studies.ablation import AblationTableSettings, ablation_table_job
 
-    s, _ = settings(args, AblationTableParams)
-    metrics = named_metrics(args.metrics, "NAME", "ablation variant", "ablation")
-    df = ablation_table(metrics, s.descriptions, s.fusion, s.score)
-    write_table(df, args.out, args.md, f"Ablations of {s.dataset} (score: {s.score})", ablation_markdown)
-    for row in df.itertuples(index=False):
-        log.info("%-14s micro AUC %.4f  macro AUC %.4f", row.variant, row.micro_auc, row.macro_auc)
-    log.info("%d variants -> %s%s", len(df), args.out, f", {args.md}" if args.md else "")
+    s, _ = settings(args, AblationTableSettings)
+    ablation_table_job(named_paths(args.metrics, "an ablation variant and its metrics.json"), args.out, args.md, s)
 
 
 def cmd_seeds_table(args: argparse.Namespace) -> None:
-    from mgenet.studies.seeds import seed_summary, seeds_markdown
+    from mgenet.studies.seeds import SeedsTableSettings, seeds_table_job
 
-    s, _ = settings(args, SeedsTableParams)
-    metrics = named_metrics(args.metrics, "SEED", "seed", s.target)
-    df = seed_summary(metrics)
-    write_table(df, args.out, args.md, s.title or f"AUC over seeds, {s.dataset}", seeds_markdown)
-    for row in df[df["figure"] == "micro_auc"].itertuples(index=False):
-        log.info("%-6s micro AUC %.4f +- %.4f over %d seeds", row.score, row.mean, row.std, row.n_seeds)
-    log.info("%d seeds -> %s%s", len(metrics), args.out, f", {args.md}" if args.md else "")
+    s, _ = settings(args, SeedsTableSettings)
+    seeds_table_job(named_paths(args.metrics, "a seed and its metrics.json"), args.out, args.md, s)
 
 
 def cmd_seeds_compare(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from mgenet.studies.seeds import seeds_compare_job
 
-    from mgenet.studies.seeds import compare_markdown, compare_summaries
-
-    tables = named_paths(args.tables, "a name and an `mgenet seeds-table` CSV")
-    if len(tables) != 2:
-        raise MgenetError(f"give exactly two NAME=CSV tables to compare, not {len(tables)}.")
-    frames = []
-    for name, path in tables.items():
-        if not Path(path).is_file():
-            raise MgenetError(f"{path}: no such seeds table ({name}); make it with `snakemake seeds` or "
-                              f"`snakemake seeds_val` in that configuration.")
-        frames.append(pd.read_csv(path))
-    names = tuple(tables)
-    df = compare_summaries(frames[0], frames[1], names, tuple(args.figures))
-    write_table(df, args.out, args.md, f"{names[1]} against {names[0]}, paired by seed",
-                lambda d: compare_markdown(d, names))
-    for row in df[df["figure"] == "micro_auc"].itertuples(index=False):
-        log.info("%-6s micro AUC %s - %s: %+.4f [%+.4f, %+.4f] over %d seeds", row.score, names[1], names[0],
-                 row.diff, row.ci_low, row.ci_high, row.n_seeds)
+    seeds_compare_job(named_paths(args.tables, "a name and an `mgenet seeds-table` CSV"), args.out, args.md,
+                      args.figures)
 
 
 def register(add: AddVerb) -> None:

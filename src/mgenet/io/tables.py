@@ -3,14 +3,16 @@ boxes, and the parquet score tables."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mgenet import MgenetError
-from mgenet.io.common import atomic_path, first_line, MissingFileError, UnreadableFileError
+from mgenet.io.common import MissingFileError, UnreadableFileError, atomic_path, first_line
 
 # ------------------------------------------------------------------------------------------------------- manifest
 
@@ -208,3 +210,29 @@ def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
         return pd.read_parquet(path)
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError: a cut or foreign file
         raise UnreadableFileError(path, "score table", first_line(e)) from e
+
+
+def write_summary(df: pd.DataFrame, out: str | os.PathLike, md: str | os.PathLike | None, title: str,
+                  to_markdown: Callable[[pd.DataFrame], str]) -> None:
+    """A summary table (ablations, seeds, comparisons) as CSV at ``out`` and, when ``md`` is given, as markdown under
+    ``title``."""
+    with atomic_path(out) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6f")
+    if md:
+        with atomic_path(md) as tmp:
+            tmp.write_text(f"# {title}\n\n" + to_markdown(df))
+
+
+def read_named_metrics(paths: Mapping[str, str | os.PathLike], what: str, target: str) -> dict[str, dict]:
+    """{name: parsed metrics.json} of each run, in order; ``what`` names a run in errors (``ablation variant``,
+    ``seed``) and ``target`` is the snakemake target that makes the files.
+
+    Raises:
+        MgenetError: a file is missing.
+    """
+    metrics = {}
+    for name, path in paths.items():
+        if not Path(path).exists():
+            raise MissingFileError(path, f"metrics of {what} {name!r}", otherwise=f"run `snakemake {target}`.")
+        metrics[name] = json.loads(Path(path).read_text())
+    return metrics

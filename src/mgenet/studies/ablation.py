@@ -7,12 +7,17 @@ and this module lays the fused score's figures side by side.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pandas as pd
 
 from mgenet import MgenetError
+from mgenet.config import FromDict
 from mgenet.scoring.fusion import FUSED
 
 BASE_COLUMNS = ["variant", "description", "fusion", "micro_auc", "macro_auc"]
@@ -91,3 +96,31 @@ def ablation_markdown(df: pd.DataFrame, digits: int = 4) -> str:
                           for c in df.columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, rule, *body]) + "\n"
+
+
+@dataclass
+class AblationTableSettings(FromDict):
+    """``--params`` of ablation-table: the dataset's name, each variant's description and fusion section, and the
+    score the table shows."""
+
+    SECTION: ClassVar[str] = "ablation table"
+
+    dataset: str = "the dataset"
+    descriptions: dict = field(default_factory=dict)
+    fusion: dict = field(default_factory=dict)
+    score: str = "fused"
+
+
+def ablation_table_job(metrics: Mapping[str, str | os.PathLike], out: str | os.PathLike, md: str | os.PathLike | None,
+                       s: AblationTableSettings) -> pd.DataFrame:
+    """`mgenet ablation-table`: the variants' metrics.json files (``metrics``: {variant: path}, in table order) as one
+    table, written as CSV to ``out`` and markdown to ``md``."""
+    from mgenet.io import read_named_metrics, write_summary
+
+    df = ablation_table(read_named_metrics(metrics, "ablation variant", "ablation"), s.descriptions, s.fusion, s.score)
+    write_summary(df, out, md, f"Ablations of {s.dataset} (score: {s.score})", ablation_markdown)
+    log = logging.getLogger("mgenet")
+    for row in df.itertuples(index=False):
+        log.info("%-14s micro AUC %.4f  macro AUC %.4f", row.variant, row.micro_auc, row.macro_auc)
+    log.info("%d variants -> %s%s", len(df), out, f", {md}" if md else "")
+    return df

@@ -10,13 +10,19 @@ value.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from mgenet import MgenetError
+from mgenet.config import FromDict
 
 SUMMARY_COLUMNS = ["score", "figure", "mean", "std", "n_seeds"]
 # Figures after the AUCs, each summarised when some metrics file holds it (files of older versions lack them):
@@ -167,3 +173,58 @@ def compare_markdown(df: pd.DataFrame, names: tuple[str, str] = ("a", "b"), digi
 def _nanmean(v: np.ndarray) -> float:
     ok = v[~np.isnan(v)]
     return float(ok.mean()) if len(ok) else math.nan
+
+
+@dataclass
+class SeedsTableSettings(FromDict):
+    """``--params`` of seeds-table: the dataset's name, the snakemake target that makes the runs, and a title."""
+
+    SECTION: ClassVar[str] = "seeds table"
+
+    dataset: str = "the dataset"
+    target: str = "seeds"
+    title: str = ""
+
+
+def seeds_table_job(metrics: Mapping[str, str | os.PathLike], out: str | os.PathLike, md: str | os.PathLike | None,
+                    s: SeedsTableSettings) -> pd.DataFrame:
+    """`mgenet seeds-table`: every AUC's mean and std over the runs' metrics.json files (``metrics``: {seed: path}),
+    written as CSV to ``out`` and markdown to ``md``."""
+    from mgenet.io import read_named_metrics, write_summary
+
+    read = read_named_metrics(metrics, "seed", s.target)
+    df = seed_summary(read)
+    write_summary(df, out, md, s.title or f"AUC over seeds, {s.dataset}", seeds_markdown)
+    log = logging.getLogger("mgenet")
+    for row in df[df["figure"] == "micro_auc"].itertuples(index=False):
+        log.info("%-6s micro AUC %.4f +- %.4f over %d seeds", row.score, row.mean, row.std, row.n_seeds)
+    log.info("%d seeds -> %s%s", len(read), out, f", {md}" if md else "")
+    return df
+
+
+def seeds_compare_job(tables: Mapping[str, str | os.PathLike], out: str | os.PathLike, md: str | os.PathLike | None,
+                      figures: Sequence[str] = ()) -> pd.DataFrame:
+    """`mgenet seeds-compare`: two seeds tables ({name: CSV}, in order) compared per seed (:func:`compare_summaries`),
+    written as CSV to ``out`` and markdown to ``md``.
+
+    Raises:
+        MgenetError: not exactly two tables, or a table is missing.
+    """
+    from mgenet.io import write_summary
+
+    if len(tables) != 2:
+        raise MgenetError(f"give exactly two NAME=CSV tables to compare, not {len(tables)}.")
+    frames = []
+    for name, path in tables.items():
+        if not Path(path).is_file():
+            raise MgenetError(f"{path}: no such seeds table ({name}); make it with `snakemake seeds` or "
+                              f"`snakemake seeds_val` in that configuration.")
+        frames.append(pd.read_csv(path))
+    names = tuple(tables)
+    df = compare_summaries(frames[0], frames[1], names, tuple(figures))
+    write_summary(df, out, md, f"{names[1]} against {names[0]}, paired by seed", lambda d: compare_markdown(d, names))
+    log = logging.getLogger("mgenet")
+    for row in df[df["figure"] == "micro_auc"].itertuples(index=False):
+        log.info("%-6s micro AUC %s - %s: %+.4f [%+.4f, %+.4f] over %d seeds", row.score, names[1], names[0],
+                 row.diff, row.ci_low, row.ci_high, row.n_seeds)
+    return df
