@@ -14,6 +14,7 @@ import torch
 from synthetic_video import write_case
 
 from mgenet import MgenetError
+from mgenet.cli.rules import explain
 from mgenet.baselines.snippets import SnippetConfig, pooled_backbone, snippet_to_frames
 from mgenet.cli import main
 from mgenet.features.decode import open_frames
@@ -113,8 +114,9 @@ def test_bad_settings_and_files(tmp_path):
         SnippetConfig.from_dict({"size": [30, 32]})
     with pytest.raises(MgenetError, match="snippet_len 7"):
         SnippetConfig.from_dict({"snippet_len": 7})
-    with pytest.raises(MgenetError, match="extract_snippets"):
+    with pytest.raises(MgenetError) as e:
         read_snippets(tmp_path / "results" / "demo" / "snippets" / "len16" / "v.h5")
+    assert "not found; it is made by rule extract_snippets" in explain(e.value)  # the CLI's error line
     bad = tmp_path / "bad.h5"
     with h5py.File(bad, "w") as f:
         f["features"] = np.zeros((2, 192), np.float32)

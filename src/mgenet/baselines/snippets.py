@@ -137,3 +137,21 @@ def extract_video_snippets(source: str | Path, out: str | Path, cfg: SnippetConf
         reader.close()
     stats.update(snippets=len(starts), frames=n, seconds=time.perf_counter() - t_start)
     return stats
+
+
+def snippets_job(manifest: str, video: str, source: str, out: str, cfg: SnippetConfig, config_hash: str,
+                 threads: int = 1) -> dict[str, Any]:
+    """`mgenet snippets`: one pooled Video Swin vector per ``cfg.snippet_len`` frames of ``video`` (its file
+    ``source``, "" for the manifest's), written to ``out``; returns the extraction's statistics."""
+    from mgenet.features.job import backbone_job
+    from mgenet.io import manifest_row
+
+    row = manifest_row(manifest, video)
+    source, model, device, attrs = backbone_job(row, manifest, source, cfg.weights, cfg.seed, cfg.device, config_hash,
+                                                "snippet features")
+    stats = extract_video_snippets(source, out, cfg, model, device, attrs, threads=threads,
+                                   expect_frames=int(row["frames"]))
+    log.info("%s: %d snippets of %d frames (%d frames) in %.1f s (forward %.1f s, decode %.1f s) -> %s", video,
+             stats["snippets"], cfg.snippet_len, stats["frames"], stats["seconds"], stats["forward_s"],
+             stats["decode_s"], out)
+    return stats

@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from mgenet.cli.common import AddVerb, DeviceParams, log, manifest_row, read_params, settings
+from mgenet.cli.common import AddVerb, DeviceParams, read_params, settings
 from mgenet.config import FromDict, config_hash
 
 
@@ -19,21 +19,13 @@ class FuseCRKRParams(FromDict):
 
 
 def cmd_snippets(args: argparse.Namespace) -> None:
-    from mgenet.baselines.snippets import SnippetConfig, extract_video_snippets
-    from mgenet.features.job import backbone_job
+    from mgenet.baselines.snippets import SnippetConfig, snippets_job
 
     p = read_params(args)
     if args.snippet_len is not None:
         p["snippet_len"] = args.snippet_len
-    cfg = SnippetConfig.from_dict(p)
-    row = manifest_row(args.manifest, args.video)
-    source, model, device, attrs = backbone_job(row, args.manifest, args.source, cfg.weights, cfg.seed, cfg.device,
-                                                config_hash(p), "snippet features")
-    stats = extract_video_snippets(source, args.out, cfg, model, device, attrs, threads=args.threads or 1,
-                                   expect_frames=int(row["frames"]))
-    log.info("%s: %d snippets of %d frames (%d frames) in %.1f s (forward %.1f s, decode %.1f s) -> %s", args.video,
-             stats["snippets"], cfg.snippet_len, stats["frames"], stats["seconds"], stats["forward_s"],
-             stats["decode_s"], args.out)
+    snippets_job(args.manifest, args.video, args.source, args.out, SnippetConfig.from_dict(p), config_hash(p),
+                 threads=args.threads or 1)
 
 
 def cmd_train_cr(args: argparse.Namespace) -> None:

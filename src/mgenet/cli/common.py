@@ -1,5 +1,4 @@
-"""What every verb shares: reading ``--params`` into a typed settings object, the manifest row of a video, ``NAME=PATH``
-arguments, and how a verb registers itself on the parser."""
+"""What every verb shares: reading ``--params`` into a typed settings object, ``NAME=PATH`` arguments, and how a verb registers itself on the parser."""
 
 from __future__ import annotations
 
@@ -48,16 +47,6 @@ def settings(args: argparse.Namespace, cls: type[S]) -> tuple[S, str]:
     """``--params`` as a ``cls`` settings object, and the hash of the JSON as sent."""
     p = read_params(args)
     return cls.from_dict(p), config_hash(p)
-
-
-def manifest_row(manifest: str, video: str) -> dict[str, Any]:
-    from mgenet.io import read_manifest
-
-    df = read_manifest(manifest)
-    rows = df[df["video"] == video]
-    if rows.empty:
-        raise MgenetError(f"{manifest}: video {video!r} is not in the manifest; rerun index_dataset.")
-    return rows.iloc[0].to_dict()
 
 
 def named_paths(items: list[str], what: str) -> dict[str, str]:

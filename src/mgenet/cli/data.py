@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mgenet import MgenetError
-from mgenet.cli.common import AddVerb, log, manifest_row, read_params, settings
+from mgenet.cli.common import AddVerb, read_params, settings
 from mgenet.config import FromDict
 
 
@@ -30,19 +28,9 @@ class IndexParams(FromDict):
 
 
 def cmd_make_demo(args: argparse.Namespace) -> None:
-    from mgenet.datasets.demo import GENERATOR_VERSION, generate_demo
-    from mgenet.datasets.demo_plan import DemoConfig
+    from mgenet.datasets.demo import make_demo_job
 
-    p = read_params(args)
-    wanted = str(p.pop("generator_version", GENERATOR_VERSION))
-    if wanted != GENERATOR_VERSION:
-        raise MgenetError(f"the workflow asks for demo generator version {wanted} but the installed mgenet has version "
-                          f"{GENERATOR_VERSION}: the workflow and the package come from different checkouts; "
-                          f"reinstall the package from this one (pip install -e .).")
-    cfg = DemoConfig.from_dict(p)
-    t0 = time.time()
-    generate_demo(args.out, cfg, workers=args.threads or 1)
-    log.info("demo dataset written to %s in %.1f s (%d process(es))", args.out, time.time() - t0, args.threads or 1)
+    make_demo_job(args.out, read_params(args), workers=args.threads or 1)
 
 
 def cmd_index(args: argparse.Namespace) -> None:
@@ -54,6 +42,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 
 def cmd_import_pose(args: argparse.Namespace) -> None:
+    from mgenet.io import manifest_row
     from mgenet.pose.imported import import_pose
 
     import_pose(manifest_row(args.manifest, args.video), args.out)

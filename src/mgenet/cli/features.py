@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mgenet import MgenetError
-from mgenet.cli.common import AddVerb, log, manifest_row, read_params
+from mgenet.cli.common import AddVerb, read_params
 from mgenet.config import config_hash
 
 
@@ -19,15 +19,11 @@ def cmd_features(args: argparse.Namespace) -> None:
     missing = [f"--{k}" for k in ("manifest", "video", "segments", "out") if not getattr(args, k)]
     if missing:
         raise MgenetError(f"features: {', '.join(missing)} required (or --estimate).")
-    from mgenet.features.extract import FeatureConfig, extract_video_features
-    from mgenet.features.job import backbone_job
+    from mgenet.features.extract import FeatureConfig
+    from mgenet.features.job import features_job
 
-    cfg = FeatureConfig.from_dict(p)
-    source, model, device, attrs = backbone_job(manifest_row(args.manifest, args.video), args.manifest, args.source,
-                                                cfg.weights, cfg.seed, cfg.device, config_hash(p), "features")
-    stats = extract_video_features(source, args.segments, args.out, cfg, model, device, attrs,
-                                   threads=args.threads or 1)
-    log.info("%s: %s -> %s", args.video, stats.summary(), args.out)
+    features_job(args.manifest, args.video, args.source, args.segments, args.out, FeatureConfig.from_dict(p),
+                 config_hash(p), threads=args.threads or 1)
 
 
 def register(add: AddVerb) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mgenet.cli.common import AddVerb, add_progress, log, manifest_row, progress_flag, settings
+from mgenet.cli.common import AddVerb, add_progress, log, progress_flag, settings
 
 
 def cmd_pose(args: argparse.Namespace) -> None:
@@ -20,6 +20,7 @@ def cmd_pose(args: argparse.Namespace) -> None:
 
 
 def cmd_segments(args: argparse.Namespace) -> None:
+    from mgenet.io import manifest_row
     from mgenet.pose.segments import SegmentConfig, segment_video
 
     cfg, digest = settings(args, SegmentConfig)

@@ -29,9 +29,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import multiprocessing
 import os
 import shutil
+import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -263,3 +265,23 @@ def generate_demo(root: str | Path, cfg: DemoConfig, workers: int = 1) -> None:
             tmp.rename(root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def make_demo_job(out: str | Path, params: dict, workers: int = 1) -> None:
+    """`mgenet make-demo`: the demo dataset of the config section ``params`` (plus the workflow's
+    ``generator_version``) written to ``out`` by ``workers`` processes.
+
+    Raises:
+        MgenetError: the workflow expects another generator version than the installed package's (the two come from
+            different checkouts), or a setting is unknown or out of range.
+    """
+    p = dict(params)
+    wanted = str(p.pop("generator_version", GENERATOR_VERSION))
+    if wanted != GENERATOR_VERSION:
+        raise MgenetError(f"the workflow asks for demo generator version {wanted} but the installed mgenet has version "
+                          f"{GENERATOR_VERSION}: the workflow and the package come from different checkouts; "
+                          f"reinstall the package from this one (pip install -e .).")
+    t0 = time.time()
+    generate_demo(out, DemoConfig.from_dict(p), workers=workers)
+    logging.getLogger("mgenet").info("demo dataset written to %s in %.1f s (%d process(es))", out, time.time() - t0,
+                                     workers)

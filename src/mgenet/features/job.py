@@ -1,5 +1,5 @@
-"""What a per-video backbone job (features, snippets) needs before it runs: the video's manifest row and file, the
-Video Swin stages on their device, and the provenance attributes of its output."""
+"""The per-video backbone jobs: what a job (features, snippets) needs before it runs (the video's manifest row and
+file, the Video Swin stages on their device, the provenance attributes of its output), and `mgenet features`."""
 
 from __future__ import annotations
 
@@ -32,3 +32,26 @@ def backbone_job(row: dict[str, Any], manifest: str, source: str, weights: str, 
     attrs = {"video": row["video"], "split": row["split"], "scene": str(row["scene"]), "config_hash": config_hash,
              "checkpoint_sha256": digest, "weights": weights, "device": str(dev)}
     return source, model, dev, attrs
+
+
+def features_job(manifest: str, video: str, source: str, segments: str, out: str, cfg: Any, config_hash: str,
+                 threads: int = 1) -> Any:
+    """`mgenet features`: the tokens of every person-segment crop of ``video`` (its segments file ``segments``) and
+    its scene feature, written to ``out``; returns the extraction's statistics.
+
+    Args:
+        source: the video file or frame folder, "" for the manifest's.
+        cfg: the features settings (:class:`mgenet.features.extract.FeatureConfig`).
+        config_hash: the hash of the settings as sent, recorded in the file's provenance.
+    """
+    import logging
+
+    from mgenet.features.extract import extract_video_features
+    from mgenet.io import manifest_row
+
+    row = manifest_row(manifest, video)
+    source, model, device, attrs = backbone_job(row, manifest, source, cfg.weights, cfg.seed, cfg.device, config_hash,
+                                                "features")
+    stats = extract_video_features(source, segments, out, cfg, model, device, attrs, threads=threads)
+    logging.getLogger("mgenet").info("%s: %s -> %s", video, stats.summary(), out)
+    return stats

@@ -72,6 +72,7 @@ from mgenet.io.snippets import (  # noqa: F401
     write_snippets,
 )
 from mgenet.io.tables import (  # noqa: F401
+    manifest_row,
     read_named_metrics,
     write_summary,
     ANOMALY_BOX_COLUMNS,

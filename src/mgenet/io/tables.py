@@ -36,6 +36,19 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
+def manifest_row(path: str | os.PathLike, video: str) -> dict:
+    """``video``'s row of the manifest at ``path``.
+
+    Raises:
+        MgenetError: the manifest is missing, or the video is not in it.
+    """
+    df = read_manifest(path)
+    rows = df[df["video"] == video]
+    if rows.empty:
+        raise MgenetError(f"{path}: video {video!r} is not in the manifest; rerun index_dataset.")
+    return rows.iloc[0].to_dict()
+
+
 NUMPY_MAGIC = b"\x93NUMPY"
 
 
