@@ -215,6 +215,17 @@ def test_tune_reads_validation_only_and_its_config_reruns_only_what_it_changes(w
         (r / "eval" / "tuning.csv").unlink()
         snakemake(workdir, "tune", "--configfile", "tune.yaml")
         assert (r / "eval" / "tuning.csv").read_text() == first, "tuning is not deterministic"
+        # over training seeds 0 and 1: seed 1's own run and each candidate under seed 1 join, on the validation
+        # split alone; seed 0's candidates are kept (only rule tune reruns for them)
+        (workdir / "tune_seeds.yaml").write_text(yaml.safe_dump({**TINY, "tune": {**TUNE, "seeds": [0, 1]}}))
+        proc = snakemake(workdir, "-n", "-p", "tune", "--configfile", "tune_seeds.yaml")
+        made = re.findall(r"^\s+output: (.*)$", proc.stdout + proc.stderr, re.M)
+        seed1 = ("/flow/train.h5", "/flow/val.h5", "/models/flow.pt", "/models/stage2.pt",
+                 "/scores/segments_val.parquet", "_tune_mm_form-one_sided/scores/segments_val.parquet",
+                 "_tune_top_k-1/models/stage2.pt", "_tune_top_k-1/scores/segments_val.parquet")
+        assert sorted(made) == ["results/tiny/eval/tuning.csv, results/tiny/eval/tuned.yaml",
+                                *(f"results/tiny/runs/seed1{p}" for p in seed1)], made
+        assert "main@1=results/tiny/runs/seed1/scores/segments_val.parquet" in proc.stdout + proc.stderr
     finally:
         for p, data in saved.items():
             p.write_bytes(data)

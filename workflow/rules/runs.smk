@@ -74,6 +74,7 @@ def _own_stage2(name):
 # ---------------------------------------------------------------------------------------------------- tuning
 # The stage2.* keys of tune.grid, one value at a time around the main config, each a candidate with its own stage 2
 # (but stage2.mm_form, a scoring-time setting, which rescores the main model); "main" is the main model itself.
+# With tune.seeds, each candidate is a run under each of those training seeds (tune_run, below).
 
 
 def _dotted(cfg, key):
@@ -140,6 +141,10 @@ TUNE_TRAIN = config["fusion"].get("normalise") == "train" or "train" in TUNE_GRI
 # baselines again on the same features. Matching seeds: the main seed's M^r is the main run's own.
 SEEDS = [s for s in config["seeds"] if s != config["seed"]]
 MATCHING_SEEDS = [s for s in config["matching_seeds"] if s != config["seed"]]
+# tune.seeds: every tuning candidate under each of these training seeds (empty: the main seed's alone); a seed's
+# main candidate is its seed run, which these add to the table when `seeds` does not list them
+TUNE_SEEDS = config["tune"]["seeds"]
+TRAIN_SEEDS = SEEDS + [s for s in TUNE_SEEDS if s != config["seed"] and s not in SEEDS]
 
 
 def seed_run(seed):
@@ -160,9 +165,17 @@ def seed_mseed_run(seed, mseed):
     return seed_run(seed) if mseed == seed else f"seed{seed}_mseed{mseed}"
 
 
+def tune_run(name, seed):
+    """The run of tuning candidate ``name`` (the main model's: "main") under training seed ``seed``: the main seed's
+    are tune_<candidate>, another seed's seed<s>_tune_<candidate>, and "main" is the seed's own run."""
+    if name == MAIN:
+        return seed_run(seed)
+    return f"tune_{name}" if seed == config["seed"] else f"seed{seed}_tune_{name}"
+
+
 def _runs():
     runs = {MAIN: _run(stage2="train", segments=MAIN, baselines=MAIN)}
-    for s in SEEDS if config["seeds"] else []:
+    for s in TRAIN_SEEDS:
         r = seed_run(s)
         runs[r] = _run(seed=s, flow=r, stage2="train" if STAGE2 else None, model=r, segments=r, baselines=r)
     if STAGE2 and config["matching_seeds"]:
@@ -177,12 +190,15 @@ def _runs():
         runs[r] = _run(stage2="train" if own == r else None, model=own, segments=own, fusion=v["fusion"],
                        score=v["score"], stage2_cfg=v["stage2"], weak=False)
     for name, c in TUNE_CANDIDATES.items():
-        r = f"tune_{name}"
         s2 = c["stage2"]
-        runs[r] = _run(stage2="train" if c["retrain"] else None, model=r if c["retrain"] else MAIN, segments=r,
-                       fuses=False, stage2_cfg=s2, score_params=json.dumps(
-                           {"batch_size": s2["score_batch_size"], "device": config["device"], "mm_form": s2["mm_form"]},
-                           sort_keys=True))
+        params = json.dumps({"batch_size": s2["score_batch_size"], "device": config["device"], "mm_form": s2["mm_form"]},
+                            sort_keys=True)
+        # under seed s: trained on the seed's flow latents with the seed, or rescoring the seed's model
+        for s in TUNE_SEEDS or [config["seed"]]:
+            r, own = tune_run(name, s), seed_run(s)
+            runs[r] = _run(seed=s, flow=own, stage2="train" if c["retrain"] else None,
+                           model=r if c["retrain"] else own, segments=r, fuses=False, stage2_cfg=s2,
+                           score_params=params)
     return runs
 
 
@@ -388,13 +404,15 @@ def named_args(wildcards, input):
 
 
 def _tune_files():
-    files = {"val_main": _in(MAIN, "scores/segments_val.parquet")}
-    for name in TUNE_CANDIDATES:
-        files[f"val_{name}"] = _in(f"tune_{name}", "scores/segments_val.parquet")
-    if TUNE_TRAIN:
-        files["train_main"] = _in(MAIN, "scores/segments_train.parquet")
-        for name in TUNE_CANDIDATES:
-            files[f"train_{name}"] = _in(f"tune_{name}", "scores/segments_train.parquet")
+    """Rule tune's segment scores by input name: val_<candidate> (and train_<candidate> where some setting normalises
+    by the training segments), val_<candidate>@<seed> for each of tune.seeds."""
+    files = {}
+    for split in ["val", "train"] if TUNE_TRAIN else ["val"]:
+        for name in [MAIN, *TUNE_CANDIDATES]:
+            for s in TUNE_SEEDS or [None]:
+                run = tune_run(name, config["seed"] if s is None else s)
+                key = name if s is None else f"{name}@{s}"
+                files[f"{split}_{key}"] = _in(run, f"scores/segments_{split}.parquet")
     return files
 
 
@@ -416,6 +434,8 @@ def tune_params():
             "fusion": config["fusion"],
             "smoothing_sigmas": config["score"]["smoothing_sigmas"],
             "overrides": {k: v["override"] for k, v in TUNE_CANDIDATES.items()},
+            # only when set: without seeds the params (and so rule tune's rerun trigger) are as they were
+            **({"seeds": TUNE_SEEDS} if TUNE_SEEDS else {}),
         },
         sort_keys=True,
     )

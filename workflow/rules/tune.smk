@@ -3,7 +3,9 @@
 # own stage 2 under results/{ds}/runs/tune_<candidate>/ (but stage2.mm_form, a scoring-time setting, which rescores the
 # main model) and scores the validation segments (and the training segments when the grid or the config normalise by
 # them); rule tune then scores every fusion setting of the grid on every candidate and writes eval/tuning.csv and
-# eval/tuned.yaml. No rule here reads a test file.
+# eval/tuned.yaml. With tune.seeds, every candidate is also a run under each listed seed (the seed's run seed<s> for
+# "main", runs/seed<s>_tune_<candidate>/ for the others, on the seed's flow and model), mgenet tune reads their
+# tables as NAME@SEED and chooses on the mean over the seeds. No rule here reads a test file.
 
 
 rule tune:

@@ -41,9 +41,11 @@ def register(add: AddVerb) -> None:
     sp = add("tune", cmd_tune, "score a grid of settings on the validation split only: tuning.csv (best first) and "
                                "tuned.yaml (the chosen settings, a partial config for --configfile)")
     sp.add_argument("--candidates", nargs="+", required=True, metavar="NAME=PATH",
-                    help="validation segment scores of each stage-2 candidate (main = the main model)")
+                    help="validation segment scores of each stage-2 candidate (main = the main model); with seeds in "
+                         "--params, NAME@SEED=PATH for each candidate under each training seed (ranked by the mean)")
     sp.add_argument("--train-scores", nargs="*", default=[], metavar="NAME=PATH",
-                    help="training segment scores of each candidate, for fusion.normalise: train")
+                    help="training segment scores of each candidate, for fusion.normalise: train (NAME@SEED=PATH "
+                         "with seeds)")
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--intervals", default="", help="anomaly interval table (optional)")
     sp.add_argument("--out", required=True, help="tuning.csv")

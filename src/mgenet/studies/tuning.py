@@ -10,6 +10,10 @@ is trained and scores the validation segments, and the whole fusion grid is scor
 Every figure is the validation split's; the test split is never read. The chosen row (best ``tune.metric`` of the
 fused score; ties keep the earlier row, and the main config's settings come first) is written as a partial config,
 ``tuned.yaml``, that ``--configfile`` merges over config.yaml.
+
+With ``tune.seeds``, every candidate is trained (or rescored) under each listed training seed, every (candidate,
+fusion setting) is scored on each seed's tables (named ``NAME@SEED``), and the choice is made on the mean of the metric
+over the seeds (:func:`mean_over_seeds`): one seed's best setting need not hold over seeds.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from mgenet.config import FromDict
 FUSION_KEYS = ("fusion.normalise", "fusion.motion_score", "fusion.train_quantile")  # and fusion.weights.<component>
 METRICS = ("micro_auc", "macro_auc")
 MAIN = "main"  # the candidate that is the main config's own stage-2 model
+SEED_SEP = "@"  # NAME@SEED: a candidate's tables under one training seed (tune.seeds); candidate names have no "@"
 
 
 def _check_key(key: str) -> str:
@@ -157,6 +162,73 @@ def choose(table: pd.DataFrame, metric: str = "micro_auc") -> pd.DataFrame:
     return out
 
 
+def by_seed(named: Mapping[str, Any], seeds: Sequence[int], what: str,
+            complete: bool = True) -> dict[int | None, dict[str, Any]]:
+    """Tables named ``NAME@SEED`` grouped by training seed: {seed: {NAME: table}}, in ``seeds``' order. Without
+    seeds, the names are taken as they are, under the one key ``None`` (the main seed's tables, as before seeds).
+
+    Args:
+        named: table name -> table (or its path).
+        seeds: the training seeds (``tune.seeds``); empty: none.
+        what: the tables' command-line flag, for errors.
+        complete: every seed must have the same candidates (the validation tables; the training tables are only
+            needed where a setting normalises by them, which :func:`score_grid` checks).
+
+    Raises:
+        MgenetError: a name without a listed seed (or with one when none is listed), or, with ``complete``, a
+            candidate missing under some seed.
+    """
+    if not seeds:
+        seeded = [k for k in named if SEED_SEP in k]
+        if seeded:
+            raise MgenetError(f"{what} {seeded[0]}: a table of one seed, but the tune settings list no seeds.")
+        return {None: dict(named)}
+    out: dict[int | None, dict[str, Any]] = {s: {} for s in seeds}
+    for key, table in named.items():
+        name, sep, seed = key.rpartition(SEED_SEP)
+        if not sep or not name or not re.fullmatch(r"-?[0-9]+", seed) or int(seed) not in out:
+            raise MgenetError(f"{what} {key}: give NAME{SEED_SEP}SEED=PATH, SEED one of the tune seeds {list(seeds)}.")
+        out[int(seed)][name] = table
+    if complete:
+        names = list(dict.fromkeys(n for tables in out.values() for n in tables))
+        for s, tables in out.items():
+            missing = [n for n in names if n not in tables]
+            if missing:
+                raise MgenetError(f"{what}: no table of candidate {missing[0]!r} under seed {s}; every candidate "
+                                  f"is scored under every tune seed.")
+            out[s] = {n: tables[n] for n in names}  # one order for every seed: their tables' rows line up
+    return out
+
+
+def mean_over_seeds(tables: Mapping[int, pd.DataFrame], metric: str = "micro_auc") -> pd.DataFrame:
+    """One row per (candidate, fusion setting) of per-seed :func:`score_grid` tables: every figure's mean over the
+    seeds (NaN where some seed's is undefined), and for ``metric`` also its sample standard deviation (ddof 1; 0 for
+    one seed) and each seed's figure, as ``<metric>_std`` and ``<metric>_seed<s>`` after ``<metric>``.
+
+    Raises:
+        MgenetError: no table, or tables whose rows are not the same (candidate, fusion) pairs in the same order.
+    """
+    if not tables:
+        raise MgenetError("tune: no seed's table to average; list at least one seed in tune.seeds.")
+    seeds = list(tables)
+    first = tables[seeds[0]]
+    keys = first[["candidate", "fusion"]].reset_index(drop=True)
+    for s in seeds[1:]:
+        if not tables[s][["candidate", "fusion"]].reset_index(drop=True).equals(keys):
+            raise MgenetError(f"tune: seed {s}'s table scores other settings than seed {seeds[0]}'s.")
+    figures = [c for c in first.columns if c not in ("candidate", "fusion")]
+    stack = np.stack([tables[s][figures].to_numpy(dtype=float) for s in seeds])  # seeds x rows x figures
+    out = keys.copy()
+    for j, fig in enumerate(figures):
+        out[fig] = stack[:, :, j].mean(axis=0)
+        if fig == metric:
+            values = stack[:, :, j]
+            out[f"{fig}_std"] = values.std(axis=0, ddof=1) if len(seeds) > 1 else np.zeros(len(out))
+            for i, s in enumerate(seeds):
+                out[f"{fig}_seed{s}"] = values[i]
+    return out
+
+
 def tuned_config(best: pd.Series, overrides: Mapping[str, Mapping]) -> dict:
     """The chosen row as a partial config: its candidate's stage-2 override and its fusion section."""
     out = json.loads(json.dumps(overrides.get(str(best["candidate"]), {})))
@@ -176,15 +248,26 @@ class TuneSettings(FromDict):
     metric: str = "micro_auc"
     smoothing_sigmas: list[float] | None = None  # None: scoring.frames' DEFAULT_SIGMAS
     overrides: dict = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)  # tune.seeds: tables named NAME@SEED, chosen on the mean; []: none
+
+    def __post_init__(self) -> None:
+        self.seeds = [int(x) for x in self.seeds]
+        if len(set(self.seeds)) != len(self.seeds):
+            raise MgenetError(f"tune.seeds {self.seeds} lists a seed twice.")
 
 
-def tuned_yaml(best: pd.Series, overrides: Mapping[str, Mapping], metric: str, path: str) -> str:
+def tuned_yaml(best: pd.Series, overrides: Mapping[str, Mapping], metric: str, path: str,
+               seeds: Sequence[int] = ()) -> str:
     """The text of tuned.yaml (written at ``path``): the chosen settings, a partial config for ``--configfile``,
-    under a header naming the best row's figure."""
+    under a header naming the best row's figure (with ``seeds``, its mean and std over those training seeds)."""
     import yaml
 
+    figure = f"{metric} {best[metric]:.4f}"
+    if seeds:
+        figure = (f"mean {metric} {best[metric]:.4f} ± {best[f'{metric}_std']:.4f} over training seeds "
+                  f"{', '.join(str(x) for x in seeds)}")
     return ("# Chosen by `snakemake tune` on the validation split (eval/tuning.csv, best row: "
-            f"{metric} {best[metric]:.4f}).\n"
+            f"{figure}).\n"
             "# Use it with: snakemake --configfile config.yaml " + str(path) + "\n"
             + yaml.safe_dump(tuned_config(best, overrides), sort_keys=True))
 
@@ -192,7 +275,8 @@ def tuned_yaml(best: pd.Series, overrides: Mapping[str, Mapping], metric: str, p
 def tune_job(candidates: Mapping[str, str], train_scores: Mapping[str, str], manifest: str, out: str, tuned: str,
              s: TuneSettings, intervals: str = "") -> pd.DataFrame:
     """Score every candidate's validation segment scores under every fusion setting of the grid, on the validation
-    split only; write the table (best first) to ``out`` and the chosen settings to ``tuned``.
+    split only; write the table (best first) to ``out`` and the chosen settings to ``tuned``. With ``s.seeds`` the
+    tables are named ``NAME@SEED`` and the rows are ranked by the mean over the seeds (:func:`mean_over_seeds`).
 
     Raises:
         MgenetError: the dataset has no validation split.
@@ -210,19 +294,25 @@ def tune_job(candidates: Mapping[str, str], train_scores: Mapping[str, str], man
                           f"tune on; ShanghaiTech has none: keep the documented defaults, or add pose/val/ videos.")
     fusion_grid, _ = split_grid(s.grid)
     combos = fusion_combinations(fusion_grid, s.fusion)
-    cands = {name: read_parquet(path) for name, path in candidates.items()}
-    train = {name: read_parquet(path) for name, path in train_scores.items()}
+    cand_paths = by_seed(candidates, s.seeds, "--candidates")
+    train_paths = by_seed(train_scores, s.seeds, "--train-scores", complete=False)
     gts = {r.video: load_gt_mask(r.gt_path, int(r.frames)) for r in val.itertuples()}
     sigmas = list(DEFAULT_SIGMAS if s.smoothing_sigmas is None else s.smoothing_sigmas)
     t0 = time.time()
-    table = choose(score_grid(cands, val[["video", "frames"]], gts, read_intervals(intervals), combos,
-                              sigmas, train_scores=train or None), s.metric)
+    tables = {}
+    for seed, paths in cand_paths.items():
+        cands = {name: read_parquet(path) for name, path in paths.items()}
+        train = {name: read_parquet(path) for name, path in train_paths.get(seed, {}).items()}
+        tables[seed] = score_grid(cands, val[["video", "frames"]], gts, read_intervals(intervals), combos, sigmas,
+                                  train_scores=train or None)
+    table = choose(mean_over_seeds(tables, s.metric) if s.seeds else tables[None], s.metric)
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(tuned) as tmp:
-        tmp.write_text(tuned_yaml(table.iloc[0], s.overrides, s.metric, tuned))
+        tmp.write_text(tuned_yaml(table.iloc[0], s.overrides, s.metric, tuned, s.seeds))
+    over = f" x {len(s.seeds)} training seed(s), ranked by the mean," if s.seeds else ""
     logging.getLogger("mgenet").info(
-        "%d candidate(s) x %d fusion setting(s) scored on %d validation videos in %.1f s; best %s %s: %s",
-        len(cands), len(combos), len(val), time.time() - t0, table.iloc[0]["candidate"], table.iloc[0]["fusion"],
+        "%d candidate(s) x %d fusion setting(s)%s scored on %d validation videos in %.1f s; best %s %s: %s",
+        len(cands), len(combos), over, len(val), time.time() - t0, table.iloc[0]["candidate"], table.iloc[0]["fusion"],
         f"{table.iloc[0][s.metric]:.4f}")
     return table
