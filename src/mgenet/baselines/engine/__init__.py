@@ -1,0 +1,1 @@
+"""The baselines' training and scoring loops (AR-Net, CR, KR)."""

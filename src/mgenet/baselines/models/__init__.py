@@ -1,0 +1,1 @@
+"""The baselines' networks: AR-Net's MLP, CR's decoder, KR's HashNet."""
