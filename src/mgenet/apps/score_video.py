@@ -77,7 +77,7 @@ EQ16_WEIGHTS = {"mo": 1.0, "app": 0.1, "mm": 0.1}
 
 @dataclass
 class Reference:
-    """Scaling (``mgenet.scoring.fit_scaling``) and uncovered-frame fill of a reference segment score table: the
+    """Scaling (``mgenet.scoring.fusion.fit_scaling``) and uncovered-frame fill of a reference segment score table: the
     training segments' under ``train``, else the test set's."""
 
     path: str

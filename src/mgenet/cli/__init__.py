@@ -18,9 +18,7 @@ from collections.abc import Callable
 
 from mgenet import MgenetError, __version__
 from mgenet.cli import apps, baselines, data, features, flow, pose, score, stage2, studies
-from mgenet.config import config_hash
-
-__all__ = ["build_parser", "config_hash", "main"]
+__all__ = ["build_parser", "main"]
 
 # in the order `mgenet --help` lists their verbs
 MODULES = (data, pose, features, baselines, flow, stage2, score, studies, apps)

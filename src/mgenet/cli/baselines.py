@@ -1,4 +1,4 @@
-"""Verbs of workflow/rules/snippets.smk, crkr.smk and arnet.smk: snippets, the two-stream baseline (train-cr,
+"""Verbs of workflow/rules/baselines/ (snippets.smk, crkr.smk, arnet.smk): snippets, the two-stream baseline (train-cr,
 score-cr, train-kr, score-kr, fuse-crkr) and AR-Net (train-arnet, score-arnet)."""
 
 from __future__ import annotations

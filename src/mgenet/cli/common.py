@@ -1,4 +1,5 @@
-"""What every verb shares: reading ``--params`` into a typed settings object, ``NAME=PATH`` arguments, and how a verb registers itself on the parser."""
+"""What every verb shares: reading ``--params`` into a typed settings object, ``NAME=PATH`` arguments, and how a
+verb registers itself on the parser."""
 
 from __future__ import annotations
 
@@ -58,10 +59,6 @@ def named_paths(items: list[str], what: str) -> dict[str, str]:
             raise MgenetError(f"{item!r}: give NAME=PATH ({what}).")
         out[name] = path
     return out
-
-
-def num(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.4f}"
 
 
 def progress_flag(args: argparse.Namespace) -> bool:

@@ -50,7 +50,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def register(add: AddVerb) -> None:
-    sp = add("score", cmd_score, "per-segment component scores of the test set: S_nf, and with --stage2 S_mo, "
+    sp = add("score", cmd_score, "per-segment component scores of a split: S_nf, and with --stage2 S_mo, "
                                  "S_app, S_mm and Table 3's level-1 measurements")
     sp.add_argument("--flow", required=True, help="flow HDF5 of the test split")
     sp.add_argument("--stage2", default="", help="stage-2 checkpoint (from train-stage2)")

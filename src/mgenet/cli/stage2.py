@@ -1,4 +1,4 @@
-"""Verbs of workflow/rules/stage2.smk (and seeds.smk's matching memory): train-stage2, rewrite-matching."""
+"""Verbs of workflow/rules/stage2.smk: train-stage2, rewrite-matching."""
 
 from __future__ import annotations
 

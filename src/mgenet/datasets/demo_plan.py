@@ -1,4 +1,5 @@
-"""The demo's plan: every video's actors, their scripted behaviours and anomalous events, drawn from seeded random streams before anything is rendered."""
+"""The demo's plan: every video's actors, their scripted behaviours and anomalous events, drawn from seeded random
+streams before anything is rendered."""
 
 from __future__ import annotations
 

@@ -61,7 +61,8 @@ def train_flow_job(segments: list[str], out: str | os.PathLike, s: FlowSettings,
     from mgenet.pose.segments import segment_training_settings
 
     if s.checkpoint:
-        import_flow(s.checkpoint, out, s.seg_len, {"config_hash": config_hash, "segments": segment_training_settings(segments)})
+        import_flow(s.checkpoint, out, s.seg_len,
+                    {"config_hash": config_hash, "segments": segment_training_settings(segments)})
         return
     from mgenet.engine.flow import FlowTrainConfig, save_checkpoint, train_flow
     from mgenet.models.flow import FlowConfig

@@ -1,4 +1,5 @@
-"""Stage 2's training and scoring data: the cached Video Swin tokens of each video's person-segments paired with their flow latents f_sk, streamed in seeded shuffle buffers."""
+"""Stage 2's training and scoring data: the cached Video Swin tokens of each video's person-segments paired with their
+flow latents f_sk, streamed in seeded shuffle buffers."""
 
 from __future__ import annotations
 

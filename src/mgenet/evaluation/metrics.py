@@ -278,7 +278,7 @@ def compute_metrics(frames: pd.DataFrame, dataset: str, bootstrap: int = 0, seed
     """Metrics of every score column, JSON-ready (undefined figures are ``None``).
 
     Args:
-        frames: frame score table from :func:`mgenet.scoring.frame_scores`.
+        frames: frame score table from :func:`mgenet.scoring.frames.frame_scores`.
         dataset: dataset name, recorded as is.
         bootstrap: resamples of the test videos for the intervals (0: no interval, no ``bootstrap`` key).
         seed: seed of the resampling (``numpy.random.default_rng``); the same seed gives the same intervals.
@@ -351,7 +351,7 @@ def evaluate(frames: pd.DataFrame, dataset: str, bootstrap: int = 0, seed: int =
     like with like.
 
     Args:
-        frames: frame score table (:func:`mgenet.scoring.frame_scores` plus the baselines' columns).
+        frames: frame score table (:func:`mgenet.scoring.frames.frame_scores` plus the baselines' columns).
         weak_split: the weak split (``mgenet.io.read_weak_split``): columns video, split (train / test), label.
         weak_split_name: its file, recorded in ``weak.split_file``.
     Returns:

@@ -185,8 +185,8 @@ def localization_metrics(det: pd.DataFrame, gt: pd.DataFrame, n_frames: int, vid
 
 
 def add_localization(metrics: dict, loc: Mapping | None) -> dict:
-    """``metrics`` (``mgenet.evaluation.compute_metrics``) with ``rbdc`` and ``tbdc`` in each score it has and the
-    settings under ``localization``; unchanged when ``loc`` is None (no boxes: the figures are absent, not 0)."""
+    """``metrics`` (``mgenet.evaluation.metrics.compute_metrics``) with ``rbdc`` and ``tbdc`` in each score it has and
+    the settings under ``localization``; unchanged when ``loc`` is None (no boxes: the figures are absent, not 0)."""
     if loc is None:
         return metrics
     for name, figures in loc["scores"].items():

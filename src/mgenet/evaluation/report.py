@@ -546,8 +546,8 @@ def write_report(frames: pd.DataFrame, metrics: dict, out_html: Path, plots_dir:
     """Write ``plots_dir/roc.png``, one ``plots_dir/{video}.png`` per test video, and a self-contained HTML report.
 
     Args:
-        frames: frame score table (:func:`mgenet.scoring.frame_scores`).
-        metrics: the ``metrics.json`` dict (:func:`mgenet.evaluation.compute_metrics`) of the same table.
+        frames: frame score table (:func:`mgenet.scoring.frames.frame_scores`).
+        metrics: the ``metrics.json`` dict (:func:`mgenet.evaluation.metrics.compute_metrics`) of the same table.
         out_html: report path; the HTML embeds every figure, so it needs no other file.
         plots_dir: directory for the PNGs (created).
         config: resolved configuration, shown as YAML.

@@ -103,8 +103,9 @@ def localize_run(frames: Any, metrics: dict, s: EvaluateSettings, inp: EvaluateI
                           "segment scores as rule fuse_scores does.")
     ref = read_train_scores(inp.train_scores, s.fusion.normalise)
     ev = s.evaluation
-    loc = localization(frames, fuse_with(read_parquet(inp.segments), s.fusion.mapping(), ref), inp.segment_files, inp.boxes,
-                       iou=float(ev.iou), track_fraction=float(ev.track_fraction), max_fp=float(ev.max_fp_per_frame))
+    fused = fuse_with(read_parquet(inp.segments), s.fusion.mapping(), ref)
+    loc = localization(frames, fused, inp.segment_files, inp.boxes, iou=float(ev.iou),
+                       track_fraction=float(ev.track_fraction), max_fp=float(ev.max_fp_per_frame))
     if loc is None:
         log.info("%s holds no anomalous region of the test videos: RBDC and TBDC are not computed", inp.boxes)
     add_localization(metrics, loc)
@@ -158,8 +159,8 @@ def evaluate_run(frames_path: str, out: str, s: EvaluateSettings, inp: EvaluateI
 def _log_metrics(metrics: dict[str, Any], weak_split: str) -> None:
     skipped = metrics["macro_videos"]["skipped_one_class"]
     if skipped:
-        log.info("macro figures average %d videos; %d one-class video(s) skipped: %s", metrics["macro_videos"]["n_used"],
-                 len(skipped), ", ".join(skipped))
+        log.info("macro figures average %d videos; %d one-class video(s) skipped: %s",
+                 metrics["macro_videos"]["n_used"], len(skipped), ", ".join(skipped))
     for name, m in metrics["scores"].items():
         types = " ".join(f"{t}={v:.3f}" for t, v in m["by_type"].items() if v is not None)
         ci = m.get("micro_auc_ci95")

@@ -1,4 +1,5 @@
-"""How many backbone clips and bytes a dataset's features take, per layout, before any is extracted (`mgenet features --estimate`)."""
+"""How many backbone clips and bytes a dataset's features take, per layout, before any is extracted (`mgenet features
+--estimate`)."""
 
 from __future__ import annotations
 

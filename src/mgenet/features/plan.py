@@ -1,4 +1,5 @@
-"""Which frames and crop boxes each clip (window layout) or track chunk (track layout) reads, planned from a video's segments before any frame is decoded."""
+"""Which frames and crop boxes each clip (window layout) or track chunk (track layout) reads, planned from a video's
+segments before any frame is decoded."""
 
 from __future__ import annotations
 

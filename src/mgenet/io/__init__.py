@@ -53,7 +53,14 @@ from mgenet.io.flow import (  # noqa: F401
     flow_writer,
     open_flow,
 )
-from mgenet.io.pose import ALPHAPOSE_SUFFIX, N_COCO, PoseDict, pose_summary, read_alphapose, write_alphapose  # noqa: F401
+from mgenet.io.pose import (  # noqa: F401
+    ALPHAPOSE_SUFFIX,
+    N_COCO,
+    PoseDict,
+    pose_summary,
+    read_alphapose,
+    write_alphapose,
+)
 from mgenet.io.segments import (  # noqa: F401
     SEGMENT_DIMS,
     SEGMENT_DTYPES,

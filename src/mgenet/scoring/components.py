@@ -1,4 +1,4 @@
-"""Per-segment component scores of the test set: S_nf from the flow file, joined with stage 2's S_mo, S_app, S_mm."""
+"""Per-segment component scores of a split: S_nf from the flow file, joined with stage 2's S_mo, S_app, S_mm."""
 
 from __future__ import annotations
 

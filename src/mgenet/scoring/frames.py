@@ -119,7 +119,8 @@ def frame_scores(seg: pd.DataFrame, videos: pd.DataFrame, gts: Mapping[str, np.n
     video is then smoothed on its own (:func:`smooth`).
 
     Args:
-        seg: segment score table (see :func:`fuse_segments`); needs ``video``, ``mid_frame`` and score columns.
+        seg: segment score table (see :func:`~mgenet.scoring.fusion.fuse_segments`); needs ``video``,
+            ``mid_frame`` and score columns.
         videos: every test video with its frame count: columns ``video``, ``frames``.
         gts: video -> uint8 mask (1 = anomalous) of length ``frames``.
         intervals: anomalous intervals (``mgenet.io.INTERVAL_COLUMNS``, ``end`` inclusive); may be empty. Rows for

@@ -5,8 +5,8 @@ A sample is a target frame ``i`` and its context, the ``context`` frames ``i - k
 ``1-train_stream_CR.py``), Adam, learning rate divided by 10 at ``lr_drop_epoch``. One epoch draws ``iterations``
 targets per training video; videos are decoded ``buffer_videos`` at a time and only the frames the draws need, so
 memory stays flat in the number and length of videos. Score of a test frame: the maximum local error
-(:func:`mgenet.baselines.models.crnet.local_error`); the first ``context * frame_step`` frames of a video have no context and
-take the video's lowest score (the most normal: they are never flagged).
+(:func:`~mgenet.baselines.models.crnet.local_error`); the first ``context * frame_step`` frames of a video have no
+context and take the video's lowest score (the most normal: they are never flagged).
 """
 
 from __future__ import annotations
