@@ -219,6 +219,7 @@ def fuse_crkr_job(cr: str, kr: str, manifest: str, out: str, paper: str,
     """The fused CR + KR table (video, frame, cr, kr, crkr) at ``out``, and the paper's protocol figures (JSON) at
     ``paper``, whose smoothing widths ``paper_sigmas`` override."""
     from mgenet.baselines.crkr import PAPER_SIGMAS, fuse_streams, paper_protocol
+    from mgenet.evaluation.metrics import format_figure
     from mgenet.io import load_gt_mask, read_parquet, write_json, write_parquet
 
     table = fuse_streams(read_parquet(cr), read_parquet(kr), cr, kr)
@@ -228,13 +229,9 @@ def fuse_crkr_job(cr: str, kr: str, manifest: str, out: str, paper: str,
     write_parquet(table, out)
     write_json(figures, paper)
     log.info("cr + kr -> crkr (%d frames) -> %s; paper's protocol: %s", len(table), out,
-             "  ".join(f"{k} micro {_num(v['micro_auc'])} macro {_num(v['macro_auc'])}"
+             "  ".join(f"{k} micro {format_figure(v['micro_auc'])} macro {format_figure(v['macro_auc'])}"
                        for k, v in figures["scores"].items()))
     return figures
-
-
-def _num(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.4f}"
 
 
 def train_arnet_job(snippets: list[str], weak_split: str, out: str, cfg: Any) -> None:

@@ -70,6 +70,11 @@ def equal_error_rate(gt: np.ndarray, score: np.ndarray) -> float:
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
 
 
+def format_figure(v: float | None) -> str:
+    """A figure of metrics.json as a log line shows it: four decimals, ``n/a`` when undefined (None)."""
+    return "n/a" if v is None else f"{v:.4f}"
+
+
 def _json_float(x: float | None) -> float | None:
     # JSON has no NaN; null tells a reader "undefined" without breaking strict parsers.
     return None if x is None or not math.isfinite(x) else float(x)

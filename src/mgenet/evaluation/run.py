@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from mgenet import MgenetError
 from mgenet.config import FromDict
+from mgenet.evaluation.metrics import format_figure
 from mgenet.evaluation.regions import IOU, MAX_FP_PER_FRAME, TRACK_FRACTION
 from mgenet.scoring.fusion import FusionSettings
 
@@ -77,10 +78,6 @@ def read_json(path: str, what: str) -> Any:
         raise MgenetError(f"{path}: {what} not found; rerun the rule that makes it.") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise MgenetError(f"{path}: {what} is not valid JSON ({e}); delete it and rerun the rule that makes it.") from e
-
-
-def _num(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.4f}"
 
 
 def localize_run(frames: Any, metrics: dict, s: EvaluateSettings, inp: EvaluateInputs) -> None:
@@ -164,16 +161,18 @@ def _log_metrics(metrics: dict[str, Any], weak_split: str) -> None:
     for name, m in metrics["scores"].items():
         types = " ".join(f"{t}={v:.3f}" for t, v in m["by_type"].items() if v is not None)
         ci = m.get("micro_auc_ci95")
-        ci_text = f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else ""
-        region = f"  RBDC {_num(m['rbdc'])}  TBDC {_num(m['tbdc'])}" if "rbdc" in m else ""
-        log.info("%-6s micro AUC %s%s  macro AUC %s  AP %s  EER %s%s  %s", name, _num(m["micro_auc"]), ci_text,
-                 _num(m["macro_auc"]), _num(m["micro_ap"]), _num(m["micro_eer"]), region, types)
+        ci_text = f" [{format_figure(ci[0])}, {format_figure(ci[1])}]" if ci else ""
+        region = f"  RBDC {format_figure(m['rbdc'])}  TBDC {format_figure(m['tbdc'])}" if "rbdc" in m else ""
+        f = {k: format_figure(m[k]) for k in ("micro_auc", "macro_auc", "micro_ap", "micro_eer")}
+        log.info("%-6s micro AUC %s%s  macro AUC %s  AP %s  EER %s%s  %s", name, f["micro_auc"], ci_text,
+                 f["macro_auc"], f["micro_ap"], f["micro_eer"], region, types)
     if "weak" in metrics:
         log.info("weak split's %d test videos (%s):", metrics["weak"]["n_videos"], weak_split)
         for name, m in metrics["weak"]["scores"].items():
             types = " ".join(f"{t}={v:.3f}" for t, v in m["by_type"].items() if v is not None)
-            log.info("  %-6s micro AUC %s  macro AUC %s  %s%s", name, _num(m["micro_auc"]), _num(m["macro_auc"]),
-                     types, "  (weakly supervised)" if m["supervision"] == "weak" else "")
+            log.info("  %-6s micro AUC %s  macro AUC %s  %s%s", name, format_figure(m["micro_auc"]),
+                     format_figure(m["macro_auc"]), types,
+                     "  (weakly supervised)" if m["supervision"] == "weak" else "")
 
 
 def _optional_table(path: str, what: str, target: str) -> Any:
