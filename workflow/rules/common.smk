@@ -325,9 +325,9 @@ def boxes_path():
 
 def evaluate_params(**extra):
     """What the evaluation figures depend on: the bootstrap's resamples and seed (the main `seed` for every run, so
-    that runs are resampled alike) and the RBDC / TBDC settings."""
-    return json.dumps({"dataset": DS, "seed": config["seed"], "evaluation": config["evaluation"], **extra},
-                      sort_keys=True)
+    that runs are resampled alike), the RBDC / TBDC settings, and the layout (which named protocols apply)."""
+    return json.dumps({"dataset": DS, "layout": config["dataset"]["layout"], "seed": config["seed"],
+                       "evaluation": config["evaluation"], **extra}, sort_keys=True)
 
 
 def get_test_segments(wildcards):
