@@ -102,6 +102,12 @@ if not STAGE2 and config["matching_seeds"]:
 if "weak_split" not in config["dataset"] and config["dataset"]["generate"] and not (
         config["dataset"].get("scenes") or config["dataset"].get("move_to_train")):
     config["dataset"]["weak_split"] = "weak_split.csv"
+if config["dataset"].get("weak_split") and not (Path(DATA_ROOT) / config["dataset"]["weak_split"]).is_file():
+    # a split shipped with mgenet (resources/splits/, e.g. shanghaitech_weak.csv: README, 'AR-Net'), named relative to
+    # the workflow's folder: rewritten relative to the dataset root, where every reader looks for it
+    _shipped = Path(workflow.basedir) / config["dataset"]["weak_split"]
+    if _shipped.is_file():
+        config["dataset"]["weak_split"] = os.path.relpath(_shipped, DATA_ROOT)
 WEAK_SPLIT = str(Path(DATA_ROOT) / config["dataset"]["weak_split"]) if config["dataset"].get("weak_split") else ""
 
 
