@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     # files are removed on the way out instead of left beside the artifacts.
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    if main_thread:
+        # a job dies with the Snakemake run (and the shell) that started it, and never publishes an output after it
+        # (mgenet.io.owner says why and how)
+        from mgenet.io.owner import watch_run
+
+        watch_run()
     try:
         args.fn(args)
     except MgenetError as e:
