@@ -46,24 +46,30 @@ class RunGoneError(MgenetError):
 
     def __init__(self, path: str | os.PathLike | None, gone: str) -> None:
         self.path = path
-        what = f"{path}: not written" if path is not None else "stopped"
-        super().__init__(f"{what}: {gone} that started this job is gone, so the job stops without publishing its "
-                         f"output; run snakemake again (after `snakemake --unlock` if it says the directory is locked).")
+        what = f"{path}: not written" if path is not None else "job stopped"
+        super().__init__(f"{what}: the Snakemake run that started this job is gone ({gone} ended), so the job does "
+                         f"not publish its output; run snakemake again (after `snakemake --unlock` if it says the "
+                         f"directory is locked).")
 
 
 def _is_snakemake(cmdline: list[str]) -> bool:
     """Whether a command line is Snakemake's (the ``snakemake`` script, or ``python -m snakemake``)."""
-    head = cmdline[:3]
-    if any(Path(a).name == "snakemake" for a in head):
+    if not cmdline:
+        return False
+    if Path(cmdline[0]).name == "snakemake":
+        return True
+    if not Path(cmdline[0]).name.startswith("python"):
+        return False
+    if len(cmdline) > 1 and Path(cmdline[1]).name == "snakemake":  # the console script run by its interpreter
         return True
     return any(a == "-m" and b == "snakemake" for a, b in itertools.pairwise(cmdline))
 
 
 def _describe(p) -> str:
     try:
-        name = "the snakemake run" if _is_snakemake(p.cmdline()) else f"its parent process {p.name()}"
+        name = "snakemake" if _is_snakemake(p.cmdline()) else f"the job's shell {p.name()}"
     except Exception:  # noqa: BLE001 - gone or not ours to read: the pid still names it
-        name = "its parent process"
+        name = "a parent process"
     return f"{name} (pid {p.pid})"
 
 
@@ -89,8 +95,16 @@ def gone() -> str | None:
     """The first watched ancestor that is gone (its description), or None while the run is alive."""
     if _lost:
         return _lost[0]
+    import psutil
+
     for p, info in _owners:
-        if not p.is_running():  # psutil compares the start time too: a reused pid is not the same process
+        try:
+            # is_running compares the start time too (a reused pid is not the same process); a killed process stays a
+            # zombie until its parent reaps it, and is gone all the same
+            alive = p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            alive = False
+        if not alive:
             _lost.append(info)
             return info
     return None
