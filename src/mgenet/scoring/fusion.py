@@ -250,6 +250,12 @@ class FusionSettings(FromDict):
     normalise: str = "test_minmax"
     train_quantile: float | None = None  # None: TRAIN_QUANTILE
 
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in (self.weights or {}).items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0}
+        if bad:  # a negative weight would invert its component's score
+            raise ValueError(f"fusion.weights {bad}: every weight must be a number >= 0")
+
     def mapping(self) -> dict[str, Any]:
         """The mapping :func:`fuse_with` reads (a value left out takes its default there)."""
         return {k: v for k, v in asdict(self).items() if v is not None}
