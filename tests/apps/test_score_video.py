@@ -281,8 +281,8 @@ def test_config_goes_through_the_dags_schema_and_settings(run: dict, tmp_path: P
     models, out = str(run["r"] / "models"), str(tmp_path / "out")
     cases = {"negative.yaml": ({"fusion": {"weights": {"nf": -1.0}}}, "fusion.weights.nf: -1.0 is less than"),
              "bogus.yaml": ({"bogus": 1}, "'bogus' was unexpected"),
-             "typo.yaml": ({"evaluation": {"bootstrp": 10}}, "evaluation: Additional properties are not allowed "
-                                                              "('bootstrp' was unexpected)")}
+             "typo.yaml": ({"evaluation": {"bootstrp": 10}},
+                           "evaluation: Additional properties are not allowed ('bootstrp' was unexpected)")}
     for name, (cfg, expected) in cases.items():
         (tmp_path / name).write_text(yaml.safe_dump(cfg))
         err = error_of(capsys, str(run["source"]), "--models", models, "--pose", str(run["pose"]), "--config",
