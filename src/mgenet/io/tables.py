@@ -94,6 +94,12 @@ def load_gt_mask(path: str | os.PathLike | None, n_frames: int | None = None) ->
             if not 0 <= start <= end < n_frames:
                 raise MgenetError(f"{path}:{i}: interval {start}-{end} lies outside the video's {n_frames} frames.")
             gt[start:end + 1] = 1
+        if not text.strip():
+            # UBnormal ships a tracks file for each anomalous video only: an empty one would make all its frames
+            # normal without a word
+            raise MgenetError(f"{path}: tracks file is empty, so every frame of its video would count as normal; "
+                              f"restore its lines (track_id,start_frame,end_frame per anomalous object), or delete "
+                              f"the file if the video has no anomaly.")
         return gt
     try:
         gt = np.load(path, allow_pickle=False)
