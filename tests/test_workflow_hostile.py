@@ -129,3 +129,14 @@ def test_a_full_disk_is_one_error_line_and_leaves_nothing_half_written(wd, tmp_p
             read_attrs(h5, "artifact")
     finally:
         subprocess.run(["umount", str(results)], check=False)
+
+
+def test_tune_without_a_validation_split_is_one_line_at_dag_build(wd):
+    proc = run_snakemake(wd, "short.yaml", 1, "tune", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert ("results/hostile/manifest.csv: dataset hostile has no validation split, and `snakemake tune` chooses "
+            "settings on the validation split only") in out
+    assert "expected at least one argument" not in out  # it no longer reaches encode_flow
+    assert not (wd / "results" / "hostile" / "flow" / "val.h5").exists()
+    assert not list((wd / "results" / "hostile" / "logs").rglob("*val*"))

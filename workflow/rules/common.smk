@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 from snakemake.utils import validate
 
+from mgenet import MgenetError
+
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
@@ -152,6 +154,14 @@ def get_ground_truth(wildcards, split="test"):
 
 
 def get_val_truth(wildcards):
+    """Rule tune's truth; a dataset without a validation split (ShanghaiTech) stops the DAG here with one line, not
+    inside encode_flow with no segments to encode."""
+    if not has_split(wildcards, "val"):
+        raise MgenetError(
+            f"{R}/manifest.csv: dataset {DS} has no validation split, and `snakemake tune` chooses settings on the"
+            " validation split only; add one (pose/validation/ or pose/val/ with its ground truth) or keep the"
+            " documented defaults (README, 'Validation split and tuning')."
+        )
     return get_ground_truth(wildcards, "val")
 
 
