@@ -140,3 +140,20 @@ def test_tune_without_a_validation_split_is_one_line_at_dag_build(wd):
     assert "expected at least one argument" not in out  # it no longer reaches encode_flow
     assert not (wd / "results" / "hostile" / "flow" / "val.h5").exists()
     assert not list((wd / "results" / "hostile" / "logs").rglob("*val*"))
+
+
+def test_tuned_yaml_names_the_users_own_config_files(tmp_path):
+    wd = copy_workflow(tmp_path)
+    root = make_stgnf_dataset(wd / "data" / "set", n_frames=60)
+    (root / "pose" / "val").mkdir()
+    for v in ("01_0014", "02_0003"):  # a validation split: the test videos under other names
+        src = next((root / "pose" / "test").glob(f"{v}_*"))
+        (root / "pose" / "val" / src.name.replace(v, f"{v}9")).write_bytes(src.read_bytes())
+        mask = root / "gt" / "test_frame_mask"
+        (mask / f"{v}9.npy").write_bytes((mask / f"{v}.npy").read_bytes())
+    (wd / "my run.yaml").write_text(yaml.safe_dump(POSE_ONLY))
+    (wd / "grid.yaml").write_text(yaml.safe_dump({"tune": {"grid": {"fusion.weights.nf": [1.0, 2.0]}}}))
+    run_snakemake(wd, "my run.yaml", 1, "--configfile", "my run.yaml", "grid.yaml", "--cores", "1", "tune")
+    header = (wd / "results" / "hostile" / "eval" / "tuned.yaml").read_text().splitlines()[1]
+    assert header == ("# Use it with: snakemake --configfile config.yaml 'my run.yaml' grid.yaml "
+                      "results/hostile/eval/tuned.yaml")
