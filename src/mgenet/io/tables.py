@@ -32,7 +32,17 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise MissingFileError(path, "manifest")
-    df = pd.read_csv(path, dtype={"video": str, "split": str, "scene": str}, keep_default_na=False)
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):  # write_manifest ends every row: a file cut short (a full disk, a copy)
+        raise UnreadableFileError(path, "manifest", "cut short: its last row is incomplete")
+    try:
+        df = pd.read_csv(path, dtype={"video": str, "split": str, "scene": str}, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UnreadableFileError(path, "manifest", "empty" if not raw.strip() else f"not a CSV table: "
+                                  f"{first_line(e)[:120]}") from e
+    lacking = [c for c in ("video", "split") if c not in df.columns]
+    if lacking:
+        raise UnreadableFileError(path, "manifest", f"no {', '.join(lacking)} column: not a manifest")
     return df
 
 
@@ -247,11 +257,18 @@ def read_named_metrics(paths: Mapping[str, str | os.PathLike], what: str, target
     ``seed``) and ``target`` is the snakemake target that makes the files.
 
     Raises:
-        MgenetError: a file is missing.
+        MgenetError: a file is missing or is not a metrics.json.
     """
     metrics = {}
     for name, path in paths.items():
         if not Path(path).exists():
             raise MissingFileError(path, f"metrics of {what} {name!r}", otherwise=f"run `snakemake {target}`.")
-        metrics[name] = json.loads(Path(path).read_text())
+        try:
+            metrics[name] = json.loads(Path(path).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UnreadableFileError(path, f"metrics of {what} {name!r}", f"not JSON, or cut short: {first_line(e)}",
+                                      fix=f"delete it and run `snakemake {target}` again") from e
+        if not isinstance(metrics[name], dict) or "scores" not in metrics[name]:
+            raise UnreadableFileError(path, f"metrics of {what} {name!r}", "not an mgenet metrics.json (no scores)",
+                                      fix=f"give the metrics.json of `snakemake {target}`")
     return metrics
