@@ -157,3 +157,16 @@ def test_tuned_yaml_names_the_users_own_config_files(tmp_path):
     header = (wd / "results" / "hostile" / "eval" / "tuned.yaml").read_text().splitlines()[1]
     assert header == ("# Use it with: snakemake --configfile config.yaml 'my run.yaml' grid.yaml "
                       "results/hostile/eval/tuned.yaml")
+
+
+def test_a_manifest_cut_short_stops_the_dag_naming_it(wd):
+    manifest = wd / "results" / "hostile" / "manifest.csv"
+    kept = manifest.read_bytes()
+    manifest.write_bytes(kept[: len(kept) // 2 + 3])
+    try:
+        proc = run_snakemake(wd, "short.yaml", 1, "-n", check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert "results/hostile/manifest.csv: manifest is unreadable (cut short: its last row is incomplete)" in out
+    finally:
+        manifest.write_bytes(kept)

@@ -11,6 +11,7 @@ import pandas as pd
 from snakemake.utils import validate
 
 from mgenet import MgenetError
+from mgenet.io import read_manifest
 
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -113,7 +114,8 @@ def dataset_listing():
 
 def manifest(wildcards):
     """The manifest of the dataset (evaluating the index_dataset checkpoint)."""
-    return pd.read_csv(checkpoints.index_dataset.get().output[0], dtype={"video": str}, keep_default_na=False)
+    # mgenet's reader: a manifest cut short or replaced by another file is one error naming it (an MgenetError)
+    return read_manifest(checkpoints.index_dataset.get().output[0])
 
 
 def videos_of(wildcards, split):
