@@ -83,3 +83,17 @@ def test_disk_full_recognises_errors_that_only_quote_enospc():
     assert disk_full(RuntimeError("file write failed: errno = 28, error message = 'No space left on device'"))
     assert not disk_full(OSError(errno.EACCES, "Permission denied"))
     assert not disk_full(ValueError("bad value"))
+
+
+def test_the_cli_turns_any_write_out_of_space_into_one_line(monkeypatch, capsys):
+    import errno
+
+    from mgenet.cli import main
+
+    def full(args):  # a verb writing outside mgenet.io's writers (the demo generator, say)
+        raise OSError(errno.ENOSPC, "No space left on device", "results/x/table.csv")
+
+    monkeypatch.setattr("mgenet.cli.apps.cmd_inspect", full)
+    assert main(["inspect", "whatever.h5"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: results/x/table.csv: no space left on device (")

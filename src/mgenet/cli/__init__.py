@@ -73,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"error: {explain(e)}", file=sys.stderr)
         return 1
+    except Exception as e:
+        # a write outside mgenet.io's writers (which raise DiskFullError themselves) that ran out of space
+        from mgenet.io.common import DiskFullError, disk_full
+
+        if not disk_full(e):
+            raise
+        print(f"error: {DiskFullError(getattr(e, 'filename', None) or '.')}", file=sys.stderr)
+        return 1
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
