@@ -78,7 +78,7 @@ def find_owners() -> list[tuple]:
     (made now, while it can be read), or [] if none is Snakemake."""
     try:
         import psutil
-    except ImportError:  # Snakemake depends on psutil: without it, this is not a Snakemake job
+    except ImportError:  # a dependency of mgenet and of Snakemake; an install without it watches nothing
         return []
     chain = []
     try:
