@@ -56,10 +56,19 @@ def config_hash(params: dict[str, Any]) -> str:
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
+def _without_required(schema: Any) -> Any:
+    """The schema with every ``required`` list left out (types, ranges and unknown keys are still checked)."""
+    if isinstance(schema, dict):
+        return {k: _without_required(v) for k, v in schema.items() if k != "required"}
+    if isinstance(schema, list):
+        return [_without_required(v) for v in schema]
+    return schema
+
+
 def validate_config(cfg: Any, source: str | Path) -> dict[str, Any]:
     """``cfg`` (a config file's mapping, read from ``source``) checked against the workflow's schema: an unknown key,
     a value of the wrong type or out of range is a :class:`SettingsError` naming the file and the key. A partial config
-    (a preset without its ``dataset`` section) is checked for what it has.
+    (a preset merged over config.yaml) is checked for what it has.
 
     Raises:
         SettingsError: the config breaks the schema.
@@ -72,10 +81,9 @@ def validate_config(cfg: Any, source: str | Path) -> dict[str, Any]:
         raise SettingsError(f"{source}: expected a mapping of config sections, got {type(cfg).__name__}.")
     if not SCHEMA.is_file():
         raise MgenetError(f"{SCHEMA}: the config schema is not found; run mgenet from its checkout (pip install -e .).")
-    schema = yaml.safe_load(SCHEMA.read_text())
-    checked = dict(cfg)
-    checked.setdefault("dataset", {"name": "unnamed", "root": "."})  # a preset: nothing to check there
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(checked))
+    # a preset (config/*.yaml) merges over config.yaml key by key, so it may leave out what the schema requires
+    schema = _without_required(yaml.safe_load(SCHEMA.read_text()))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(cfg))
     if error is not None:
         key = ".".join(str(k) for k in error.absolute_path) or "the top level"
         raise SettingsError(f"{source}: {key}: {error.message} (as {SCHEMA.name} says); fix it or leave it out.")
