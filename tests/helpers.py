@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mgenet.io import ALPHAPOSE_SUFFIX, write_alphapose
 
@@ -92,3 +93,14 @@ def make_ubnormal_dataset(root: Path, n_frames: int = 50, seed: int = 0) -> Path
     (root / "gt").mkdir(parents=True, exist_ok=True)
     (root / "gt" / "abnormal_scene_1_scenario_2_tracks.txt").write_text("0,10,19\n3,40,44\n")
     return root
+
+
+def mount_tmpfs(folder: Path, size: str) -> None:
+    """Mount a tmpfs of ``size`` on ``folder``, or skip the test saying why it cannot."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("a full disk is simulated with a small tmpfs, which only root can mount")
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=False,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()[:200]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -38,3 +39,19 @@ def test_ignored_keys_are_dropped_and_bad_values_are_settings_errors() -> None:
 def test_config_hash_ignores_key_order() -> None:
     assert config_hash({"a": 1, "b": [2]}) == config_hash({"b": [2], "a": 1})
     assert len(config_hash({})) == 16
+
+
+def test_config_files_validate_as_the_dag_does_presets_included(tmp_path):
+    """`validate_config` (score-video's --config): the repository's config and presets pass, partial as presets are;
+    an unknown key or a negative weight names the file and the key."""
+    import yaml
+
+    from mgenet.config import SettingsError, validate_config
+
+    repo = Path(__file__).resolve().parents[1]
+    for f in [repo / "config.yaml", *sorted((repo / "config").glob("*.yaml"))]:
+        validate_config(yaml.safe_load(f.read_text()) or {}, f)
+    with pytest.raises(SettingsError, match=r"^x.yaml: dataset: Additional properties are not allowed \('nme'"):
+        validate_config({"dataset": {"nme": "x"}}, "x.yaml")
+    with pytest.raises(SettingsError, match=r"^x.yaml: fusion.weights.mo: -0.5 is less than the minimum of 0"):
+        validate_config({"fusion": {"weights": {"mo": -0.5}}}, "x.yaml")

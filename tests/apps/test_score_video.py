@@ -272,3 +272,61 @@ def test_bad_input_is_one_error_line_naming_the_file(run: dict, tmp_path: Path, 
                    "--features-weights", "random")
     assert "random: backbone random:0 is not the one" in err
     assert not Path(out).exists()  # nothing written on error
+
+
+def test_config_goes_through_the_dags_schema_and_settings(run: dict, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    import yaml
+
+    models, out = str(run["r"] / "models"), str(tmp_path / "out")
+    cases = {"negative.yaml": ({"fusion": {"weights": {"nf": -1.0}}}, "fusion.weights.nf: -1.0 is less than"),
+             "bogus.yaml": ({"bogus": 1}, "'bogus' was unexpected"),
+             "typo.yaml": ({"evaluation": {"bootstrp": 10}},
+                           "evaluation: Additional properties are not allowed ('bootstrp' was unexpected)")}
+    for name, (cfg, expected) in cases.items():
+        (tmp_path / name).write_text(yaml.safe_dump(cfg))
+        err = error_of(capsys, str(run["source"]), "--models", models, "--pose", str(run["pose"]), "--config",
+                       str(tmp_path / name), "--out", out)
+        assert err.startswith(f"error: {tmp_path / name}: ") and expected in err, err
+    assert not Path(out).exists()
+    # the settings class refuses what the schema cannot see (a weight given through --params)
+    from mgenet.config import SettingsError
+    from mgenet.scoring.fusion import FusionSettings
+
+    with pytest.raises(SettingsError, match="must be a number >= 0"):
+        FusionSettings.from_dict({"weights": {"nf": -1.0}})
+
+
+def test_a_reference_of_the_wrong_table_or_kind_is_one_error(run: dict, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    models, out = str(run["r"] / "models"), str(tmp_path / "out")
+    frames = run["r"] / "scores" / "frames.parquet"
+    err = error_of(capsys, str(run["source"]), "--models", models, "--pose", str(run["pose"]), "--reference",
+                   str(frames), "--out", out)
+    assert f"{frames}: a frame score table" in err and "scores/segments.parquet" in err
+    arnet = tmp_path / "arnet.parquet"  # a baseline's per-frame scores (baselines/arnet.parquet)
+    pd.DataFrame({"video": ["v"], "frame": [0], "arnet": [0.5]}).to_parquet(arnet)
+    err = error_of(capsys, str(run["source"]), "--models", models, "--pose", str(run["pose"]), "--reference",
+                   str(arnet), "--out", out)
+    assert f"{arnet}: a frame score table" in err
+    nf_only = tmp_path / "nf_only.parquet"  # segment scores of another run, without stage 2's components
+    pd.read_parquet(run["r"] / "scores" / "segments.parquet").drop(columns=STAGE2_COLUMNS).to_parquet(nf_only)
+    err = error_of(capsys, str(run["source"]), "--models", models, "--pose", str(run["pose"]), "--reference",
+                   str(nf_only), "--out", out)
+    assert f"{nf_only}: reference scores lack the weighted component(s)" in err
+    assert not Path(out).exists()
+
+
+def test_poses_of_a_video_of_another_size_name_the_pose_file(run: dict, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    from mgenet.io import write_alphapose
+
+    poses = read_alphapose(run["pose"])
+    for track in poses.values():
+        for kp in track.values():
+            kp[:, :2] *= 4  # the same people filmed at 4x the resolution
+    big = tmp_path / "big.json"
+    write_alphapose(poses, big)
+    err = error_of(capsys, str(run["source"]), "--models", str(run["r"] / "models"), "--pose", str(big), "--out",
+                   str(tmp_path / "out"))
+    assert err.startswith(f"error: {big}: person ") and "beyond the 160x120 frames of" in err

@@ -233,3 +233,30 @@ def test_video_coverage_tells_a_pose_only_dataset_from_one_with_some_videos(tmp_
     (ub / "Scene1" / "abnormal_scene_1_scenario_2.mp4").touch()  # found anywhere under the root, as UBnormal ships
     assert video_coverage(ub, "ubnormal")[0] == ["abnormal_scene_1_scenario_2"]
     assert video_coverage(tmp_path / "missing", "stgnf") == ([], [])
+
+
+def test_an_empty_tracks_file_is_an_error_not_an_all_normal_video(tmp_path):
+    root = make_ubnormal_dataset(tmp_path / "ub", n_frames=50)
+    tracks = root / "gt" / "abnormal_scene_1_scenario_2_tracks.txt"
+    for empty in ("", "\n \n"):
+        tracks.write_text(empty)
+        with pytest.raises(MgenetError, match=f"{tracks}: tracks file is empty, so every frame"):
+            index_dataset(root, "ubnormal", resolution=[1080, 720])
+
+
+def test_a_split_list_naming_a_video_without_pose_file_is_an_error(tmp_path):
+    root = _stgnf_ubnormal(tmp_path / "UBnormal")
+    listing = root / "gt" / "abnormal_test_video_names.txt"
+    index_dataset(root, "ubnormal", resolution=[1080, 720])  # as shipped: every listed video is there
+    listing.write_text(listing.read_text() + "abnormal_scene_9_scenario_9\n")
+    with pytest.raises(MgenetError, match=r"abnormal_test_video_names.txt: 1 listed video\(s\) have no pose file "
+                                          r".*abnormal_scene_9_scenario_9"):
+        index_dataset(root, "ubnormal", resolution=[1080, 720])
+    # an anomalous training video's pose file lies in pose/abnormal_train, which is not indexed but counts
+    train_list = root / "gt" / "abnormal_training_video_names.txt"
+    listing.write_text(listing.read_text().replace("abnormal_scene_9_scenario_9\n", ""))
+    train_list.write_text("abnormal_scene_3_scenario_1\n")
+    src = next((root / "pose" / "train").glob(f"*{ALPHAPOSE_SUFFIX}"))
+    (root / "pose" / "abnormal_train").mkdir(exist_ok=True)
+    (root / "pose" / "abnormal_train" / f"abnormal_scene_3_scenario_1{ALPHAPOSE_SUFFIX}").write_bytes(src.read_bytes())
+    index_dataset(root, "ubnormal", resolution=[1080, 720])

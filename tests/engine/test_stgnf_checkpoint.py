@@ -233,3 +233,38 @@ def test_train_flow_imports_when_flow_checkpoint_is_set(tmp_path: Path) -> None:
     assert ckpt["segments"]["train_stride"] == 6 and ckpt["imported_from"]["source"] == str(src)
     params = json.dumps({"seg_len": 24, "checkpoint": str(src)})
     assert main(["train-flow", "--segments", str(seg), "--params", params, "--out", str(tmp_path / "x.pt")]) == 1
+
+
+@pytest.mark.parametrize("content", [b"hello, this is a text file\n", b"abc", b""])
+def test_a_file_of_another_kind_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                  content: bytes) -> None:
+    path = tmp_path / "not_a_checkpoint.tar"
+    path.write_bytes(content)
+    assert main(["import-stgnf", str(path), "--out", str(tmp_path / "flow.pt")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}: not readable as an STG-NF checkpoint")
+    assert not (tmp_path / "flow.pt").exists()
+
+
+def test_an_empty_state_dict_is_called_empty(tmp_path: Path) -> None:
+    path = save_official(tmp_path / "empty.tar", {})
+    with pytest.raises(MgenetError, match=r"empty.tar: its 'state_dict' is empty \(no weights\)"):
+        import_stgnf(path)
+
+
+def test_an_mgenet_flow_given_as_flow_checkpoint_is_taken_as_it_is(tmp_path: Path) -> None:
+    src = save_official(tmp_path / "ckpt.tar", official_state())
+    ours = tmp_path / "other_run_flow.pt"
+    assert main(["import-stgnf", str(src), "--out", str(ours), "--seg-len", str(T)]) == 0
+    with pytest.raises(MgenetError, match="an mgenet flow checkpoint .* not an STG-NF one"):
+        import_stgnf(ours)  # the STG-NF reader says what it is ...
+    out = tmp_path / "flow.pt"  # ... and the import (train_flow's flow.checkpoint, import-stgnf) takes it as it is
+    assert main(["import-stgnf", str(ours), "--out", str(out), "--seg-len", str(T)]) == 0
+    model, ckpt = load_checkpoint(out)
+    original, _ = load_checkpoint(ours)
+    x = torch.randn(3, 2, T, V)
+    with torch.no_grad():
+        torch.testing.assert_close(model.nll(x)[1], original.nll(x)[1])
+    assert ckpt["imported_from"]["format"] == "mgenet" and ckpt["imported_from"]["source"] == str(ours)
+    assert main(["import-stgnf", str(ours), "--out", str(tmp_path / "x.pt"), "--seg-len", "24"]) == 1
+    assert not (tmp_path / "x.pt").exists()

@@ -129,3 +129,24 @@ def test_seeds_table_job_writes_the_summary_and_names_the_target_of_a_missing_ru
     assert not (tmp_path / "t.csv").exists()
     with pytest.raises(MgenetError, match=r"unknown seeds table settings \['titel'\]"):
         SeedsTableSettings.from_dict({"titel": "x"})
+
+
+def test_seeds_compare_refuses_empty_foreign_tables_and_unknown_figures_in_one_line(tmp_path: Path, capsys) -> None:
+    a = seed_summary({"0": metrics(0.6, 0.5, 0.7), "1": metrics(0.8, 0.5, 0.7)})
+    a.to_csv(tmp_path / "a.csv", index=False)
+    out = tmp_path / "cmp.csv"
+
+    def error(b: str, *extra: str) -> str:
+        assert main(["seeds-compare", f"window={tmp_path / 'a.csv'}", f"track={b}", "--out", str(out), *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: "), err
+        return err
+
+    (tmp_path / "empty.csv").write_text("")
+    assert f"{tmp_path / 'empty.csv'}: seeds table (track) is empty" in error(str(tmp_path / "empty.csv"))
+    pd.DataFrame({"video": ["v"], "auc": [0.5]}).to_csv(tmp_path / "other.csv", index=False)
+    err = error(str(tmp_path / "other.csv"))
+    assert "other.csv: not an `mgenet seeds-table` CSV (track): it lacks score, figure, seed_<n> columns" in err
+    err = error(str(tmp_path / "a.csv"), "--figures", "nonsense", "micro_auc")
+    assert "--figures nonsense: not a figure of these tables; they hold " in err and "micro_auc" in err
+    assert not out.exists()

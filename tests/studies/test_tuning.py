@@ -113,6 +113,12 @@ def test_tuned_yaml_names_the_best_row_and_holds_the_chosen_config() -> None:
                            "micro_auc 0.8765).\n# Use it with: snakemake --configfile config.yaml "
                            "results/demo/eval/tuned.yaml\n")
     assert yaml.safe_load(text) == tuned_config(best, {})
+    # a run of the user's own config files: the command applies tuned.yaml over them, not over the demo's alone
+    for given, command in ((["my run.yaml"], "config.yaml 'my run.yaml'"),
+                           (["config.yaml", "config/ub.yaml"], "config.yaml config/ub.yaml"),
+                           (["mine.yaml", "results/demo/eval/tuned.yaml"], "config.yaml mine.yaml")):
+        text = tuned_yaml(best, {}, "micro_auc", "results/demo/eval/tuned.yaml", configfiles=given)
+        assert f"# Use it with: snakemake --configfile {command} results/demo/eval/tuned.yaml\n" in text
 
 
 def test_by_seed_groups_name_at_seed_tables_and_keeps_the_plain_names_without_seeds():

@@ -14,6 +14,7 @@ try:
     from mgenet import MgenetError
     from mgenet.cli.dag import dag_errors, fail, use_own_mgenet, user_errors, validate_config
     from mgenet.datasets.adapters import video_coverage
+    from mgenet.io import read_manifest
 except ImportError as e:  # the one error that cannot go through the package's own
     sys.exit(f"error: this snakemake's Python ({sys.executable}) cannot import the mgenet package ({e}): run the "
              "snakemake of the environment that has it (.venv/bin/snakemake, made by `make`) or `pip install -e .`")
@@ -164,7 +165,8 @@ def dataset_listing():
 
 def manifest(wildcards):
     """The manifest of the dataset (evaluating the index_dataset checkpoint)."""
-    return pd.read_csv(checkpoints.index_dataset.get().output[0], dtype={"video": str}, keep_default_na=False)
+    # mgenet's reader: a manifest cut short or replaced by another file is one error naming it (an MgenetError)
+    return read_manifest(checkpoints.index_dataset.get().output[0])
 
 
 def videos_of(wildcards, split):
@@ -212,6 +214,14 @@ def get_ground_truth(wildcards, split="test"):
 
 
 def get_val_truth(wildcards):
+    """Rule tune's truth; a dataset without a validation split (ShanghaiTech) stops the DAG here with one line, not
+    inside encode_flow with no segments to encode."""
+    if not has_split(wildcards, "val"):
+        raise MgenetError(
+            f"{R}/manifest.csv: dataset {DS} has no validation split, and `snakemake tune` chooses settings on the"
+            " validation split only; add one (pose/validation/ or pose/val/ with its ground truth) or keep the"
+            " documented defaults (README, 'Validation split and tuning')."
+        )
     return get_ground_truth(wildcards, "val")
 
 

@@ -426,6 +426,11 @@ def tune_args(prefix):
     return [f"{k[len(prefix):]}={v}" for k, v in _tune_files().items() if k.startswith(prefix)]
 
 
+# The --configfile files of this snakemake call, as the user would type them (relative to the working directory)
+CONFIGFILES = [os.path.relpath(f) if Path(f).is_relative_to(Path.cwd()) else str(f)
+               for f in workflow.overwrite_configfiles]
+
+
 def tune_params():
     return json.dumps(
         {
@@ -436,6 +441,8 @@ def tune_params():
             "overrides": {k: v["override"] for k, v in TUNE_CANDIDATES.items()},
             # only when set: without seeds the params (and so rule tune's rerun trigger) are as they were
             **({"seeds": TUNE_SEEDS} if TUNE_SEEDS else {}),
+            # the run's own --configfile files, so that tuned.yaml's header command plans this run, not the demo
+            **({"configfiles": CONFIGFILES} if CONFIGFILES else {}),
         },
         sort_keys=True,
     )

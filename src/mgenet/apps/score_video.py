@@ -56,6 +56,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mgenet import MgenetError, __version__
+from mgenet.config import validate_config
 from mgenet.scoring.components import join_stage2, segment_table
 from mgenet.engine.flow import encode_flow, load_checkpoint
 from mgenet.runtime import resolve_device
@@ -63,8 +64,8 @@ from mgenet.io import (PoseDict, atomic_path, load_torch, pose_summary, provenan
                        read_intervals, read_parquet, write_json, write_segments)
 from mgenet.evaluation.report import COLOURS, SHORT
 from mgenet.scoring.frames import DEFAULT_SIGMAS, frame_scores, lowest_frame_scores, smooth
-from mgenet.scoring.fusion import (COMPONENTS, FUSED, TRAIN_QUANTILE, Scaling, fit_scaling, fuse_segments,
-                                   select_motion_score)
+from mgenet.scoring.fusion import (COMPONENTS, FUSED, TRAIN_QUANTILE, FusionSettings, Scaling, fit_scaling,
+                                   fuse_segments, select_motion_score)
 from mgenet.pose.segments import SegmentConfig, build_segments
 from mgenet.io.video import probe
 
@@ -127,9 +128,8 @@ def read_config(path: str | Path | None) -> dict[str, Any]:
         cfg = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise MgenetError(f"{path}: not valid YAML ({e}).") from e
-    if not isinstance(cfg, dict):
-        raise MgenetError(f"{path}: expected a mapping of config sections, got {type(cfg).__name__}.")
-    return cfg
+    # the DAG's schema (an unknown key, a negative weight are errors), then the DAG's settings classes below
+    return validate_config(cfg, path)
 
 
 def find_models(models: str | Path) -> tuple[Path, Path | None]:
@@ -220,7 +220,7 @@ def resolve_settings(flow_ck: dict[str, Any], stage2_ck: dict[str, Any] | None, 
     segments, seg_source = resolve_segments(flow_ck, models, config)
     features, feat_source = (resolve_features(stage2_ck, models, config, features_weights) if stage2_ck is not None
                              else (None, "none: no stage-2 model"))
-    fusion = dict(config.get("fusion") or {})
+    fusion = FusionSettings.from_dict(dict(config.get("fusion") or {})).mapping()
     weights = {str(k): float(v) for k, v in (fusion.get("weights") or {}).items()}
     weight_source = "the config"
     if not weights:
@@ -260,11 +260,24 @@ def load_reference(path: str | Path | None, default: Path, weights: dict[str, fl
         raise MgenetError(f"{path}: reference scores not found; give {which} of the run ("
                           f"{reference_path(Path('results/<dataset>/models'), normalise)} for fusion.normalise "
                           f"{normalise}), or leave out --reference.")
+    given = bool(path)
     path = Path(path) if path else default
     why = f"{path} not found"
     if path.is_file():
-        df = select_motion_score(read_parquet(path), motion_score)
+        df = read_parquet(path)
+        keys = [c for c in ("video", "person_id", "start_frame", "mid_frame") if c not in df.columns]
+        if keys:  # a frame table, a baseline's scores, any other table: one line, not a KeyError
+            kind = ("a frame score table (fuse_scores' output)" if {"video", "frame"} <= set(df.columns)
+                    else "not a segment score table")
+            raise MgenetError(f"{path}: {kind}, without the segment keys {keys}; give {which} of the run "
+                              f"({reference_path(Path('results/<dataset>/models'), normalise)} for fusion.normalise "
+                              f"{normalise}), or leave out --reference.")
+        df = select_motion_score(df, motion_score)
         missing = [c for c in weights if c not in df.columns]
+        if missing and given:  # asked for by name: scaling the video over itself instead would not be what was asked
+            raise MgenetError(f"{path}: reference scores lack the weighted component(s) {missing} (it has "
+                              f"{[c for c in df.columns if c in COMPONENTS]}); give {which} of the run these models "
+                              f"belong to, or leave out --reference.")
         why = f"{path} lacks component(s) {missing}" if missing else f"{path} has no segment"
         if not missing and len(df):
             stale = [m for m in models if m.stat().st_mtime > path.stat().st_mtime]
@@ -283,7 +296,7 @@ def load_reference(path: str | Path | None, default: Path, weights: dict[str, fl
 # -------------------------------------------------------------------------------------------------------- steps
 
 
-def _given_poses(pose: Path, video: Path, n_frames: int) -> PoseDict:
+def _given_poses(pose: Path, video: Path, n_frames: int, size: tuple[int, int] | None = None) -> PoseDict:
     if not pose.is_file():
         raise MgenetError(f"{pose}: pose file not found; give this video's AlphaPose tracked-person JSON, or leave "
                           f"out --pose to extract poses from the video.")
@@ -293,6 +306,18 @@ def _given_poses(pose: Path, video: Path, n_frames: int) -> PoseDict:
         if late:
             raise MgenetError(f"{pose}: person {pid}, frame {min(late)}: beyond the {n_frames} frames of {video}; "
                               f"is this the pose file of that video? (frames are 0-based indices)")
+    if size is not None:
+        width, height = size
+        for pid, track in poses.items():
+            if not track:
+                continue
+            kp = np.stack(list(track.values()))  # (frames, 17, 3): x, y, confidence
+            xy = np.where(kp[..., 2:3] > 0, kp[..., :2], 0).max(axis=(0, 1))
+            # keypoints a little outside the frame are usual (a limb cut by the border); a quarter beyond is not
+            if xy[0] > 1.25 * width or xy[1] > 1.25 * height:
+                raise MgenetError(f"{pose}: person {pid}: keypoints reach ({xy[0]:.0f}, {xy[1]:.0f}), beyond the "
+                                  f"{width}x{height} frames of {video}; is this the pose file of that video, at its "
+                                  f"resolution?")
     return poses
 
 
@@ -387,7 +412,7 @@ def score_video(video: str | Path, models: str | Path, out: str | Path, pose: st
         t0 = time.perf_counter()
         n_frames = info.frames
         if pose:
-            poses = _given_poses(Path(pose), video, n_frames)
+            poses = _given_poses(Path(pose), video, n_frames, (info.width, info.height))
         else:
             poses, n_frames = _extract_poses(video, settings.pose, tmp, threads, progress)
         seconds["pose"] = time.perf_counter() - t0

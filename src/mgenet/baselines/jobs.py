@@ -74,11 +74,9 @@ def _bad(what: str, e: Exception) -> MgenetError:
 def train_cr_job(manifest: str, videos: list[str], out: str, s: CRSettings, config_hash: str = "") -> None:
     """Train the CR stream's decoder on the training ``videos`` (files of the manifest's train split only: the stream
     is unsupervised, so a test video would leak the test split into training) and save its checkpoint."""
-    import torch
-
     from mgenet.baselines.engine.cr import CRTrainConfig, cr_checkpoint, train_cr
     from mgenet.baselines.models.crnet import CRNetConfig
-    from mgenet.io import atomic_path
+    from mgenet.io import save_torch
 
     train = split_videos(manifest, "train")
     known = {str(Path(v)) for v in train["video_path"]}
@@ -96,8 +94,7 @@ def train_cr_job(manifest: str, videos: list[str], out: str, s: CRSettings, conf
     model, history = train_cr(videos, encoder, model_cfg, cfg, seed=int(s.seed), device=s.device)
     ckpt = cr_checkpoint(model, cfg, history, {"checkpoint_sha256": digest, "config_hash": config_hash,
                                                "mgenet_version": __version__, "videos": len(videos)})
-    with atomic_path(out) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(ckpt, out)
     log.info("CR decoder (%d epochs on %d training videos) -> %s in %.1f s", len(history), len(videos), out,
              time.time() - t0)
 
@@ -147,12 +144,11 @@ def _snippet_split(path: str) -> str:
 def train_kr_job(snippets: list[str], out: str, s: KRSettings, config_hash: str = "") -> None:
     """Train HashNet on the training videos' snippet features and build the hash tables of the KR stream."""
     import numpy as np
-    import torch
 
     from mgenet.baselines.engine.kr import HashTables, KRTrainConfig, hash_codes, kr_checkpoint, train_hashnet
     from mgenet.baselines.models.hashnet import HashNetConfig
     from mgenet.io import read_snippets
-    from mgenet.io import agreed_attrs, atomic_path
+    from mgenet.io import agreed_attrs, save_torch
 
     stray = [f for f in snippets if _snippet_split(f) != "train"]
     if stray:  # unsupervised: a test video here would leak the test split into the tables
@@ -169,8 +165,7 @@ def train_kr_job(snippets: list[str], out: str, s: KRSettings, config_hash: str 
     tables = HashTables.build(hash_codes(model, np.concatenate(feats), cfg.batch_snippets))
     ckpt = kr_checkpoint(model, tables, cfg, history, {"snippets": prov, "config_hash": config_hash,
                                                        "mgenet_version": __version__})
-    with atomic_path(out) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(ckpt, out)
     log.info("HashNet (%d epochs) + %d tables (%s buckets) from %d training snippets -> %s in %.1f s", len(history),
              len(tables.keys), "/".join(str(len(k)) for k in tables.keys), sum(map(len, feats)), out,
              time.time() - t0)

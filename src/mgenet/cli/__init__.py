@@ -60,12 +60,26 @@ def main(argv: list[str] | None = None) -> int:
     # files are removed on the way out instead of left beside the artifacts.
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    if main_thread:
+        # a job dies with the Snakemake run (and the shell) that started it, and never publishes an output after it
+        # (mgenet.io.owner says why and how)
+        from mgenet.io.owner import watch_run
+
+        watch_run()
     try:
         args.fn(args)
     except MgenetError as e:
         from mgenet.cli.rules import explain
 
         print(f"error: {explain(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # a write outside mgenet.io's writers (which raise DiskFullError themselves) that ran out of space
+        from mgenet.io.common import DiskFullError, disk_full
+
+        if not disk_full(e):
+            raise
+        print(f"error: {DiskFullError(getattr(e, 'filename', None) or '.')}", file=sys.stderr)
         return 1
     finally:
         if main_thread:

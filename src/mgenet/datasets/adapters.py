@@ -124,7 +124,8 @@ def check_split_lists(root: Path, df: pd.DataFrame) -> None:
     Raises:
         MgenetError: an anomalous training video among the normal training poses (the flow would learn it as
             normal), or a video in another split's folder than its list says; each names the video, the folder and
-            the list.
+            the list; or a listed test or validation video without a pose file (a training one: where
+            ``pose/abnormal_train`` exists, without one there).
     """
     listed: dict[str, str] = {}
     for split, name in SPLIT_LISTS.items():
@@ -139,6 +140,17 @@ def check_split_lists(root: Path, df: pd.DataFrame) -> None:
                  for v, s, want in wrong[:10]]
         raise MgenetError(f"{root}: {len(wrong)} video(s) in a split folder their official list contradicts: "
                           f"{'; '.join(lines)}. Move each pose file to its list's folder.")
+    # a listed video with no pose file anywhere: a list of another dataset version, or pose files lost on the way
+    # (the training list's videos live in pose/abnormal_train, for STG-NF's supervised setting only: checked where
+    # that folder is there)
+    abnormal_train = root / "pose" / "abnormal_train"
+    posed = set(df["video"]) | {p.name[: -len(ALPHAPOSE_SUFFIX)] for p in abnormal_train.glob(f"*{ALPHAPOSE_SUFFIX}")}
+    lost = sorted(v for v, s in listed.items() if v not in posed and (s != "train" or abnormal_train.is_dir()))
+    if lost:
+        lists = sorted({SPLIT_LISTS[listed[v]] for v in lost})
+        raise MgenetError(f"{root / 'gt' / lists[0]}: {len(lost)} listed video(s) have no pose file under "
+                          f"{root / 'pose'}: {', '.join(lost[:10])}{' ...' if len(lost) > 10 else ''} (lists: "
+                          f"{', '.join(lists)}). Add their pose files, or remove them from the list.")
 
 
 def _scene_key(scene: object) -> object:

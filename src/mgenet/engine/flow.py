@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mgenet import MgenetError
 from mgenet.config import FromDict
-from mgenet.io import atomic_path, flow_writer, load_torch, open_segments, provenance
+from mgenet.io import flow_writer, load_torch, open_segments, provenance, save_torch
 from mgenet.models.flow import STGNF, FlowConfig
 from mgenet.models.graph import FLIP_PERMUTATION
 from mgenet.runtime import as_device, resolve_device, seed_everything, seed_worker
@@ -251,8 +251,7 @@ def save_checkpoint(path: PathLike, model: STGNF, model_cfg: FlowConfig, train_c
     ckpt = {"model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "history": history, **(extra or {})}
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(ckpt, path)
 
 
 def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> tuple[STGNF, dict[str, Any]]:

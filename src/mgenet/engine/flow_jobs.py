@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mgenet import __version__
+from mgenet import MgenetError, __version__
 from mgenet.config import FromDict
 
 log = logging.getLogger("mgenet")
@@ -25,7 +25,7 @@ class FlowSettings(FromDict):
     seg_len: int | None = None
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
-    checkpoint: str | None = None  # an official STG-NF checkpoint to import instead of training
+    checkpoint: str | None = None  # an official STG-NF checkpoint (or an mgenet flow.pt) to use instead of training
     seed: int = 0
     device: str = "auto"
 
@@ -40,12 +40,45 @@ class EncodeSettings(FromDict):
     device: str = "auto"
 
 
+def is_mgenet_flow(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a flow checkpoint mgenet wrote (rather than STG-NF's): a zip-format torch file whose
+    pickle names model_config and train_config (read without unpickling anything)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            pkl = next((n for n in z.namelist() if n.endswith("/data.pkl")), None)
+            data = z.read(pkl) if pkl else b""
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return b"model_config" in data and b"train_config" in data and b"state_dict" in data
+
+
 def import_flow(path: str | os.PathLike, out: str | os.PathLike, seg_len: int | None,
                 extra: dict[str, Any]) -> None:
-    """Import an official STG-NF checkpoint and save it as an mgenet flow checkpoint (history empty)."""
+    """Import an official STG-NF checkpoint and save it as an mgenet flow checkpoint (history empty). An mgenet flow
+    checkpoint (another run's flow.pt) is taken as it is, with its history, once it loads and has ``seg_len``."""
     from mgenet.engine.flow import FlowTrainConfig, save_checkpoint
     from mgenet.engine.stgnf_checkpoint import import_stgnf
     from mgenet.io import sha256_file
+
+    if is_mgenet_flow(path):
+        from mgenet.engine.flow import load_checkpoint
+
+        model, ckpt = load_checkpoint(path)
+        if seg_len is not None and model.cfg.seg_len != seg_len:
+            raise MgenetError(f"{path}: a flow trained on windows of {model.cfg.seg_len} frames, but segments.seg_len "
+                              f"is {seg_len}; set segments.seg_len: {model.cfg.seg_len} or give another flow.")
+        kept = {k: v for k, v in ckpt.items() if k not in ("model_config", "train_config", "state_dict", "history")}
+        info = {"source": str(path), "sha256": sha256_file(path), "format": "mgenet"}
+        try:
+            train_cfg = FlowTrainConfig.from_dict(ckpt["train_config"])
+        except MgenetError:  # an earlier version's training settings: the weights are what matters here
+            train_cfg = FlowTrainConfig()
+        save_checkpoint(out, model, model.cfg, train_cfg, ckpt["history"],
+                        extra={**kept, "mgenet_version": __version__, "imported_from": info, **extra})
+        log.info("mgenet flow checkpoint %s (seg_len %d) taken as it is -> %s", path, model.cfg.seg_len, out)
+        return
 
     model, info = import_stgnf(path, seg_len=seg_len)
     info["sha256"] = sha256_file(path)

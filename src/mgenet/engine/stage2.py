@@ -30,7 +30,7 @@ import torch
 from mgenet import MgenetError
 from mgenet.config import FromDict
 from mgenet.engine.stage2_data import ClipSource, Pair, PathLike, resolve_model_config
-from mgenet.io import atomic_path, load_torch, provenance, sha256_file
+from mgenet.io import load_torch, provenance, save_torch, sha256_file
 from mgenet.models.masking import clip_mask_pairs, keep_indices, random_masks
 from mgenet.models.memory import MM_FORMS, kmeans_pp
 from mgenet.models.mgenet import LEVEL1_VARIANTS, MGENet, MGENetConfig
@@ -315,8 +315,7 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
             ckpt = {"config": config, "state_dict": _cpu_state(model), "history": history, "phase": pi,
                     "epoch": epoch + 1, "optimizer": opt.state_dict() if opt else None,
                     "scaler": scaler.state_dict() if scaler else None, "rng": _rng_state()}
-            with atomic_path(partial) as tmp:
-                torch.save(ckpt, tmp)
+            save_torch(ckpt, partial)
             ran += 1
             if stop_after is not None and ran >= stop_after and len(history) < total:
                 log(f"stopping after {ran} epoch(s) as asked; rerun to resume from {partial}")
@@ -326,8 +325,7 @@ def train_stage2(train_pairs: Sequence[Pair], cfg: Stage2Config, out_ckpt: PathL
              "provenance": provenance(stage="train_stage2", n_videos=len(source.videos), n_clips=len(source),
                                       **(attrs or {}))}
     log(f"memory items ever written: {_written(model)} (matching memory started {resolved.model.matching_init})")
-    with atomic_path(out_ckpt) as tmp:
-        torch.save(final, tmp)
+    save_torch(final, out_ckpt)
     partial.unlink(missing_ok=True)
     return history
 
@@ -387,8 +385,7 @@ def rewrite_matching(ckpt: PathLike, train_pairs: Sequence[Pair], out_ckpt: Path
                                        matching_seed=seed, n_clips=len(source)),
                           "trained": dict(trained), "rewritten_from": str(ckpt),
                           "rewritten_from_sha256": sha256_file(ckpt)}}
-    with atomic_path(out_ckpt) as tmp:
-        torch.save(out, tmp)
+    save_torch(out, out_ckpt)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -60,13 +60,21 @@ def read_stgnf(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any],
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except Exception as e:  # noqa: BLE001 - a text file, a 3-byte file, any foreign bytes: torch's errors vary
+        known = isinstance(e, (pickle.UnpicklingError, RuntimeError, OSError)) and str(e).strip()
+        first = str(e).strip().splitlines()[0][:200] if known else "not a PyTorch file, or cut short"
         raise MgenetError(f"{path}: not readable as an STG-NF checkpoint with torch.load(weights_only=True), which "
                           f"allows weights and argparse.Namespace only ({first}). Give a checkpoint saved by the "
                           f"official STG-NF code, not a file of another kind.") from None
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not state:
+    if isinstance(ckpt, dict) and {"model_config", "train_config", "state_dict"} <= set(ckpt):
+        raise MgenetError(f"{path}: an mgenet flow checkpoint (train_flow's flow.pt), not an STG-NF one: it needs no "
+                          f"import; copy it to results/<dataset>/models/flow.pt, or set flow.checkpoint to it (rule "
+                          f"train_flow takes either kind).")
+    if isinstance(state, dict) and not state:
+        raise MgenetError(f"{path}: its 'state_dict' is empty (no weights); the file was saved before the model, or "
+                          f"cut down; give the checkpoint saved by the official STG-NF code.")
+    if not isinstance(state, dict):
         found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise MgenetError(f"{path}: no 'state_dict' in this file (it holds {found}); an STG-NF checkpoint is a dict "
                           f"with epoch, state_dict, optimizer and args.")

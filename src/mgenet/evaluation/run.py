@@ -119,6 +119,7 @@ def evaluate_run(frames_path: str, out: str, s: EvaluateSettings, inp: EvaluateI
     from mgenet.io import read_parquet, read_weak_split, write_json
 
     frames = read_parquet(frames_path)
+    degenerate = degenerate_scores(frames, frames_path)
     t0 = time.time()
     weak_split = read_weak_split(inp.weak_split) if inp.weak_split else None
     metrics = evaluate(frames, s.dataset, bootstrap=int(s.evaluation.bootstrap), seed=int(s.seed),
@@ -135,6 +136,9 @@ def evaluate_run(frames_path: str, out: str, s: EvaluateSettings, inp: EvaluateI
             metrics["protocols"] = protocols
     if inp.boxes:
         localize_run(frames, metrics, s, inp)
+    metrics["warnings"] = degenerate
+    for line in degenerate:
+        log.warning(line)
     for path in inp.paper_protocol:  # baselines' figures under their paper's own protocol, labelled as such
         figures = read_json(path, "paper-protocol figures")
         metrics.setdefault("paper_protocol", {})[figures.get("method", Path(path).stem)] = figures
@@ -160,6 +164,34 @@ def evaluate_run(frames_path: str, out: str, s: EvaluateSettings, inp: EvaluateI
                      matching_seeds=matching_seeds, validation=validation, tuning=tuning)
         log.info("report -> %s", inp.report)
     return metrics
+
+
+def degenerate_scores(frames: Any, path: str) -> list[str]:
+    """What makes the evaluation of a frame score table meaningless: an error where nothing can be measured, and a
+    warning (kept in metrics.json's ``warnings``) for each score that is the same on every frame, whose AUC is 0.5
+    by construction rather than by measurement.
+
+    Raises:
+        MgenetError: the ground truth has no anomalous frame (or no normal one): every AUC would be undefined.
+    """
+    import numpy as np
+
+    gt = frames["gt"].to_numpy() if "gt" in frames else np.zeros(0)
+    if len(gt) and (not gt.any() or gt.all()):
+        which, other = ("normal", "anomalous") if not gt.any() else ("anomalous", "normal")
+        raise MgenetError(f"{path}: all {len(gt)} frames of its {frames['video'].nunique()} videos are {which} in the "
+                          f"ground truth, and an AUC needs {other} frames too; check the dataset's masks "
+                          f"(gt/test_frame_mask/<video>.npy: 1 = anomalous; UBnormal's tracks files) and the split.")
+    from mgenet.scoring.fusion import score_columns
+
+    out = []
+    for c in score_columns(frames):
+        x = frames[c].to_numpy(dtype=float)
+        x = x[np.isfinite(x)]
+        if len(x) and x.min() == x.max():
+            out.append(f"{c}: the same value ({x[0]:.6g}) on every frame, so its AUC is 0.5 by construction, not a "
+                       f"measurement; check the weights and inputs that make it")
+    return out
 
 
 def _log_metrics(metrics: dict[str, Any], weak_split: str) -> None:

@@ -14,6 +14,8 @@ failed or killed job never leaves a half-written artifact that a rerun would tak
 from mgenet.io.common import (  # noqa: F401
     agreed_attrs,
     atomic_path,
+    create_h5,
+    DiskFullError,
     first_line,
     glob_escape,
     load_torch,
@@ -21,6 +23,7 @@ from mgenet.io.common import (  # noqa: F401
     open_h5,
     provenance,
     read_attrs,
+    save_torch,
     sha256_file,
     UnreadableFileError,
     write_json,

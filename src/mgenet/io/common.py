@@ -4,9 +4,12 @@ missing or unreadable file."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import io
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,24 +27,159 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
+class DiskFullError(MgenetError):
+    """A write that ran out of disk space (or quota): the message names the file and the space left."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        free = free_mb(self.path.parent)
+        super().__init__(f"{path}: no space left on device ({free:.1f} MB free); free some space (or move results/ "
+                         f"to a larger disk) and run again.")
+
+
+def free_mb(folder: str | os.PathLike) -> float:
+    """Free space of the file system holding ``folder``, in MB (nan if it cannot be read)."""
+    try:
+        return shutil.disk_usage(folder).free / 1e6
+    except OSError:
+        return float("nan")
+
+
+def disk_full(e: BaseException | None) -> bool:
+    """Whether ``e`` (or an exception it was raised from or during) is a write refused for lack of space: an OSError
+    with ENOSPC/EDQUOT, or a library's error that only quotes it (HDF5, torch's zip writer, Arrow)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(e)
+        if "No space left on device" in text or "errno = 28," in text or "Disk quota exceeded" in text:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     A job killed outright (SIGKILL, a node lost) cannot clean up its temporary file; the next writer of the same
-    target removes such leftovers first (Snakemake never runs two jobs for one output at once).
+    target removes such leftovers first (Snakemake never runs two jobs for one output at once). A job whose Snakemake
+    run is gone does not rename (:mod:`mgenet.io.owner`), and a write that runs out of disk space is
+    :class:`DiskFullError` (the temporary file removed first, so the error line fits in a log on the same disk).
     """
+    from mgenet.io import owner
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{glob_escape(path.name)}.tmp*"):
         stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        yield tmp
+        try:
+            yield tmp
+        except Exception as e:
+            if isinstance(e, DiskFullError):
+                tmp.unlink(missing_ok=True)
+                raise
+            if disk_full(e):
+                tmp.unlink(missing_ok=True)
+                raise DiskFullError(path) from e
+            raise
+        owner.ensure_alive(path)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+class _SpaceGuardedFile(io.RawIOBase):
+    """The file under an HDF5 file being written, seen by HDF5 through h5py's file-object driver.
+
+    HDF5 (2.0, h5py 3.16) crashes the process (a segmentation fault) closing a file whose writes failed, and the job's
+    log, often on the same full disk, stays empty. So a failed write does not reach HDF5: it is recorded, the file is
+    emptied (its space freed) and later writes are dropped; :func:`create_h5` raises :class:`DiskFullError` once
+    HDF5 has closed the file cleanly.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.raw = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed by close()
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def readinto(self, b) -> int:
+        return self.raw.readinto(b)
+
+    def _failed(self, e: OSError) -> None:
+        if self.error is None:
+            self.error = e
+            self.raw.truncate(0)
+
+    def write(self, b) -> int:
+        view = memoryview(b).cast("B")
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):  # an unbuffered write may write part of it
+                    done += self.raw.write(view[done:])
+            except OSError as e:
+                self._failed(e)
+        return len(view)
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self.raw.truncate(size)
+            except OSError as e:
+                self._failed(e)
+        return size if size is not None else self.tell()
+
+    def flush(self) -> None:
+        pass  # unbuffered: os.fsync is not asked for (a rename after close is as durable as the other writers)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.raw.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def create_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """A new HDF5 file written atomically (:func:`atomic_path`): it appears at ``path`` only if the block succeeds.
+
+    Raises:
+        DiskFullError: the disk filled up (nothing is left behind, and HDF5 does not crash; see
+            :class:`_SpaceGuardedFile`).
+    """
+    with atomic_path(path) as tmp:
+        raw = _SpaceGuardedFile(tmp)
+        try:
+            with h5py.File(raw, "w") as f:
+                yield f
+        except Exception:
+            if raw.error is not None:  # what failed next read back what was never written
+                raise DiskFullError(path) from raw.error
+            raise
+        finally:
+            raw.close()
+        if raw.error is not None:
+            raise DiskFullError(path) from raw.error
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -111,6 +249,15 @@ def read_attrs(path: str | os.PathLike, what: str) -> dict[str, Any]:
     """The provenance attributes of an HDF5 artifact (see :func:`open_h5` for the errors)."""
     with open_h5(path, what) as f:
         return dict(f.attrs)
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` written atomically (:func:`atomic_path`). Through a Python file object, so a full disk is the
+    OSError that :class:`DiskFullError` recognises (given a path, torch's writer reports only "unexpected pos")."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu", keys: tuple[str, ...] = (),

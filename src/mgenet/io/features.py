@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from mgenet import MgenetError
-from mgenet.io.common import atomic_path, open_h5
+from mgenet.io.common import create_h5, open_h5
 
 # ------------------------------------------------------------------------------------------------ features HDF5
 # results/{ds}/features/{video}.h5 — rows aligned 1:1, in order, with the rows of the video's segments file:
@@ -164,7 +164,7 @@ def feature_writer(path: str | os.PathLike, n_clips: int, token_shape: tuple[int
     missing = [k for k in FEATURE_ATTRS if k not in attrs]
     if missing:
         raise ValueError(f"features attrs lack {missing}")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with create_h5(path) as f:
         for k, v in attrs.items():
             f.attrs[k] = v
         w = FeatureWriter(f, n_clips, token_shape, compression, compression_opts)
@@ -181,7 +181,7 @@ def track_feature_writer(path: str | os.PathLike, n_clips: int, n_tokens: int, t
     missing = [k for k in FEATURE_ATTRS if k not in attrs]
     if missing:
         raise ValueError(f"features attrs lack {missing}")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with create_h5(path) as f:
         for k, v in {**attrs, "layout": "track", "clip_tokens": int(clip_tokens)}.items():
             f.attrs[k] = v
         w = TrackFeatureWriter(f, n_clips, n_tokens, token_shape, clip_tokens, compression, compression_opts)

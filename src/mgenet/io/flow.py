@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from mgenet import MgenetError
-from mgenet.io.common import atomic_path, open_h5
+from mgenet.io.common import create_h5, open_h5
 
 # ---------------------------------------------------------------------------------------------------- flow HDF5
 # results/{ds}/flow/{split}.h5 — one group per video (attrs segments_file: the segments file it was encoded from):
@@ -76,7 +76,7 @@ class FlowWriter:
 def flow_writer(path: str | os.PathLike, attrs: Mapping[str, Any]) -> Iterator[FlowWriter]:
     """Write a flow file atomically: groups are added with :meth:`FlowWriter.add_video`; the file appears at
     ``path`` only when the block ends without error."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with create_h5(path) as f:
         f.attrs.update(attrs)
         yield FlowWriter(f, path)
 

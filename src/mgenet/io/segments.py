@@ -11,7 +11,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mgenet.io.common import atomic_path, MissingFileError, open_h5
+from mgenet.io.common import MissingFileError, create_h5, open_h5
 
 # ------------------------------------------------------------------------------------------------ segments HDF5
 # results/{ds}/segments/{video}.h5 — one row per person window:
@@ -39,7 +39,7 @@ SEGMENT_DTYPES = {"pose": np.float32, "confidence": np.float32, "keypoints": np.
 def write_arrays_h5(path: str | os.PathLike, arrays: dict[str, np.ndarray], dims: dict[str, tuple[str, ...]],
                     attrs: dict[str, Any], chunk_rows: int = 256, compression: str | None = None) -> None:
     """Write named arrays sharing a leading clip axis, chunked along it, with dimension labels and attrs."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with create_h5(path) as f:
         for k, v in attrs.items():
             f.attrs[k] = v
         for name, arr in arrays.items():

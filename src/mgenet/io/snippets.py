@@ -7,11 +7,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import h5py
 import numpy as np
 
 from mgenet import MgenetError
-from mgenet.io.common import atomic_path, open_h5
+from mgenet.io.common import create_h5, open_h5
 
 # ------------------------------------------------------------------------------------------------ snippets HDF5
 # results/{ds}/snippets/len{L}/{video}.h5 — one row per snippet of L consecutive frames (the last one padded):
@@ -42,7 +41,7 @@ def write_snippets(path: str | os.PathLike, features: np.ndarray, start_frame: n
                    attrs: dict[str, Any]) -> None:
     """Write a snippets file atomically: vectors (S, D), their first frames (S,) and ``attrs`` (which must hold
     snippet_len and frames for :func:`read_snippets`)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with create_h5(path) as f:
         for k, v in attrs.items():
             f.attrs[k] = v
         for name, data in (("features", features), ("start_frame", start_frame)):

@@ -32,7 +32,17 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise MissingFileError(path, "manifest")
-    df = pd.read_csv(path, dtype={"video": str, "split": str, "scene": str}, keep_default_na=False)
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):  # write_manifest ends every row: a file cut short (a full disk, a copy)
+        raise UnreadableFileError(path, "manifest", "cut short: its last row is incomplete")
+    try:
+        df = pd.read_csv(path, dtype={"video": str, "split": str, "scene": str}, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UnreadableFileError(path, "manifest", "empty" if not raw.strip() else f"not a CSV table: "
+                                  f"{first_line(e)[:120]}") from e
+    lacking = [c for c in ("video", "split") if c not in df.columns]
+    if lacking:
+        raise UnreadableFileError(path, "manifest", f"no {', '.join(lacking)} column: not a manifest")
     return df
 
 
@@ -94,6 +104,12 @@ def load_gt_mask(path: str | os.PathLike | None, n_frames: int | None = None) ->
             if not 0 <= start <= end < n_frames:
                 raise MgenetError(f"{path}:{i}: interval {start}-{end} lies outside the video's {n_frames} frames.")
             gt[start:end + 1] = 1
+        if not text.strip():
+            # UBnormal ships a tracks file for each anomalous video only: an empty one would make all its frames
+            # normal without a word
+            raise MgenetError(f"{path}: tracks file is empty, so every frame of its video would count as normal; "
+                              f"restore its lines (track_id,start_frame,end_frame per anomalous object), or delete "
+                              f"the file if the video has no anomaly.")
         return gt
     try:
         gt = np.load(path, allow_pickle=False)
@@ -241,11 +257,18 @@ def read_named_metrics(paths: Mapping[str, str | os.PathLike], what: str, target
     ``seed``) and ``target`` is the snakemake target that makes the files.
 
     Raises:
-        MgenetError: a file is missing.
+        MgenetError: a file is missing or is not a metrics.json.
     """
     metrics = {}
     for name, path in paths.items():
         if not Path(path).exists():
             raise MissingFileError(path, f"metrics of {what} {name!r}", otherwise=f"run `snakemake {target}`.")
-        metrics[name] = json.loads(Path(path).read_text())
+        try:
+            metrics[name] = json.loads(Path(path).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UnreadableFileError(path, f"metrics of {what} {name!r}", f"not JSON, or cut short: {first_line(e)}",
+                                      fix=f"delete it and run `snakemake {target}` again") from e
+        if not isinstance(metrics[name], dict) or "scores" not in metrics[name]:
+            raise UnreadableFileError(path, f"metrics of {what} {name!r}", "not an mgenet metrics.json (no scores)",
+                                      fix=f"give the metrics.json of `snakemake {target}`")
     return metrics

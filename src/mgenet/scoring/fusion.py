@@ -250,6 +250,16 @@ class FusionSettings(FromDict):
     normalise: str = "test_minmax"
     train_quantile: float | None = None  # None: TRAIN_QUANTILE
 
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in (self.weights or {}).items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0}
+        if bad:  # a negative weight would invert its component's score
+            raise ValueError(f"fusion.weights {bad}: every weight must be a number >= 0")
+        if self.weights and not any(v > 0 for v in self.weights.values()):
+            # the fused score would be 0 on every frame: AUC exactly 0.5, reported as if it meant something
+            raise ValueError(f"fusion.weights {self.weights}: every fusion weight 0 makes the fused score constant; "
+                             f"give at least one component a positive weight")
+
     def mapping(self) -> dict[str, Any]:
         """The mapping :func:`fuse_with` reads (a value left out takes its default there)."""
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -202,6 +202,31 @@ def seeds_table_job(metrics: Mapping[str, str | os.PathLike], out: str | os.Path
     return df
 
 
+def read_seeds_table(path: str | os.PathLike, name: str) -> pd.DataFrame:
+    """An `mgenet seeds-table` CSV (``name`` is what the comparison calls it).
+
+    Raises:
+        MgenetError: the file is missing, empty, not a CSV, or lacks the columns score, figure and seed_<n>.
+    """
+    remake = "make it with `snakemake seeds` or `snakemake seeds_val` in that configuration"
+    if not Path(path).is_file():
+        raise MgenetError(f"{path}: no such seeds table ({name}); {remake}.")
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise MgenetError(f"{path}: seeds table ({name}) is empty; {remake}.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise MgenetError(f"{path}: seeds table ({name}) is not a readable CSV ({str(e).strip()[:120]}); {remake}.") \
+            from None
+    lacking = [c for c in ("score", "figure") if c not in df.columns]
+    if not any(str(c).startswith("seed_") for c in df.columns):
+        lacking.append("seed_<n> columns")
+    if lacking:
+        raise MgenetError(f"{path}: not an `mgenet seeds-table` CSV ({name}): it lacks {', '.join(lacking)} (it has "
+                          f"{', '.join(map(str, df.columns[:8]))}); {remake}.")
+    return df
+
+
 def seeds_compare_job(tables: Mapping[str, str | os.PathLike], out: str | os.PathLike, md: str | os.PathLike | None,
                       figures: Sequence[str] = ()) -> pd.DataFrame:
     """`mgenet seeds-compare`: two seeds tables ({name: CSV}, in order) compared per seed (:func:`compare_summaries`),
@@ -214,12 +239,11 @@ def seeds_compare_job(tables: Mapping[str, str | os.PathLike], out: str | os.Pat
 
     if len(tables) != 2:
         raise MgenetError(f"give exactly two NAME=CSV tables to compare, not {len(tables)}.")
-    frames = []
-    for name, path in tables.items():
-        if not Path(path).is_file():
-            raise MgenetError(f"{path}: no such seeds table ({name}); make it with `snakemake seeds` or "
-                              f"`snakemake seeds_val` in that configuration.")
-        frames.append(pd.read_csv(path))
+    frames = [read_seeds_table(path, name) for name, path in tables.items()]
+    held = sorted(set(frames[0]["figure"]) | set(frames[1]["figure"]))
+    unknown = [f for f in figures if f not in held]
+    if unknown:
+        raise MgenetError(f"--figures {' '.join(unknown)}: not a figure of these tables; they hold {', '.join(held)}.")
     names = tuple(tables)
     df = compare_summaries(frames[0], frames[1], names, tuple(figures))
     write_summary(df, out, md, f"{names[1]} against {names[0]}, paired by seed", lambda d: compare_markdown(d, names))

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -249,6 +252,7 @@ class TuneSettings(FromDict):
     smoothing_sigmas: list[float] | None = None  # None: scoring.frames' DEFAULT_SIGMAS
     overrides: dict = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)  # tune.seeds: tables named NAME@SEED, chosen on the mean; []: none
+    configfiles: list[str] = field(default_factory=list)  # the run's --configfile files, for tuned.yaml's command
 
     def __post_init__(self) -> None:
         self.seeds = [int(x) for x in self.seeds]
@@ -256,10 +260,18 @@ class TuneSettings(FromDict):
             raise MgenetError(f"tune.seeds {self.seeds} lists a seed twice.")
 
 
+def _over_config_yaml(configfiles: Sequence[str], tuned: str) -> list[str]:
+    """The config files tuned.yaml goes on top of: config.yaml (which the Snakefile loads first), then the run's own,
+    without tuned.yaml itself (a run that already applies an earlier tuned.yaml)."""
+    own = [f for f in configfiles if os.path.normpath(f) != os.path.normpath(tuned)]
+    return own if own and Path(own[0]).name == "config.yaml" else ["config.yaml", *own]
+
+
 def tuned_yaml(best: pd.Series, overrides: Mapping[str, Mapping], metric: str, path: str,
-               seeds: Sequence[int] = ()) -> str:
+               seeds: Sequence[int] = (), configfiles: Sequence[str] = ()) -> str:
     """The text of tuned.yaml (written at ``path``): the chosen settings, a partial config for ``--configfile``,
-    under a header naming the best row's figure (with ``seeds``, its mean and std over those training seeds)."""
+    under a header naming the best row's figure (with ``seeds``, its mean and std over those training seeds) and the
+    command that applies it over the run's own config files (``configfiles``; config.yaml alone without)."""
     import yaml
 
     figure = f"{metric} {best[metric]:.4f}"
@@ -268,7 +280,9 @@ def tuned_yaml(best: pd.Series, overrides: Mapping[str, Mapping], metric: str, p
                   f"{', '.join(str(x) for x in seeds)}")
     return ("# Chosen by `snakemake tune` on the validation split (eval/tuning.csv, best row: "
             f"{figure}).\n"
-            "# Use it with: snakemake --configfile config.yaml " + str(path) + "\n"
+            "# Use it with: snakemake --configfile "
+            + " ".join(shlex.quote(f) for f in _over_config_yaml(configfiles, path)) + " " + shlex.quote(str(path))
+            + "\n"
             + yaml.safe_dump(tuned_config(best, overrides), sort_keys=True))
 
 
@@ -309,7 +323,7 @@ def tune_job(candidates: Mapping[str, str], train_scores: Mapping[str, str], man
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(tuned) as tmp:
-        tmp.write_text(tuned_yaml(table.iloc[0], s.overrides, s.metric, tuned, s.seeds))
+        tmp.write_text(tuned_yaml(table.iloc[0], s.overrides, s.metric, tuned, s.seeds, s.configfiles))
     over = f" x {len(s.seeds)} training seed(s), ranked by the mean," if s.seeds else ""
     logging.getLogger("mgenet").info(
         "%d candidate(s) x %d fusion setting(s)%s scored on %d validation videos in %.1f s; best %s %s: %s",

@@ -32,7 +32,7 @@ import torch
 from mgenet import MgenetError
 from mgenet.config import FromDict
 from mgenet.baselines.models.arnet import ARNet, ARNetConfig
-from mgenet.io import atomic_path, load_torch
+from mgenet.io import load_torch, save_torch
 from mgenet.runtime import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -252,8 +252,7 @@ def save_arnet(path: str, model: ARNet, record: dict[str, Any], cfg: ARNetTrainC
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "mean": torch.from_numpy(record["mean"]), "std": torch.from_numpy(record["std"]),
             "history": record["history"], **extra}
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(ckpt, path)
 
 
 def load_arnet(path: str, device: torch.device) -> tuple[ARNet, np.ndarray, np.ndarray, dict[str, Any]]:
