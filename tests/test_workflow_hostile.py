@@ -138,6 +138,7 @@ def test_tune_without_a_validation_split_is_one_line_at_dag_build(wd):
     assert ("results/hostile/manifest.csv: dataset hostile has no validation split, and `snakemake tune` chooses "
             "settings on the validation split only") in out
     assert "expected at least one argument" not in out  # it no longer reaches encode_flow
+    assert "Traceback" not in out and "InputFunctionException" not in out
     assert not (wd / "results" / "hostile" / "flow" / "val.h5").exists()
     assert not list((wd / "results" / "hostile" / "logs").rglob("*val*"))
 
@@ -168,5 +169,6 @@ def test_a_manifest_cut_short_stops_the_dag_naming_it(wd):
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0
         assert "results/hostile/manifest.csv: manifest is unreadable (cut short: its last row is incomplete)" in out
+        assert "Traceback" not in out and "InputFunctionException" not in out
     finally:
         manifest.write_bytes(kept)

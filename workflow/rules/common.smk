@@ -163,6 +163,7 @@ def dataset_listing():
     return h.hexdigest()
 
 
+@dag_errors
 def manifest(wildcards):
     """The manifest of the dataset (evaluating the index_dataset checkpoint)."""
     # mgenet's reader: a manifest cut short or replaced by another file is one error naming it (an MgenetError)
@@ -213,6 +214,7 @@ def get_ground_truth(wildcards, split="test"):
     return gt + ([intervals_path()] if Path(intervals_path()).is_file() else [])
 
 
+@dag_errors
 def get_val_truth(wildcards):
     """Rule tune's truth; a dataset without a validation split (ShanghaiTech) stops the DAG here with one line, not
     inside encode_flow with no segments to encode."""
