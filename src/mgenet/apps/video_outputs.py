@@ -140,10 +140,10 @@ class VideoSink:
     def __init__(self, path_stem: Path, fps: float, width: int, height: int, threads: int = 1):
         self._av = self._cv = None
         errors = []
+        self._open(path_stem, ".mp4")
         try:
             import av
 
-            self._open(path_stem, ".mp4")
             self._av = av.open(str(self.tmp), "w", format="mp4", options={"movflags": "+faststart"})
             stream = self._av.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -383,7 +383,7 @@ def write_page(path: Path, title: str, video_file: str | None, fps: float, curve
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>
 body {{ font: 14px/1.4 system-ui, sans-serif; margin: 16px; color: #222; max-width: 1000px; }}
-video {{ max-width: 100%; max-height: 62vh; background: #000; display: block; }}
+video {{ width: 100%; max-height: 62vh; object-fit: contain; background: #000; display: block; }}
 table {{ border-collapse: collapse; margin-top: 8px; }}
 td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: right; }}
 tbody tr {{ cursor: pointer; }} tbody tr:hover {{ background: #fde; }}
