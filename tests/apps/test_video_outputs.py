@@ -44,14 +44,17 @@ def _pose(x: float) -> np.ndarray:
 
 
 def test_person_table_gives_each_frame_the_window_centred_there() -> None:
-    poses = {3: {f: _pose(10 + f) for f in range(6)}, 5: {f: _pose(60) for f in range(2, 4)}}
+    poses = {3: {f: _pose(10 + f) for f in (0, 1, 2, 4, 5)}, 5: {f: _pose(60) for f in range(2, 4)}}
     seg = pd.DataFrame({"person_id": [3, 3], "start_frame": [0, 1], "mid_frame": [2, 3], "nf": [0.5, 0.7],
                         "fused": [0.1, 0.9]})
     df = person_table(poses, seg)
     assert list(df.columns) == PERSON_COLUMNS and len(df) == 8
-    row = df[(df["track"] == 3) & (df["frame"] == 3)].iloc[0]
-    assert row["fused"] == 0.9 and row["window_start"] == 1 and row["nf"] == 0.7
-    assert (row["x1"], row["y1"], row["x2"], row["y2"]) == (13, 20, 23, 80)
+    row = df[(df["track"] == 3) & (df["frame"] == 2)].iloc[0]
+    assert row["fused"] == 0.1 and row["window_start"] == 0 and row["nf"] == 0.5
+    assert (row["x1"], row["y1"], row["x2"], row["y2"]) == (12, 20, 22, 80)
+    # frame 3: person 3 missed there, but a window centres on it: scored, with the nearest frame's box
+    gap = df[(df["track"] == 3) & (df["frame"] == 3)].iloc[0]
+    assert gap["fused"] == 0.9 and gap["window_start"] == 1 and gap["x1"] in (12, 14)
     assert df[df["track"] == 5]["fused"].isna().all()  # no window of that person lands there
     assert df[(df["track"] == 3) & df["frame"].isin([0, 1, 4, 5])]["fused"].isna().all()
     assert df[["mo", "app", "mm"]].isna().all().all()  # components that did not run
@@ -147,7 +150,7 @@ def test_an_imported_stgnf_checkpoint_is_enough(checkpoint_only: dict) -> None:
     frames, persons = pd.read_csv(out / "frames.csv"), pd.read_csv(out / "persons.csv")
     n = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
     assert len(frames) == n and persons["fused"].notna().any()
-    assert len(persons) == sum(len(t) for t in read_alphapose(checkpoint_only["pose"]).values())
+    assert len(persons) >= sum(len(t) for t in read_alphapose(checkpoint_only["pose"]).values())
     prov = json.loads((out / "provenance.json").read_text())
     assert "median + 3" in prov["events"]["threshold_rule"]  # no reference: the rule is stated
     assert prov["overlay"]["codec"].startswith("H.264") and prov["overlay"]["frames"] == n

@@ -3,7 +3,8 @@ video to watch (``overlay.mp4``) and a page that ties them together (``index.htm
 
 - ``persons.csv``: one row per tracked person and frame: the track id, its box (from the keypoints) and each
   component's score of the window whose middle frame is this frame (the window that scores it, as in the frame table);
-  empty scores where no window of that person lands on the frame (a track's first and last seg_len/2 frames).
+  empty scores where no window of that person lands on the frame (a track's first and last seg_len/2 frames); a
+  window centred on a frame its person was missed in (a gap a window tolerates) gives a row with the nearest box.
 - ``events.csv``: runs of frames whose smoothed fused score exceeds a threshold; one row per event and person scored at
   its peak frame (the most anomalous first), with the person's box there. The threshold is ``--threshold`` when given,
   else the :data:`EVENT_QUANTILE` quantile of the training segments' fused scores (scaled as this video's), else of
@@ -81,7 +82,10 @@ def person_table(poses: PoseDict, seg: pd.DataFrame) -> pd.DataFrame:
     scores = seg[["person_id", "mid_frame", "start_frame", *cols]].rename(
         columns={"person_id": "track", "mid_frame": "frame", "start_frame": "window_start"})
     scores = scores.astype({"track": np.int64, "frame": np.int64})
-    df = df.merge(scores, on=["track", "frame"], how="left")
+    df = df.merge(scores, on=["track", "frame"], how="outer").sort_values(["track", "frame"], ignore_index=True)
+    # A window may centre on a frame its person was missed in (up to max_missing of them): the nearest frame's box.
+    box = ["x1", "y1", "x2", "y2"]
+    df[box] = df.groupby("track")[box].transform(lambda c: c.interpolate(method="nearest").ffill().bfill())
     return df.reindex(columns=PERSON_COLUMNS)
 
 
@@ -261,7 +265,7 @@ class Overlay:
             return GREY
         return score_colour((score - self.lo) / (self.hi - self.lo) if self.hi > self.lo else 0.5)
 
-    def draw(self, frame: np.ndarray, f: int, people: Iterable[tuple[int, np.ndarray, np.ndarray, float]],
+    def draw(self, frame: np.ndarray, f: int, people: Iterable[tuple[int, np.ndarray | None, np.ndarray, float]],
              score: float) -> np.ndarray:
         out = np.zeros((self.out_h, self.out_w, 3), np.uint8)
         out[:self.h, :self.w] = frame
@@ -269,10 +273,11 @@ class Overlay:
         t = self.thick
         for tid, kp, box, s in people:
             col = self.person_colour(s)
-            pts = kp[:, :2].round().astype(np.int32)
-            for a, b in COCO_EDGES:
-                if kp[a, 2] >= KEYPOINT_MIN and kp[b, 2] >= KEYPOINT_MIN:
-                    cv2.line(view, tuple(pts[a]), tuple(pts[b]), col, t, cv2.LINE_AA)
+            if kp is not None:  # None: a frame the person was missed in, inside a scored window
+                pts = kp[:, :2].round().astype(np.int32)
+                for a, b in COCO_EDGES:
+                    if kp[a, 2] >= KEYPOINT_MIN and kp[b, 2] >= KEYPOINT_MIN:
+                        cv2.line(view, tuple(pts[a]), tuple(pts[b]), col, t, cv2.LINE_AA)
             x1, y1, x2, y2 = (round(float(v)) for v in box)
             cv2.rectangle(view, (x1, y1), (x2, y2), col, 1)
             label = f"{tid}" if not np.isfinite(s) else f"{tid}: {s:.2f}"
@@ -298,7 +303,7 @@ def _people_by_frame(poses: PoseDict, persons: pd.DataFrame) -> dict[int, list[t
     fused = persons[FUSED].to_numpy(np.float64)
     boxes = persons[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
     for i, (tid, f) in enumerate(zip(persons["track"].to_numpy(), persons["frame"].to_numpy())):
-        out.setdefault(int(f), []).append((int(tid), poses[int(tid)][int(f)], boxes[i], fused[i]))
+        out.setdefault(int(f), []).append((int(tid), poses[int(tid)].get(int(f)), boxes[i], fused[i]))
     return out
 
 
