@@ -42,6 +42,7 @@ class MediaPipeBackend(PoseBackend):
         self.landmark = TFLiteModel(find_mediapipe_model("pose_landmark_full", dirs), threads)
 
     def reset(self) -> None:
+        super().reset()
         if hasattr(self.detector, "reset"):
             self.detector.reset()
 
@@ -62,7 +63,7 @@ class MediaPipeBackend(PoseBackend):
     def __call__(self, frame_bgr: np.ndarray, hints: list[Region] | None = None) -> FramePoses:
         cfg = self.cfg
         with self.timed("detect"):
-            regions = self.detector(frame_bgr)
+            regions = self.detector(frame_bgr) if self.detect_now(hints) else []
         # Hints first: they follow people the detector may lose, and are already landmark-derived (no refine pass).
         hints = list(hints or [])
         regions = [*hints, *regions]
