@@ -64,8 +64,8 @@ def make_crowd_video(path: str | Path, frames: int = 200, people: int = 6, seed:
         canvas = bg.copy()
         for wk in sorted(walkers, key=lambda k: k["y"] + k["im"].shape[0]):  # farther people first
             im = wk["im"]
-            x = int(round(wk["x"]))
-            y = int(round(wk["y"] + 3 * np.sin(f * 0.5 + wk["phase"])))
+            x = round(wk["x"])
+            y = round(wk["y"] + 3 * float(np.sin(f * 0.5 + wk["phase"])))
             y = min(max(y, 0), h - im.shape[0])
             canvas[y:y + im.shape[0], x:x + im.shape[1]] = im
             wk["x"] += wk["vx"]
