@@ -55,9 +55,10 @@ def run(video: Path, params: dict, threads: int):
 
 
 def max_rss_of(video: Path, threads: int) -> float:
-    code = ("import resource; from mgenet.pose.extract import extract_pose_file; "
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would include this (parent) process's RSS
+    code = ("from mgenet.pose.extract import extract_pose_file; "
             f"extract_pose_file({str(video)!r}, {str(video.with_suffix('.json'))!r}, {{}}, {threads}); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+            "print(int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 

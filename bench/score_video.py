@@ -6,7 +6,7 @@ per stage, and peak memory on a clip and on the same clip 10x in a row (flat: ra
 The clip is ``bench/footage.py``'s crowd of photographs of real people (768x576, 25 fps). The checkpoint has the
 official STG-NF layout and ShanghaiTech's shape (K=8, seg_len 24) with random weights (tests/helpers.py), imported
 with ``mgenet import-stgnf``: the scores mean nothing, the work done is the real one. Each run is a fresh process;
-its peak RSS (``ru_maxrss``) and its ``provenance.json`` (seconds and frames/s per stage) are printed.
+its peak RSS (``VmHWM``) and its ``provenance.json`` (seconds and frames/s per stage) are printed.
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ def score(video: Path, models: Path, out: Path, threads: int, config: str, video
     args = ["--threads", str(threads), "score-video", str(video), "--models", str(models), "--out", str(out)]
     args += ["--config", config] if config else []
     args += [] if video_out else ["--no-video"]
-    code = ("import resource, sys; from mgenet.cli import main; "
-            f"rc = main({args!r}); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)")
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would include this (parent) process's RSS
+    code = ("import sys; from mgenet.cli import main; "
+            f"rc = main({args!r}); "
+            "print(int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024); sys.exit(rc)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if res.returncode:
         raise SystemExit(f"score-video failed:\n{res.stderr[-3000:]}")
