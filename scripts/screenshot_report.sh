@@ -26,7 +26,7 @@ if [ -z "$browser" ]; then
     exit 1
 fi
 if [ ! -f "$report" ]; then
-    echo "error: $report not found; it is made by rule evaluate (run snakemake first) or, for an index.html, by mgenet score-video." >&2
+    echo "error: $report not found; snakemake makes report.html, mgenet score-video makes index.html." >&2
     exit 1
 fi
 
