@@ -229,7 +229,8 @@ class Overlay:
     def _strip(self, smoothed: np.ndarray, fused: np.ndarray, threshold: float) -> np.ndarray:
         sh, top, bottom = self.strip_h, 6, self.strip_h - 14
         img = np.full((self.out_h - self.h, self.out_w, 3), 24, np.uint8)
-        vals = np.concatenate([smoothed[np.isfinite(smoothed)], fused[np.isfinite(fused)]])
+        # scaled to the smoothed curve (the one events are read from); the unsmoothed one is clipped to it
+        vals = smoothed[np.isfinite(smoothed)]
         lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
         if np.isfinite(threshold):
             lo, hi = min(lo, threshold), max(hi, threshold)
@@ -242,7 +243,7 @@ class Overlay:
         for curve, colour, t in ((fused, (110, 110, 110), 1), (smoothed, (255, 255, 255), 2)):
             ok = np.isfinite(curve)
             if ok.sum() >= 2:
-                pts = np.stack([x[ok], self._y(curve[ok])], 1).round().astype(np.int32)
+                pts = np.stack([x[ok], self._y(np.clip(curve[ok], lo, hi))], 1).round().astype(np.int32)
                 cv2.polylines(img, [pts], False, colour, t, cv2.LINE_AA)
         if np.isfinite(threshold):
             y = round(float(self._y(threshold)))
