@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
 
-.PHONY: demo test lint bench report-screenshot clean
+.PHONY: demo test lint bench report-screenshot video-screenshot clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(VENV)/.installed
 DATASET ?= demo
 report-screenshot:
 	scripts/screenshot_report.sh results/$(DATASET)/eval/report.html results/$(DATASET)/eval/report.png
+
+# The same for the page `mgenet score-video` writes: SCORES=<its --out folder> (default clip_scores).
+SCORES ?= clip_scores
+video-screenshot:
+	scripts/screenshot_report.sh $(SCORES)/index.html $(SCORES)/index.png 1100 1100
 
 clean:
 	rm -rf results .snakemake

@@ -1,20 +1,28 @@
-"""Pose extraction throughput on the CPU, its cost split, and memory flatness in the video's length.
+"""Pose extraction on a crowd: frames/s and keypoint agreement of fast settings against today's full quality, and
+memory flatness in the video's length.
 
-    python bench/pose.py [--frames 24] [--threads 1] [--skip-memory]
+    python bench/pose.py [--frames 48] [--people 6] [--threads 1] [--repeat 2] [--skip-memory]
 
-1. frames/s of the default backend (BlazePose, mediapipe==0.10.14 models) on videos of real photographs with 1 and
-   with 5 people per frame (scikit-image's astronaut, scaled, mirrored and drifting), and the time per processed frame
-   spent in detection, landmarks (the keypoint model) and tracking. Baseline, measured in the same run:
-   ``every_n: 1``; the ratio printed is the speed-up of ``every_n: 3`` (the model on every third frame).
-2. memory: max RSS of a fresh process extracting a video and one 4x as long; it must not grow with the length
+The clip is ``bench/footage.py``'s: 768x576 at 25 fps, photographs of real people (scikit-image's astronaut and
+cameraman, 130-230 px tall) sliding over a gravel ground, ``--people`` of them (no real footage can be had here;
+still photographs, so interpolation between frames is easier here than on people who walk).
+
+1. The reference is today's full-quality default (``PoseConfig()``: the detector on every frame, two landmark passes
+   per detection, the model on every frame). Each candidate in ``FAST`` prints frames/s (its ratio to the
+   reference's, measured in this run), the time per processed frame in detection, landmarks and tracking, and against
+   the reference's poses: PCK@0.1 of the person's box height over the reference's confident joints and the share of
+   reference tracks matched in more than half their frames (``mgenet.pose.metrics.agreement``). A candidate passes at
+   PCK >= 0.9 and matched tracks >= 90%; only a passing one could become the default. Each configuration runs
+   ``--repeat`` times alternately and the fastest run is kept (the machine is shared), and the load average is
+   printed before and after.
+2. Memory: peak RSS of a fresh process extracting the clip and the clip 10x in a row; flat means the ratio <= 1.3
    (frames are streamed; only the poses, ~0.3 kB per person and frame, are kept).
-
-The machine may be busy: each configuration runs twice alternately and the faster run is kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -22,37 +30,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from footage import make_crowd_video
 
-
-def astronaut() -> np.ndarray:
-    from skimage import data
-
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-
-
-def make_video(path: Path, people: int, frames: int) -> Path:
-    """A 1280x512 (5 people) or 512x512 (1 person) clip of astronauts drifting sideways, 25 fps."""
-    a = astronaut()
-    if people == 1:
-        layout = [(0, 0, 1.0, False)]
-        size = (512, 512)
-    else:
-        layout = [(0, 0, 0.5, False), (256, 0, 0.5, True), (512, 0, 0.5, False), (768, 0, 0.5, True),
-                  (1024, 0, 0.5, False)][:people]
-        size = (256, 1280)
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (size[1], size[0]))
-    for f in range(frames):
-        canvas = np.full((*size, 3), 128, np.uint8)
-        for x0, y0, s, flip in layout:
-            im = cv2.resize(a, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-            im = im[:, ::-1] if flip else im
-            im = np.roll(im, f % 16 - 8, axis=1)  # a little motion for the tracker
-            canvas[y0:y0 + im.shape[0], x0:x0 + im.shape[1]] = im
-        w.write(canvas)
-    w.release()
-    return path
+FULL: dict = {}
+FAST = {
+    "no refine pass": {"refine": False},
+    "every_n 2": {"every_n": 2},
+    "every_n 3, no refine": {"every_n": 3, "refine": False},
+    "detect_every 3": {"detect_every": 3},
+}
+MIN_PCK, MIN_TRACKS, MAX_RSS_RATIO = 0.9, 0.9, 1.3
 
 
 def run(video: Path, params: dict, threads: int):
@@ -63,48 +51,62 @@ def run(video: Path, params: dict, threads: int):
     backend = make_backend(cfg, threads)
     t0 = time.perf_counter()
     poses, stats = extract_poses(video, cfg, backend=backend)
-    return time.perf_counter() - t0, stats
+    return time.perf_counter() - t0, poses, stats
 
 
 def max_rss_of(video: Path, threads: int) -> float:
-    code = ("import resource, sys; from mgenet.pose.extract import extract_pose_file; "
-            f"extract_pose_file({str(video)!r}, {str(video.with_suffix('.json'))!r}, {{'tiles': [3, 1]}}, {threads}); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would include this (parent) process's RSS
+    code = ("from mgenet.pose.extract import extract_pose_file; "
+            f"extract_pose_file({str(video)!r}, {str(video.with_suffix('.json'))!r}, {{}}, {threads}); "
+            "print(int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def load() -> str:
+    return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+
+
 def main() -> None:
+    from mgenet.pose.metrics import agreement
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--people", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mgenet-bench-pose-"))
-    print(f"pose extraction, {args.frames} frames per video, {args.threads} thread(s), CPU")
-    params = {"detector": "blazepose", "tiles": [3, 1]}
-    for people in (1, 5):
-        video = make_video(tmp / f"p{people}.mp4", people, args.frames)
-        best: dict[int, tuple[float, object]] = {}
-        for _ in range(2):
-            for n in (1, 3):
-                secs, stats = run(video, {**params, "every_n": n}, args.threads)
-                if n not in best or secs < best[n][0]:
-                    best[n] = (secs, stats)
-        secs, stats = best[1]
-        fps = stats.frames / secs
-        split = ", ".join(f"{k} {v / stats.processed * 1000:.0f} ms" for k, v in stats.timings.items())
-        print(f"  {people} person(s)/frame: {fps:5.2f} frames/s with every_n 1 (baseline; per frame: {split}); "
-              f"found {stats.persons_per_frame:.2f} persons/frame in {stats.tracks} tracks")
-        secs3, stats3 = best[3]
-        print(f"  {people} person(s)/frame: {stats3.frames / secs3:5.2f} frames/s with every_n 3 "
-              f"= {secs / secs3:.2f}x the baseline")
+    video = make_crowd_video(tmp / "crowd.mp4", args.frames, args.people)
+    print(f"pose extraction, crowd clip of {args.people} people (bench/footage.py, 768x576), {args.frames} frames, "
+          f"{args.threads} thread(s), CPU; {load()}")
+    configs = {"full quality (reference)": FULL, **FAST}
+    best: dict[str, tuple] = {}
+    for _ in range(args.repeat):
+        for name, params in configs.items():
+            secs, poses, stats = run(video, params, args.threads)
+            if name not in best or secs < best[name][0]:
+                best[name] = (secs, poses, stats)
+    ref_secs, ref_poses, _ = best["full quality (reference)"]
+    for name, (secs, poses, stats) in best.items():
+        split = ", ".join(f"{k} {v / max(stats.processed, 1) * 1000:.0f} ms" for k, v in stats.timings.items())
+        line = (f"  {name:26s} {stats.frames / secs:6.2f} frames/s = {ref_secs / secs:4.2f}x; "
+                f"{stats.persons_per_frame:.2f} persons/frame, {stats.tracks} tracks; per processed frame: {split}")
+        if poses is not ref_poses:
+            a = agreement(poses, ref_poses, alpha=0.1)
+            ok = a.pck >= MIN_PCK and a.matched_tracks >= MIN_TRACKS
+            line += (f"\n  {'':26s} PCK@0.1 {a.pck:.3f}, matched tracks {a.matched_tracks:.0%} of {a.tracks}, "
+                     f"person-frames recall {a.recall:.3f} precision {a.precision:.3f}: "
+                     f"{'passes' if ok else 'fails'} (PCK >= {MIN_PCK}, tracks >= {MIN_TRACKS:.0%})")
+        print(line)
+    print(f"  after: {load()}")
     if not args.skip_memory:
-        short = make_video(tmp / "short.mp4", 1, args.frames)
-        long = make_video(tmp / "long.mp4", 1, 4 * args.frames)
-        rss_s, rss_l = max_rss_of(short, args.threads), max_rss_of(long, args.threads)
-        print(f"  memory: max RSS {rss_s:.0f} MiB for {args.frames} frames, {rss_l:.0f} MiB for {4 * args.frames} "
-              f"frames (ratio {rss_l / rss_s:.2f}; flat = 1.00)")
+        long = make_crowd_video(tmp / "crowd10x.mp4", args.frames, args.people, repeat=10)
+        rss_s, rss_l = max_rss_of(video, args.threads), max_rss_of(long, args.threads)
+        ratio = rss_l / rss_s
+        print(f"  memory: peak RSS {rss_s:.0f} MiB for {args.frames} frames, {rss_l:.0f} MiB for {10 * args.frames} "
+              f"frames: ratio {ratio:.2f} ({'flat' if ratio <= MAX_RSS_RATIO else 'GROWS'}; limit {MAX_RSS_RATIO})")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Render an mgenet report in a headless Chromium and save a screenshot of it: a quick look at how the report reads
-# in a browser (figure sizes, tables, labels) on a machine without a desktop, e.g. a cluster login node.
+# Render an mgenet report (or the index.html of `mgenet score-video`) in a headless Chromium and save a screenshot of
+# it: a quick look at how the page reads in a browser (figure sizes, tables, labels) on a machine without a desktop,
+# e.g. a cluster login node.
 #
 #   scripts/screenshot_report.sh [REPORT_HTML] [OUT_PNG] [WIDTH] [HEIGHT]
 #
@@ -25,7 +26,7 @@ if [ -z "$browser" ]; then
     exit 1
 fi
 if [ ! -f "$report" ]; then
-    echo "error: $report not found; it is made by rule evaluate (run snakemake first)." >&2
+    echo "error: $report not found; snakemake makes report.html, mgenet score-video makes index.html." >&2
     exit 1
 fi
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mgenet.io import ALPHAPOSE_SUFFIX, write_alphapose
 
@@ -104,3 +106,56 @@ def mount_tmpfs(folder: Path, size: str) -> None:
                           capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()[:200]}")
+
+
+def _stgnf_bn(g: torch.Generator, prefix: str, c: int) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.weight": 1 + 0.2 * torch.randn(c, generator=g),
+            f"{prefix}.bias": 0.2 * torch.randn(c, generator=g),
+            f"{prefix}.running_mean": 0.5 * torch.randn(c, generator=g),
+            f"{prefix}.running_var": 0.5 + torch.rand(c, generator=g), f"{prefix}.num_batches_tracked": torch.tensor(40)}
+
+
+def official_stgnf_state(K: int = 3, R: float = 3.0, tk: int = 5, hidden: int = 0, invconv: bool = False,
+                   edge_importance: bool = False, seed: int = 0, T: int = 8) -> dict[str, torch.Tensor]:
+    """A state dict in STG-NF's layout (model_pose.py / stgcn.py) with random values, for windows of T frames."""
+    V = 18
+    g = torch.Generator().manual_seed(seed)
+    sd: dict[str, torch.Tensor] = {"prior_h": torch.zeros(1, 4, T, V),
+                                   "prior_h_normal": torch.cat([torch.full((2, T, V), R), torch.zeros(2, T, V)]),
+                                   "prior_h_abnormal": torch.cat([torch.full((2, T, V), -R), torch.zeros(2, T, V)])}
+    widths = [1, 2] if hidden == 0 else [1, hidden, 2]
+    for k in range(K):
+        p = f"flow.layers.{k}"
+        sd[f"{p}.actnorm.bias"] = 0.3 * torch.randn(1, 2, 1, 1, generator=g)
+        sd[f"{p}.actnorm.logs"] = 0.3 * torch.randn(1, 2, 1, 1, generator=g)
+        if invconv:
+            lower, upper = torch.randn(2, 2, generator=g), torch.randn(2, 2, generator=g)
+            sd.update({f"{p}.invconv.p": torch.tensor([[0.0, 1.0], [1.0, 0.0]]),
+                       f"{p}.invconv.sign_s": torch.tensor([1.0, -1.0]), f"{p}.invconv.lower": lower, f"{p}.invconv.upper": upper,
+                       f"{p}.invconv.log_s": 0.2 * torch.randn(2, generator=g)})
+        for b, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
+            q = f"{p}.block.{b}"
+            sd[f"{q}.gcn.conv.weight"] = 0.5 * torch.randn(cout, cin, 1, 1, generator=g)
+            sd[f"{q}.gcn.conv.bias"] = 0.2 * torch.randn(cout, generator=g)
+            sd.update(_stgnf_bn(g, f"{q}.tcn.0", cout))
+            sd[f"{q}.tcn.2.weight"] = 0.3 * torch.randn(cout, cout, tk, 1, generator=g)
+            sd[f"{q}.tcn.2.bias"] = 0.2 * torch.randn(cout, generator=g)
+            sd.update(_stgnf_bn(g, f"{q}.tcn.3", cout))
+            if k > 0 and cin != cout:
+                sd[f"{q}.residual.0.weight"] = 0.5 * torch.randn(cout, cin, 1, 1, generator=g)
+                sd[f"{q}.residual.0.bias"] = 0.2 * torch.randn(cout, generator=g)
+                sd.update(_stgnf_bn(g, f"{q}.residual.1", cout))
+            if edge_importance:
+                sd[f"{p}.edge_importance.{b}"] = 0.5 + torch.rand(1, V, V, generator=g)
+    return sd
+
+
+def save_official_stgnf(path: Path, sd: dict[str, torch.Tensor], **args) -> Path:
+    """``sd`` saved as the official STG-NF code saves a checkpoint (its args as an argparse.Namespace)."""
+    ns = argparse.Namespace(seg_len=sd["prior_h"].shape[2], K=sum(k.endswith("actnorm.bias") for k in sd), L=1, R=3.0, hidden_dim=0,
+                            temporal_kernel=None, flow_permutation="invcov", strategy="uniform", max_hop=8,
+                            seed=6276204685895611204, batch_size=256, epochs=8)
+    for k, v in args.items():
+        setattr(ns, k, v)
+    torch.save({"epoch": 8, "state_dict": sd, "optimizer": {"state": {}, "param_groups": []}, "args": ns}, path)
+    return path

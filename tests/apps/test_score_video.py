@@ -118,7 +118,38 @@ def test_scores_every_frame_as_the_dag_does(run: dict, scored: Path) -> None:
     assert prov["normalisation"]["path"].endswith("segments.parquet") and prov["segments"] > 0
     png = (scored / "scores.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
-    assert sorted(p.name for p in scored.iterdir()) == ["frames.csv", "provenance.json", "scores.png"]
+    assert sorted(p.name for p in scored.iterdir()) == ["events.csv", "frames.csv", "index.html", "overlay.mp4",
+                                                        "persons.csv", "provenance.json", "scores.png"]
+
+
+def test_persons_and_events_of_a_trained_run(run: dict, scored: Path) -> None:
+    """persons.csv holds every tracked person-frame with the scores of the window centred there, so the frame table's
+    per-frame max is its max over persons; events are the runs above the threshold fitted on the test set's
+    segments (the reference here), each naming the person scored highest at its peak."""
+    frames, persons = frames_of(scored), pd.read_csv(scored / "persons.csv")
+    poses = read_alphapose(run["pose"])
+    pairs = {(t, f) for t, track in poses.items() for f in track}
+    rows = set(zip(persons["track"], persons["frame"]))
+    assert pairs <= rows and set(persons["track"]) == set(poses) and persons[["x1", "y2"]].notna().all().all()
+    for t, f in rows - pairs:  # a window's middle frame its person was missed in (max_missing): scored all the same
+        assert not np.isnan(persons.loc[(persons["track"] == t) & (persons["frame"] == f), "fused"]).any()
+    scored_rows = persons.dropna(subset=["fused"])
+    assert len(scored_rows) == json.loads((scored / "provenance.json").read_text())["segments"]
+    for c in ["nf", *STAGE2_COLUMNS, "fused"]:
+        per_frame = scored_rows.groupby("frame")[c].max()
+        np.testing.assert_allclose(frames.loc[per_frame.index, c], per_frame, rtol=1e-5, err_msg=c)
+    prov = json.loads((scored / "provenance.json").read_text())
+    thr = prov["events"]["threshold"]
+    assert "0.99 quantile" in prov["events"]["threshold_rule"] and "segments.parquet" in prov["events"][
+        "threshold_rule"]
+    above = frames["smoothed"].to_numpy() > thr
+    events = pd.read_csv(scored / "events.csv")
+    covered = np.zeros(len(frames), bool)
+    for e in events.drop_duplicates("event").itertuples():
+        covered[e.start:e.end + 1] = True
+        assert e.peak_score == pytest.approx(frames["smoothed"].iloc[e.start:e.end + 1].max(), rel=1e-5)
+    assert (covered == above).all()
+    assert prov["frames_per_second"]["total"] > 0 and "overlay" in prov["frames_per_second"]
 
 
 def test_old_checkpoints_take_settings_from_the_runs_provenance(run: dict, scored: Path) -> None:

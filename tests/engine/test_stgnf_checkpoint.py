@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import official_stgnf_state as official_state
+from helpers import save_official_stgnf as save_official
 
 from mgenet import MgenetError
 from mgenet.cli import main
@@ -16,57 +18,6 @@ from mgenet.engine.flow import load_checkpoint
 from mgenet.engine.stgnf_checkpoint import import_stgnf
 
 T, V = 8, 18
-
-
-def _bn(g: torch.Generator, prefix: str, c: int) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.weight": 1 + 0.2 * torch.randn(c, generator=g),
-            f"{prefix}.bias": 0.2 * torch.randn(c, generator=g),
-            f"{prefix}.running_mean": 0.5 * torch.randn(c, generator=g),
-            f"{prefix}.running_var": 0.5 + torch.rand(c, generator=g), f"{prefix}.num_batches_tracked": torch.tensor(40)}
-
-
-def official_state(K: int = 3, R: float = 3.0, tk: int = 5, hidden: int = 0, invconv: bool = False,
-                   edge_importance: bool = False, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict in STG-NF's layout (model_pose.py / stgcn.py) with random values."""
-    g = torch.Generator().manual_seed(seed)
-    sd: dict[str, torch.Tensor] = {"prior_h": torch.zeros(1, 4, T, V),
-                                   "prior_h_normal": torch.cat([torch.full((2, T, V), R), torch.zeros(2, T, V)]),
-                                   "prior_h_abnormal": torch.cat([torch.full((2, T, V), -R), torch.zeros(2, T, V)])}
-    widths = [1, 2] if hidden == 0 else [1, hidden, 2]
-    for k in range(K):
-        p = f"flow.layers.{k}"
-        sd[f"{p}.actnorm.bias"] = 0.3 * torch.randn(1, 2, 1, 1, generator=g)
-        sd[f"{p}.actnorm.logs"] = 0.3 * torch.randn(1, 2, 1, 1, generator=g)
-        if invconv:
-            lower, upper = torch.randn(2, 2, generator=g), torch.randn(2, 2, generator=g)
-            sd.update({f"{p}.invconv.p": torch.tensor([[0.0, 1.0], [1.0, 0.0]]),
-                       f"{p}.invconv.sign_s": torch.tensor([1.0, -1.0]), f"{p}.invconv.lower": lower, f"{p}.invconv.upper": upper,
-                       f"{p}.invconv.log_s": 0.2 * torch.randn(2, generator=g)})
-        for b, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
-            q = f"{p}.block.{b}"
-            sd[f"{q}.gcn.conv.weight"] = 0.5 * torch.randn(cout, cin, 1, 1, generator=g)
-            sd[f"{q}.gcn.conv.bias"] = 0.2 * torch.randn(cout, generator=g)
-            sd.update(_bn(g, f"{q}.tcn.0", cout))
-            sd[f"{q}.tcn.2.weight"] = 0.3 * torch.randn(cout, cout, tk, 1, generator=g)
-            sd[f"{q}.tcn.2.bias"] = 0.2 * torch.randn(cout, generator=g)
-            sd.update(_bn(g, f"{q}.tcn.3", cout))
-            if k > 0 and cin != cout:
-                sd[f"{q}.residual.0.weight"] = 0.5 * torch.randn(cout, cin, 1, 1, generator=g)
-                sd[f"{q}.residual.0.bias"] = 0.2 * torch.randn(cout, generator=g)
-                sd.update(_bn(g, f"{q}.residual.1", cout))
-            if edge_importance:
-                sd[f"{p}.edge_importance.{b}"] = 0.5 + torch.rand(1, V, V, generator=g)
-    return sd
-
-
-def save_official(path: Path, sd: dict[str, torch.Tensor], **args) -> Path:
-    ns = argparse.Namespace(seg_len=T, K=sum(k.endswith("actnorm.bias") for k in sd), L=1, R=3.0, hidden_dim=0,
-                            temporal_kernel=None, flow_permutation="invcov", strategy="uniform", max_hop=8,
-                            seed=6276204685895611204, batch_size=256, epochs=8)
-    for k, v in args.items():
-        setattr(ns, k, v)
-    torch.save({"epoch": 8, "state_dict": sd, "optimizer": {"state": {}, "param_groups": []}, "args": ns}, path)
-    return path
 
 
 def reference_nll(sd: dict[str, torch.Tensor], x: torch.Tensor, R: float, invconv: bool = False) -> torch.Tensor:

@@ -67,3 +67,36 @@ def test_even_frames_and_median_background():
         frames[i, :, i] = 255
     bg = median_image(frames, rows=5)
     assert bg.shape == (12, 10, 3) and (bg == 50).all()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_forward_batches_give_decords_pixels(tmp_path, suffix):
+    """Batches continuing forward go through the forward PyAV decoder, others through decord's get_batch: the same
+    frames either way, whatever the order of the calls."""
+    frames, _ = render_video(40)
+    video = write_video(frames, tmp_path / f"v{suffix}")
+    reader = open_frames(video)
+    ref = reader._vr.get_batch(list(range(40))).asnumpy()
+    calls = [np.array([0, 20, 39]), np.arange(0, 8), np.array([9, 10, 12]), np.arange(13, 25), np.array([2, 3]),
+             np.arange(30, 40), np.arange(0, 40)]
+    forward = []
+    for idx in calls:
+        forward.append(reader._forward_fits([int(i) for i in idx]))
+        np.testing.assert_array_equal(reader.get(idx), ref[idx])
+    # sparse over the video: decord; then forward chunk by chunk; back to the start: forward again
+    assert forward == [False, True, True, True, True, True, True]
+    with pytest.raises(MgenetError, match="beyond the 40 frames"):
+        reader._forward(list(range(38, 42)))
+    reader.close()
+
+
+def test_truncated_mp4_while_decoding_forward(tmp_path):
+    frames, _ = render_video(60)
+    video = write_video(frames, tmp_path / "v.mp4")
+    reader = open_frames(video)
+    reader.path = tmp_path / "cut.mp4"  # the file shrinks after it was opened
+    reader.path.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
+    with pytest.raises(MgenetError, match="truncated") as e:
+        for lo in range(0, 60, 10):
+            reader.get(np.arange(lo, lo + 10))
+    assert "cut.mp4" in str(e.value)

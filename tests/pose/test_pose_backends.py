@@ -96,3 +96,16 @@ def test_onnx_backend_errors(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(MgenetError, match="not a loadable ONNX model"):
         make_backend(PoseConfig(backend="onnx", weights=str(bad)))
+
+
+def test_detector_runs_every_kth_call_unless_nobody_is_tracked() -> None:
+    from scripted_backend import ScriptedBackend
+
+    backend = ScriptedBackend(PoseConfig(detect_every=3))
+    hint = [Region(10, 10, 20)]
+    assert [backend.detect_now(hint) for _ in range(7)] == [True, False, False, True, False, False, True]
+    assert backend.detect_now(None) and backend.detect_now([])  # no tracked person to look for: detect
+    backend.reset()
+    assert backend.detect_now(hint) and not backend.detect_now(hint)
+    with pytest.raises(MgenetError, match="detect_every"):
+        PoseConfig(detect_every=0)

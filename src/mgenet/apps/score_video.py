@@ -3,8 +3,14 @@
 The video goes through the DAG's steps, with the functions its rules call, every intermediate file in a temporary
 folder: pose (extracted with the configured backend, or an AlphaPose tracked-person file given with ``pose``),
 segments, the flow's S_nf and, when the models folder holds ``stage2.pt``, Video Swin features and S_mo, S_app, S_mm;
-then fusion and per-frame scores. The output folder gets ``frames.csv``, ``scores.png`` and ``provenance.json``, each
-written atomically.
+then fusion and per-frame scores. The output folder gets ``frames.csv``, ``persons.csv`` (who), ``events.csv``
+(when, and who at the peak), ``scores.png``, the overlay video (``overlay.mp4``, unless ``video=False``), ``index.html``
+and ``provenance.json`` with each stage's seconds and frames/s, each written atomically (``mgenet.apps.video_outputs``
+describes the new ones and the event threshold).
+
+Checkpoint only: a models folder with nothing but ``flow.pt`` (``mgenet import-stgnf CKPT --out models/flow.pt``) is
+enough; its segment settings are STG-NF's defaults (with a warning) and, with no reference beside it, the scores are
+scaled over the video and events are the video's own outliers (see the threshold rule).
 
 Settings. A new video must be cut and featurised as the training videos were, so these come from the models:
 
@@ -68,6 +74,8 @@ from mgenet.scoring.fusion import (COMPONENTS, FUSED, TRAIN_QUANTILE, FusionSett
                                    fuse_segments, select_motion_score)
 from mgenet.pose.segments import SegmentConfig, build_segments
 from mgenet.io.video import probe
+from mgenet.apps.video_outputs import (EVENT_QUANTILE, Threshold, find_events, person_table, self_threshold,
+                                       write_csv, write_overlay, write_page)
 
 log = logging.getLogger("mgenet")
 
@@ -112,6 +120,12 @@ class Result:
     persons: int
     segments: int
     seconds: dict[str, float]
+    person_frames: pd.DataFrame = field(default_factory=pd.DataFrame)  # video_outputs.PERSON_COLUMNS
+    events: pd.DataFrame = field(default_factory=pd.DataFrame)  # video_outputs.EVENT_COLUMNS
+    threshold: Threshold | None = None
+    overlay: dict[str, Any] = field(default_factory=dict)  # path, codec, frames, fps (empty without video)
+    fps: float = 0.0
+    pose_stats: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------- settings
@@ -322,12 +336,39 @@ def _given_poses(pose: Path, video: Path, n_frames: int, size: tuple[int, int] |
 
 
 def _extract_poses(video: Path, params: dict[str, Any], tmp: Path, threads: int,
-                   progress: bool) -> tuple[PoseDict, int]:
+                   progress: bool) -> tuple[PoseDict, Any]:
     from mgenet.pose.extract import extract_pose_file
 
     stats = extract_pose_file(video, tmp / "pose.json", params, threads=threads, progress=progress)
     log.info(stats.line(video.stem))
-    return read_alphapose(tmp / "pose.json"), stats.frames
+    return read_alphapose(tmp / "pose.json"), stats
+
+
+def event_threshold(given: float | None, models: Path, settings: Settings, ref: Reference | None,
+                    curve: np.ndarray) -> Threshold:
+    """The smoothed fused score above which frames are events (``mgenet.apps.video_outputs``): ``given``, else the
+    EVENT_QUANTILE quantile of the training segments' fused scores (``<models>/../scores/segments_train.parquet``),
+    else of the reference's segments, each scaled as this video is; without a reference, a rule on ``curve``."""
+    if given is not None:
+        return Threshold(float(given), "given with --threshold")
+    if ref is None:
+        return self_threshold(curve)
+    candidates = [(models.parent / "scores" / "segments_train.parquet", "training segments"),
+                  (Path(ref.path), "test set's segments" if ref.normalise != "train" else "training segments")]
+    for path, what in candidates:
+        if not path.is_file():
+            continue
+        df = select_motion_score(read_parquet(path), settings.motion_score)
+        if not len(df) or any(c not in df.columns for c in settings.weights):
+            continue
+        fused = fuse_segments(df, settings.weights, settings.normalise, df, settings.train_quantile,
+                              scaling=ref.scaling)[FUSED].to_numpy(np.float64)
+        value = float(np.quantile(fused[np.isfinite(fused)], EVENT_QUANTILE))
+        extra = "" if what == "training segments" else " (no training segment scores beside the models: anomalous " \
+                                                       "test windows raise it)"
+        return Threshold(value, f"the {EVENT_QUANTILE:g} quantile of the fused scores of the {len(df)} {what} in "
+                                f"{path}{extra}")
+    return self_threshold(curve)
 
 
 def _stage2_scores(video: Path, name: str, stage2: Path, params: dict[str, Any], seg_path: Path, flow_path: Path,
@@ -361,8 +402,10 @@ def _stage2_scores(video: Path, name: str, stage2: Path, params: dict[str, Any],
 
 def score_video(video: str | Path, models: str | Path, out: str | Path, pose: str | Path | None = None,
                 config: str | Path | None = None, reference: str | Path | None = None,
-                features_weights: str | None = None, threads: int = 1, progress: bool = False) -> Result:
-    """Score every frame of one video and write ``out/frames.csv``, ``out/scores.png`` and ``out/provenance.json``.
+                features_weights: str | None = None, threads: int = 1, progress: bool = False,
+                video_out: bool = True, threshold: float | None = None) -> Result:
+    """Score every frame of one video and write ``out/frames.csv``, ``persons.csv``, ``events.csv``, ``scores.png``,
+    ``overlay.mp4`` (or ``.webm``), ``index.html`` and ``provenance.json``.
 
     Args:
         video: a video file or a folder of numbered frames.
@@ -377,6 +420,8 @@ def score_video(video: str | Path, models: str | Path, out: str | Path, pose: st
         features_weights: the Video Swin checkpoint, when it is no longer where the training run recorded it.
         threads: decoder threads (torch's are set by the caller).
         progress: tqdm bars (stderr) for pose extraction and features.
+        video_out: write the overlay video (False: ``--no-video``).
+        threshold: the events' threshold on the smoothed fused score (default: see :func:`event_threshold`).
 
     Returns:
         The frame table (FRAME_COLUMNS: per-frame nf, mo, app, mm and fused, not smoothed, max over persons;
@@ -411,10 +456,15 @@ def score_video(video: str | Path, models: str | Path, out: str | Path, pose: st
         tmp = Path(tmp_name)
         t0 = time.perf_counter()
         n_frames = info.frames
+        pose_stats: dict[str, Any] = {}
         if pose:
             poses = _given_poses(Path(pose), video, n_frames, (info.width, info.height))
         else:
-            poses, n_frames = _extract_poses(video, settings.pose, tmp, threads, progress)
+            poses, stats = _extract_poses(video, settings.pose, tmp, threads, progress)
+            n_frames = stats.frames
+            pose_stats = {"persons_per_frame": round(stats.persons_per_frame, 2), "tracks": stats.tracks,
+                          "processed_frames": stats.processed,
+                          "seconds": {k: round(v, 2) for k, v in stats.timings.items()}}
         seconds["pose"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -454,10 +504,34 @@ def score_video(video: str | Path, models: str | Path, out: str | Path, pose: st
                          fill=ref.fill if ref else None)
     frames = table.reindex(columns=FRAME_COLUMNS)  # components that did not run: NaN
     frames["smoothed"] = smooth(frames[FUSED].to_numpy(), settings.sigmas)
+    t0 = time.perf_counter()
+    curve = frames["smoothed"].to_numpy(np.float64)
+    persons = person_table(poses, seg)
+    thr = event_threshold(threshold, models, settings, ref, curve)
+    log.info("event threshold %.4g: %s", thr.value, thr.rule)
+    events = find_events(curve, thr.value, persons, info.fps)
+    result = Result(frames, settings, ref, n_persons, n_seg, seconds, persons, events, thr, fps=info.fps,
+                    pose_stats=pose_stats)
+    seconds["tables"] = time.perf_counter() - t0
+    if video_out:
+        from mgenet.pose.extract import iter_frames
+
+        t0 = time.perf_counter()
+        path, codec, written = write_overlay(iter_frames(video), out / "overlay", info.fps, info.width, info.height,
+                                             n_frames, poses, persons, curve, frames[FUSED].to_numpy(np.float64),
+                                             thr.value, events, threads)
+        seconds["overlay"] = time.perf_counter() - t0
+        result.overlay = {"path": path.name, "codec": codec, "frames": written, "fps": info.fps}
+        log.info("overlay: %s, %d frames at %.3g frames/s, %s", path, written, info.fps, codec)
     seconds["total"] = time.perf_counter() - t_start
-    result = Result(frames, settings, ref, n_persons, n_seg, seconds)
     write_outputs(result, video, models, pose, out)
     return result
+
+
+def stage_rates(seconds: dict[str, float], pose_stats: dict[str, Any], n_frames: int) -> dict[str, float]:
+    """Frames of the video per second of each stage (pose's own stages too: detect, keypoints, tracking)."""
+    stages = {**{f"pose.{k}": v for k, v in (pose_stats.get("seconds") or {}).items()}, **seconds}
+    return {k: round(n_frames / v, 1) if v > 0 else float("inf") for k, v in stages.items()}
 
 
 # ------------------------------------------------------------------------------------------------------ outputs
@@ -489,6 +563,11 @@ def write_outputs(result: Result, video: Path, models: Path, pose: str | Path | 
     s, ref = result.settings, result.reference
     with atomic_path(out / "frames.csv") as tmp:
         result.frames.to_csv(tmp, index=False)
+    write_csv(result.person_frames, out / "persons.csv")
+    write_csv(result.events, out / "events.csv")
+    n = len(result.frames)
+    rates = stage_rates(result.seconds, result.pose_stats, n)
+    log.info("frames/s per stage: %s", ", ".join(f"{k} {v:g}" for k, v in rates.items()))
     scale = f"{s.normalise} with {ref.path}" if ref else f"{s.normalise} over this video alone"
     fig = curve_figure(result.frames, f"{video.name}: per-frame scores (max over persons); fused = "
                                       f"{' + '.join(f'{w:g} {c}' for c, w in s.weights.items())}, {scale}")
@@ -501,7 +580,21 @@ def write_outputs(result: Result, video: Path, models: Path, pose: str | Path | 
         "segment_settings": s.segments.to_dict(), "features": s.features, "fusion_weights": s.weights,
         "motion_score": s.motion_score, "mm_form": s.mm_form, "smoothing_sigmas": s.sigmas, "sources": s.sources,
         "normalisation": asdict(ref) if ref else f"{s.normalise} over this video alone",
-        "seconds": {k: round(v, 2) for k, v in result.seconds.items()}, "mgenet_version": __version__,
+        "seconds": {k: round(v, 2) for k, v in result.seconds.items()}, "frames_per_second": rates,
+        "pose_extraction": result.pose_stats or None, "fps": result.fps,
+        "events": {"threshold": result.threshold.value if result.threshold else None,
+                   "threshold_rule": result.threshold.rule if result.threshold else None,
+                   "compared": "the smoothed fused score", "count": int(result.events["event"].nunique())
+                   if len(result.events) else 0},
+        "overlay": result.overlay or None, "mgenet_version": __version__,
     }, out / "provenance.json")
-    log.info("%d frames -> %s, %s, %s", len(result.frames), out / "frames.csv", out / "scores.png",
-             out / "provenance.json")
+    summary = [(f"{n} frames at {result.fps:g} frames/s, {result.persons} tracked persons, {result.segments} "
+                f"windows; fused = {' + '.join(f'{w:g} {c}' for c, w in s.weights.items())}, {scale}."),
+               "Frames/s per stage: " + ", ".join(f"{k} {v:g}" for k, v in rates.items()) + ".",
+               "Files: frames.csv, persons.csv, events.csv, scores.png, provenance.json."]
+    write_page(out / "index.html", f"{video.name}: anomaly scores", result.overlay.get("path"), result.fps,
+               result.frames["smoothed"].to_numpy(np.float64),
+               result.threshold or Threshold(float("inf"), "none"), result.events, summary)
+    log.info("%d frames -> %s: frames.csv, persons.csv, events.csv (%d events), scores.png, %sindex.html, "
+             "provenance.json", n, out, int(result.events["event"].nunique()) if len(result.events) else 0,
+             f"{result.overlay['path']}, " if result.overlay else "")

@@ -49,6 +49,7 @@ class PoseConfig(FromDict):
     weights: str = ""                   # the onnx backend's model file
     model_dir: str = ""                 # optional folder with the BlazePose .tflite files
     every_n: int = 1
+    detect_every: int = 1               # the person detector on every k-th processed frame; between, tracked people only
     min_detection_score: float = 0.5
     nms_iou: float = 0.3
     tiles: tuple[int, int] = (1, 1)     # (columns, rows) of detector tiles, for people small in the frame
@@ -68,6 +69,8 @@ class PoseConfig(FromDict):
             self.tracking = TrackerConfig.from_dict(self.tracking)
         if self.every_n < 1:
             raise MgenetError(f"pose.every_n must be >= 1, got {self.every_n}")
+        if self.detect_every < 1:
+            raise MgenetError(f"pose.detect_every must be >= 1, got {self.detect_every}")
         if len(self.tiles) != 2 or min(self.tiles) < 1:
             raise MgenetError(f"pose.tiles must be [columns, rows] >= 1, got {list(self.tiles)}")
         self.tiles = (int(self.tiles[0]), int(self.tiles[1]))
@@ -102,6 +105,7 @@ class PoseBackend(ABC):
     def __init__(self, cfg: PoseConfig, threads: int = 1):
         self.cfg, self.threads = cfg, threads
         self.timings: dict[str, float] = {}  # seconds spent per stage, summed over frames (for the benchmark)
+        self._calls = 0
 
     @abstractmethod
     def __call__(self, frame_bgr: np.ndarray, hints: list[Region] | None = None) -> FramePoses:
@@ -115,6 +119,14 @@ class PoseBackend(ABC):
 
     def reset(self) -> None:
         """Forget per-video state (a motion detector's background model); called before each video."""
+        self._calls = 0
+
+    def detect_now(self, hints: list[Region] | None) -> bool:
+        """Whether to run the person detector on this call: every ``pose.detect_every``-th call, and whenever there
+        is no tracked person to look for. Between detections, the tracked people's regions (``hints``) alone are
+        searched, so a newcomer is found at most ``detect_every - 1`` processed frames late."""
+        self._calls += 1
+        return (self._calls - 1) % self.cfg.detect_every == 0 or not hints
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:

@@ -42,6 +42,7 @@ class MediaPipeBackend(PoseBackend):
         self.landmark = TFLiteModel(find_mediapipe_model("pose_landmark_full", dirs), threads)
 
     def reset(self) -> None:
+        super().reset()
         if hasattr(self.detector, "reset"):
             self.detector.reset()
 
@@ -62,7 +63,7 @@ class MediaPipeBackend(PoseBackend):
     def __call__(self, frame_bgr: np.ndarray, hints: list[Region] | None = None) -> FramePoses:
         cfg = self.cfg
         with self.timed("detect"):
-            regions = self.detector(frame_bgr)
+            regions = self.detector(frame_bgr) if self.detect_now(hints) else []
         # Hints first: they follow people the detector may lose, and are already landmark-derived (no refine pass).
         hints = list(hints or [])
         regions = [*hints, *regions]
@@ -111,19 +112,26 @@ def refine_from_heatmap(uv: np.ndarray, heatmap: np.ndarray, size: int, kernel: 
     h, w, n = heatmap.shape
     out = uv.copy()
     half = (kernel - 1) // 2
-    conf_all = _sigmoid(heatmap)
-    for i in range(min(n, len(uv))):
-        col, row = int(uv[i, 0] / size * w), int(uv[i, 1] / size * h)
-        if not (0 <= col < w and 0 <= row < h):
-            continue
-        r0, r1, c0, c1 = max(0, row - half), min(h, row + half + 1), max(0, col - half), min(w, col + half + 1)
-        conf = conf_all[r0:r1, c0:c1, i]
-        if conf.max() < min_confidence or conf.sum() <= 0:
-            continue
-        rows, cols = np.mgrid[r0:r1, c0:c1]
-        # mediapipe takes a cell's index over the heatmap size as its normalised position
-        out[i, 0] = (cols * conf).sum() / conf.sum() / w * size
-        out[i, 1] = (rows * conf).sum() / conf.sum() / h * size
+    m = min(n, len(uv))
+    col = (uv[:m, 0] / size * w).astype(np.int64)  # truncation toward zero, as int() does
+    row = (uv[:m, 1] / size * h).astype(np.int64)
+    inside = np.flatnonzero((col >= 0) & (col < w) & (row >= 0) & (row < h))
+    if not len(inside):
+        return out
+    # All windows at once (one pass per landmark in Python cost as much as the model's own refinement).
+    offs = np.arange(-half, half + 1)
+    rr = row[inside, None] + offs  # (K, k)
+    cc = col[inside, None] + offs
+    valid = ((rr >= 0) & (rr < h))[:, :, None] & ((cc >= 0) & (cc < w))[:, None, :]  # (K, k, k)
+    logits = heatmap[rr.clip(0, h - 1)[:, :, None], cc.clip(0, w - 1)[:, None, :], inside[:, None, None]]
+    conf = np.where(valid, _sigmoid(logits), 0.0)  # (K, k, k)
+    total = conf.sum(axis=(1, 2))
+    ok = (conf.max(axis=(1, 2)) >= min_confidence) & (total > 0)
+    # mediapipe takes a cell's index over the heatmap size as its normalised position
+    x = (conf * cc[:, None, :]).sum(axis=(1, 2)) / np.where(ok, total, 1) / w * size
+    y = (conf * rr[:, :, None]).sum(axis=(1, 2)) / np.where(ok, total, 1) / h * size
+    out[inside[ok], 0] = x[ok]
+    out[inside[ok], 1] = y[ok]
     return out
 
 

@@ -92,6 +92,7 @@ class OnnxTopDownBackend(PoseBackend):
         self.detector = make_detector(cfg, threads)
 
     def reset(self) -> None:
+        super().reset()
         if hasattr(self.detector, "reset"):
             self.detector.reset()
 
@@ -118,7 +119,7 @@ class OnnxTopDownBackend(PoseBackend):
 
     def __call__(self, frame_bgr: np.ndarray, hints: list[Region] | None = None) -> FramePoses:
         with self.timed("detect"):
-            regions = [*(hints or []), *self.detector(frame_bgr)]
+            regions = [*(hints or []), *(self.detector(frame_bgr) if self.detect_now(hints) else [])]
         if not regions:
             return FramePoses.empty()
         boxes = np.stack([r.box() for r in regions])
