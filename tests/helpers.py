@@ -112,7 +112,8 @@ def _stgnf_bn(g: torch.Generator, prefix: str, c: int) -> dict[str, torch.Tensor
     return {f"{prefix}.weight": 1 + 0.2 * torch.randn(c, generator=g),
             f"{prefix}.bias": 0.2 * torch.randn(c, generator=g),
             f"{prefix}.running_mean": 0.5 * torch.randn(c, generator=g),
-            f"{prefix}.running_var": 0.5 + torch.rand(c, generator=g), f"{prefix}.num_batches_tracked": torch.tensor(40)}
+            f"{prefix}.running_var": 0.5 + torch.rand(c, generator=g),
+            f"{prefix}.num_batches_tracked": torch.tensor(40)}
 
 
 def official_stgnf_state(K: int = 3, R: float = 3.0, tk: int = 5, hidden: int = 0, invconv: bool = False,
@@ -131,7 +132,8 @@ def official_stgnf_state(K: int = 3, R: float = 3.0, tk: int = 5, hidden: int = 
         if invconv:
             lower, upper = torch.randn(2, 2, generator=g), torch.randn(2, 2, generator=g)
             sd.update({f"{p}.invconv.p": torch.tensor([[0.0, 1.0], [1.0, 0.0]]),
-                       f"{p}.invconv.sign_s": torch.tensor([1.0, -1.0]), f"{p}.invconv.lower": lower, f"{p}.invconv.upper": upper,
+                       f"{p}.invconv.sign_s": torch.tensor([1.0, -1.0]), f"{p}.invconv.lower": lower,
+                       f"{p}.invconv.upper": upper,
                        f"{p}.invconv.log_s": 0.2 * torch.randn(2, generator=g)})
         for b, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
             q = f"{p}.block.{b}"
@@ -152,8 +154,8 @@ def official_stgnf_state(K: int = 3, R: float = 3.0, tk: int = 5, hidden: int = 
 
 def save_official_stgnf(path: Path, sd: dict[str, torch.Tensor], **args) -> Path:
     """``sd`` saved as the official STG-NF code saves a checkpoint (its args as an argparse.Namespace)."""
-    ns = argparse.Namespace(seg_len=sd["prior_h"].shape[2], K=sum(k.endswith("actnorm.bias") for k in sd), L=1, R=3.0, hidden_dim=0,
-                            temporal_kernel=None, flow_permutation="invcov", strategy="uniform", max_hop=8,
+    ns = argparse.Namespace(seg_len=sd["prior_h"].shape[2], K=sum(k.endswith("actnorm.bias") for k in sd), L=1, R=3.0,
+                            hidden_dim=0, temporal_kernel=None, flow_permutation="invcov", strategy="uniform", max_hop=8,
                             seed=6276204685895611204, batch_size=256, epochs=8)
     for k, v in args.items():
         setattr(ns, k, v)
