@@ -154,8 +154,9 @@ def official_stgnf_state(K: int = 3, R: float = 3.0, tk: int = 5, hidden: int = 
 
 def save_official_stgnf(path: Path, sd: dict[str, torch.Tensor], **args) -> Path:
     """``sd`` saved as the official STG-NF code saves a checkpoint (its args as an argparse.Namespace)."""
-    ns = argparse.Namespace(seg_len=sd["prior_h"].shape[2], K=sum(k.endswith("actnorm.bias") for k in sd), L=1, R=3.0,
-                            hidden_dim=0, temporal_kernel=None, flow_permutation="invcov", strategy="uniform", max_hop=8,
+    seg_len = sd["prior_h"].shape[2] if "prior_h" in sd else 8  # an empty state dict: a window length all the same
+    ns = argparse.Namespace(seg_len=seg_len, K=sum(k.endswith("actnorm.bias") for k in sd), L=1, R=3.0, hidden_dim=0,
+                            temporal_kernel=None, flow_permutation="invcov", strategy="uniform", max_hop=8,
                             seed=6276204685895611204, batch_size=256, epochs=8)
     for k, v in args.items():
         setattr(ns, k, v)
