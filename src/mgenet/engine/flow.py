@@ -49,6 +49,8 @@ class FlowTrainConfig(FromDict):
         supervised: STG-NF's supervised setting (UBnormal): windows come with labels, 1 normal and -1 anomalous
             (:mod:`mgenet.pose.labels`), and a window of label l is fitted to the prior N(l * R, I), R being the
             model's ``prior_mean`` (STG-NF: R = 10 there). Scoring stays the NLL under N(+R, I).
+        label_persons: supervised only: which persons are tested at a window's first frame, ``stgnf`` (STG-NF's
+            selection by position, the default) or ``all`` (:mod:`mgenet.pose.labels`).
         seed: seeds torch, numpy, random and the data order.
         device: ``auto`` (cuda if available), ``cpu``, ``cuda`` or ``cuda:N``.
         num_workers: DataLoader processes reading HDF5 (0 reads in the training process).
@@ -66,6 +68,7 @@ class FlowTrainConfig(FromDict):
     flip_augment: bool = True
     flip_swap_joints: bool = False
     supervised: bool = False
+    label_persons: str = "stgnf"
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
@@ -75,6 +78,8 @@ class FlowTrainConfig(FromDict):
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.label_persons not in ("stgnf", "all"):
+            raise ValueError(f"label_persons must be stgnf or all, got {self.label_persons!r}")
 
     def epoch_lr(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch``."""

@@ -55,18 +55,30 @@ def import_flow(path: str | os.PathLike, out: str | os.PathLike, seg_len: int | 
              model.cfg.seg_len, model.cfg.prior_mean, out)
 
 
-def supervised_labels(segments: list[str], abnormal: list[str], label_files: list[str]) -> tuple[list, dict]:
+def supervised_labels(segments: list[str], abnormal: list[str], label_files: list[str],
+                      persons: str = "stgnf") -> tuple[list, dict]:
     """The label arrays of STG-NF's supervised setting, one per file of ``segments + abnormal`` (``None``: all normal),
-    and how many windows got each label (flip augmentation not counted)."""
+    and how many windows got each label (flip augmentation not counted). ``persons`` is
+    ``flow.train.label_persons`` (:mod:`mgenet.pose.labels`)."""
     from mgenet import MgenetError
-    from mgenet.io import segment_count
-    from mgenet.pose.labels import read_labels
+    from mgenet.io import open_segments, segment_count
+    from mgenet.pose.labels import read_labels, stgnf_person_selection
 
     if len(label_files) != len(abnormal):
         raise MgenetError(f"train-flow: {len(abnormal)} anomalous training segments file(s) but {len(label_files)} "
                           f"label table(s); give one --labels per --abnormal-segments, in the same order.")
     labels: list = [None] * len(segments)
-    labels += [read_labels(lab, segment_count(seg)) for seg, lab in zip(abnormal, label_files)]
+    ab = [read_labels(lab, segment_count(seg)) for seg, lab in zip(abnormal, label_files)]
+    if persons == "stgnf" and abnormal:
+        videos, pids, starts = [], [], []
+        for seg in abnormal:
+            with open_segments(seg) as f:
+                keys = f.keys(("person_id", "start_frame"))
+                videos.append(f.video)
+            pids.append(keys["person_id"])
+            starts.append(keys["start_frame"])
+        ab = stgnf_person_selection(videos, pids, starts, ab)
+    labels += ab
     n_normal_videos = sum(segment_count(p) for p in segments)
     n_pos = sum(int((lab == 1).sum()) for lab in labels[len(segments):])
     n_neg = sum(int((lab == -1).sum()) for lab in labels[len(segments):])
@@ -95,7 +107,7 @@ def train_flow_job(segments: list[str], out: str | os.PathLike, s: FlowSettings,
     extra: dict[str, Any] = {}
     labels = None
     if train_cfg.supervised:
-        labels, counts = supervised_labels(segments, abnormal or [], label_files or [])
+        labels, counts = supervised_labels(segments, abnormal or [], label_files or [], train_cfg.label_persons)
         log.info("supervised (STG-NF): %d windows labelled 1 (%d of normal videos, %d of anomalous ones), %d labelled "
                  "-1, prior N(+-%g, I)", counts["label_1"], counts["normal_videos_label_1"],
                  counts["abnormal_train_label_1"], counts["label_-1"], model_cfg.prior_mean)

@@ -7,10 +7,13 @@ frame out) is labelled -1 when more than half of its person's 18 keypoints at t,
 to the mask, fall on a pixel of an object anomalous at t. Every other window, and every window of a normal video,
 keeps label 1.
 
-Known departure: STG-NF picks the persons to test at frame t from rows of its dataset-wide metadata array at the
-positions of the clip's own matches (it indexes the global array with clip-local indices), so from the second
-anomalous clip on it tests persons chosen by position rather than those present at t. Here every window starting at t
-is tested, which is what the code means to do; on one clip (or the first) the two agree.
+Which persons are tested at frame t (``flow.train.label_persons``): STG-NF picks them from rows of its dataset-wide
+metadata array at the positions of the clip's own windows starting at t (it indexes the global array with clip-local
+indices), so from the second anomalous clip on (in file-name order) it tests persons chosen by position rather than
+those present at t, and labels fewer windows -1. ``stgnf`` (the default) reproduces that selection
+(:func:`stgnf_person_selection`); ``all`` tests every window starting at t, as the code means to. On the first clip
+the two agree. The label tables written per video hold the ``all`` rule's labels; the selection, which needs every
+anomalous training video's windows in STG-NF's order, is applied when the flow trains.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from mgenet.io.annotations import ObjectAnnotations
 from mgenet.io.common import atomic_path
 
 LABEL_COLUMNS = ["row", "person_id", "start_frame", "label"]
+LABEL_PERSONS = ("stgnf", "all")
+ALPHAPOSE_NAME = "{}_alphapose_tracked_person.json"  # STG-NF orders its clips by these file names
 
 
 def window_labels(keypoints: np.ndarray, start_frame: np.ndarray, ann: ObjectAnnotations) -> np.ndarray:
@@ -73,6 +78,29 @@ def label_video(segments_path: str | os.PathLike, annotation_dir: str | os.PathL
     with atomic_path(out) as tmp:
         df.to_csv(tmp, index=False)
     return df
+
+
+def stgnf_person_selection(videos: list[str], person_id: list[np.ndarray], start_frame: list[np.ndarray],
+                           labels: list[np.ndarray]) -> list[np.ndarray]:
+    """STG-NF's labels from the ``all`` rule's: a window stays -1 only if its person is among those STG-NF tests at
+    its first frame t, the person ids of its dataset-wide rows at the positions of the clip's windows starting at t.
+
+    Args:
+        videos: the anomalous training videos (pose/abnormal_train), each with its windows' person ids, first frames
+            and ``all``-rule labels, in any order (STG-NF's order, by pose file name, is rebuilt here).
+    Returns:
+        The labels, in the order given.
+    """
+    order = sorted(range(len(videos)), key=lambda i: ALPHAPOSE_NAME.format(videos[i]))
+    global_pid = np.concatenate([person_id[i] for i in order]) if videos else np.zeros(0, int)
+    out = [lab.copy() for lab in labels]
+    for i in order:
+        for t in np.unique(start_frame[i][labels[i] == -1]):
+            local = np.flatnonzero(start_frame[i] == t)  # STG-NF's ab_metadata_inds: positions within the clip
+            tested = set(global_pid[local].tolist())  # ... used to index the dataset-wide array
+            drop = (start_frame[i] == t) & (labels[i] == -1) & ~np.isin(person_id[i], list(tested))
+            out[i][drop] = 1
+    return out
 
 
 def read_labels(path: str | os.PathLike, n_rows: int) -> np.ndarray:
