@@ -17,8 +17,9 @@ DS = config["dataset"]["name"]
 R = f"results/{DS}"  # every artifact of this dataset
 DATA_ROOT = config["dataset"]["root"]
 STAGE2 = config["stage2"]["enabled"]
-# STG-NF's supervised setting (UBnormal): pose/abnormal_train is indexed and its windows labelled only then
-SUPERVISED = config["flow"]["train"]["supervised"]
+# STG-NF's supervised setting (UBnormal): pose/abnormal_train is indexed and its windows labelled only then (not when
+# flow.checkpoint imports an official model instead of training)
+SUPERVISED = config["flow"]["train"]["supervised"] and not config["flow"]["checkpoint"]
 STAGE2_COMPONENTS = ("mo", "app", "mm")
 
 # Which ready job runs first when cores are short (Snakemake's `priority`; unlisted rules 0): poses and segments
