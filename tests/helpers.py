@@ -162,3 +162,18 @@ def save_official_stgnf(path: Path, sd: dict[str, torch.Tensor], **args) -> Path
         setattr(ns, k, v)
     torch.save({"epoch": 8, "state_dict": sd, "optimizer": {"state": {}, "param_groups": []}, "args": ns}, path)
     return path
+
+
+def write_ubnormal_annotations(root: Path, video: str, masks: list[np.ndarray], tracks: str,
+                               tracks_name: str = "tracks") -> Path:
+    """A video's annotation folder exactly as UBnormal ships it: ``Scene{N}/{video}_annotations/`` holding one
+    ``{video}_{frame:04d}_gt.png`` per frame (pixel value = object id) and ``{video}_{tracks_name}.txt``."""
+    from PIL import Image
+
+    scene = video.split("_scene_")[1].split("_")[0]
+    folder = root / f"Scene{scene}" / f"{video}_annotations"
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame, mask in enumerate(masks):
+        Image.fromarray(mask.astype(np.uint8), mode="L").save(folder / f"{video}_{frame:04d}_gt.png")
+    (folder / f"{video}_{tracks_name}.txt").write_text(tracks)
+    return folder

@@ -33,7 +33,18 @@ def test_there_are_scene_split_configs() -> None:
 def test_config_is_valid_and_names_its_own_results(path: Path) -> None:
     config = merged(path)
     assert config["dataset"]["name"] != "demo"  # never overwrites the default demo's results
-    assert config["dataset"]["scenes"]
+    if "scene_split" in path.stem:
+        assert config["dataset"]["scenes"]
+
+
+def test_ubnormal_supervised_preset_is_stgnfs_supervised_setting() -> None:
+    config = merged(REPO / "config" / "ubnormal_stgnf_supervised.yaml")
+    assert config["dataset"]["layout"] == "ubnormal" and config["segments"]["seg_len"] == 16  # --seg_len 16
+    assert config["flow"]["model"]["prior_mean"] == 10.0  # --R 10
+    train = config["flow"]["train"]
+    assert train["supervised"] and train["label_persons"] == "stgnf"
+    assert (train["epochs"], train["batch_size"], train["lr"]) == (8, 256, 5e-4)  # args.py
+    assert config["segments"]["train_stride"] == 6 and not config["stage2"]["enabled"]
 
 
 def test_ubnormal_settings_follow_the_paper() -> None:

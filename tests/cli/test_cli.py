@@ -158,6 +158,7 @@ def test_made_by_names_rules_of_the_workflow():
     assert made_by("results/ds/runs/seed1/eval/val_metrics.json") == ("evaluate_val", True)
     assert made_by("results/ds/runs/seed1/scores/frames_val.parquet") == ("fuse_scores", True)
     assert made_by("runs/seed1/models/flow.pt") == ("train_flow", False)
+    assert made_by("results/ub/labels/abnormal_scene_1_scenario_2.csv") == ("label_windows", True)
     assert made_by("elsewhere/stage2.pt") is None
 
 

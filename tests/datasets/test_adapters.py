@@ -260,3 +260,42 @@ def test_a_split_list_naming_a_video_without_pose_file_is_an_error(tmp_path):
     (root / "pose" / "abnormal_train").mkdir(exist_ok=True)
     (root / "pose" / "abnormal_train" / f"abnormal_scene_3_scenario_1{ALPHAPOSE_SUFFIX}").write_bytes(src.read_bytes())
     index_dataset(root, "ubnormal", resolution=[1080, 720])
+
+
+def _with_abnormal_train(root, n_frames=40):
+    """STG-NF's pose/abnormal_train beside UBnormal's annotation folder of its anomalous video, and a normal one."""
+    from helpers import walking_track, write_ubnormal_annotations
+
+    from mgenet.io import write_alphapose
+
+    rng = np.random.default_rng(1)
+    for name in ("abnormal_scene_7_scenario_3", "normal_scene_7_scenario_1"):
+        write_alphapose({0: walking_track(range(n_frames), 30, 120, 1.0, rng)},
+                        root / "pose" / "abnormal_train" / f"{name}{ALPHAPOSE_SUFFIX}")
+    write_ubnormal_annotations(root, "abnormal_scene_7_scenario_3", [np.zeros((8, 8), np.uint8)] * 3, "1,0,2\n")
+    return root
+
+
+def test_abnormal_train_is_indexed_only_for_the_supervised_setting(tmp_path):
+    root = _with_abnormal_train(_stgnf_ubnormal(tmp_path / "UBnormal"))
+    df = index_dataset(root, "ubnormal", resolution=[1080, 720])
+    assert "abnormal_train" not in set(df["split"])
+    df = index_dataset(root, "ubnormal", resolution=[1080, 720], abnormal_train=True).set_index("video")
+    assert df["split"].to_dict()["abnormal_scene_7_scenario_3"] == "abnormal_train"  # its official list agrees
+    assert df.loc["normal_scene_7_scenario_1", "split"] == "abnormal_train"
+    ab = df.loc["abnormal_scene_7_scenario_3"]
+    assert ab["frames"] == 40 and ab["gt_path"] == ""
+
+
+def test_supervised_setting_needs_each_anomalous_videos_annotation_folder(tmp_path):
+    import shutil
+
+    root = _with_abnormal_train(_stgnf_ubnormal(tmp_path / "UBnormal"))
+    shutil.rmtree(root / "Scene7" / "abnormal_scene_7_scenario_3_annotations")
+    with pytest.raises(MgenetError, match="no annotation folder for 1 anomalous training video.*"
+                                          "Scene<N>/abnormal_scene_7_scenario_3_annotations"):
+        index_dataset(root, "ubnormal", resolution=[1080, 720], abnormal_train=True)
+    with pytest.raises(MgenetError, match="pose/abnormal_train: no pose file"):
+        index_dataset(_stgnf_ubnormal(tmp_path / "U2"), "ubnormal", resolution=[1080, 720], abnormal_train=True)
+    with pytest.raises(MgenetError, match="dataset.layout: ubnormal"):
+        index_dataset(make_stgnf_dataset(tmp_path / "sh"), "stgnf", resolution=[856, 480], abnormal_train=True)

@@ -66,6 +66,9 @@ if not config["dataset"]["generate"] and config["pose"]["source"] == "import":
              f" read the frames of every video: put those videos under the root (README, 'Real datasets'), or set "
              f"{', '.join(f'{s}.enabled' for s in _on)}: false.")
 STAGE2 = config["stage2"]["enabled"]
+# STG-NF's supervised setting (UBnormal): pose/abnormal_train is indexed and its windows labelled only then (not when
+# flow.checkpoint imports an official model instead of training)
+SUPERVISED = config["flow"]["train"]["supervised"] and not config["flow"]["checkpoint"]
 STAGE2_COMPONENTS = ("mo", "app", "mm")
 
 # Which ready job runs first when cores are short (Snakemake's `priority`; unlisted rules 0): poses and segments
@@ -280,9 +283,51 @@ def get_feature_weights(wildcards):
 
 
 def get_all_features(wildcards):
-    """Features files of every video that has a video file (pose-only datasets have none to crop)."""
+    """Features files of every video that has a video file (pose-only datasets have none to crop); the anomalous
+    training videos of STG-NF's supervised setting serve the flow alone."""
     df = manifest(wildcards)
+    df = df[df["split"] != "abnormal_train"]
     return expand(f"{R}/features/{{video}}.h5", video=sorted(df.loc[df["video_path"] != "", "video"]))
+
+
+_ANNOTATION_DIRS = {}
+
+
+def annotation_dirs():
+    """UBnormal's annotation folders under the dataset root, by video (walked once, on first use)."""
+    if not _ANNOTATION_DIRS and config["dataset"]["layout"] == "ubnormal" and Path(DATA_ROOT).is_dir():
+        from mgenet.io.annotations import find_annotation_dirs
+
+        _ANNOTATION_DIRS.update({v: str(p) for v, p in find_annotation_dirs(DATA_ROOT).items()})
+    return _ANNOTATION_DIRS
+
+
+@dag_errors
+def get_abnormal_train_segments(wildcards):
+    """flow.train.supervised: segments files of the anomalous training videos (pose/abnormal_train), else none."""
+    return get_split_segments(wildcards, "abnormal_train") if SUPERVISED else []
+
+
+@dag_errors
+def get_window_labels(wildcards):
+    """flow.train.supervised: the label table of each anomalous training video, in the order of its segments."""
+    if not SUPERVISED:
+        return []
+    return expand(f"{R}/labels/{{video}}.csv", video=videos_of(wildcards, "abnormal_train"))
+
+
+@dag_errors
+def get_annotation_dir(wildcards):
+    """A video's UBnormal annotation folder; none for a normal video (its windows all keep label 1)."""
+    folder = annotation_dirs().get(wildcards.video)
+    return [folder] if folder else []
+
+
+@dag_errors
+def get_annotation_dirs_of_test(wildcards):
+    """The test videos' annotation folders (the boxes of RBDC / TBDC on UBnormal)."""
+    dirs = annotation_dirs()
+    return sorted(dirs[v] for v in videos_of(wildcards, "test") if v in dirs)
 
 
 @dag_errors
@@ -335,10 +380,23 @@ def intervals_path():
     return str(Path(DATA_ROOT) / config["dataset"]["intervals"])
 
 
+def ubnormal_boxes():
+    """Whether ubnormal_boxes makes the boxes table (a UBnormal dataset with object annotations); STG-NF's pose
+    files alone have none, and RBDC / TBDC are then left out."""
+    return config["dataset"]["layout"] == "ubnormal" and bool(annotation_dirs())
+
+
 def boxes_path():
     """The dataset's boxes of the anomalous objects (RBDC / TBDC). A param, not an input: it may not exist (then
-    evaluate leaves the two figures out), and for the demo it lies inside make_demo_dataset's folder."""
+    evaluate leaves the two figures out), and for the demo it lies inside make_demo_dataset's folder. UBnormal's are
+    made from its object masks by rule ubnormal_boxes (an input of evaluate, get_boxes)."""
+    if ubnormal_boxes():
+        return f"{R}/gt/anomaly_boxes.csv"
     return str(Path(DATA_ROOT) / config["dataset"]["boxes"])
+
+
+def get_boxes(wildcards):
+    return [boxes_path()] if ubnormal_boxes() else []
 
 
 def evaluate_params(**extra):

@@ -26,7 +26,9 @@ checkpoint index_dataset:
     output:
         f"{R}/manifest.csv",
     params:
-        dataset=params_json("dataset", pose_source=config["pose"]["source"]),
+        dataset=params_json(
+            "dataset", pose_source=config["pose"]["source"], **({"abnormal_train": True} if SUPERVISED else {})
+        ),
         # the dataset's file set: a pose file removed or put back, a video or mask added, reindexes
         files=dataset_listing(),
     log:

@@ -2,9 +2,29 @@
 # trains its own flow (the main run and each training seed: RUN_DIRS["flow"] in runs.smk).
 
 
+# STG-NF's supervised setting (flow.train.supervised): each anomalous training video's windows, labelled from
+# UBnormal's object masks (1 normal, -1 on an anomalous object).
+rule label_windows:
+    input:
+        segments=f"{R}/segments/{{video}}.h5",
+        annotations=get_annotation_dir,
+    output:
+        f"{R}/labels/{{video}}.csv",
+    priority: PRIORITY["segments"]
+    log:
+        f"{R}/logs/labels/{{video}}.log",
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "mgenet label-windows --segments {input.segments:q} --annotations={input.annotations:q} --out {output:q}"
+        " > {log:q} 2>&1"
+
+
 rule train_flow:
     input:
         segments=get_train_segments,
+        abnormal=get_abnormal_train_segments,  # flow.train.supervised only, with their labels
+        labels=get_window_labels,
         checkpoint=get_flow_checkpoint,
     output:
         f"{R}/{{run_dir}}models/flow.pt",
@@ -24,7 +44,7 @@ rule train_flow:
         "../../envs/models.yaml"
     shell:
         "mgenet --threads {threads} train-flow --segments {input.segments:q} --params {params.flow:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --abnormal-segments {input.abnormal:q} --labels {input.labels:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule encode_flow:

@@ -93,9 +93,27 @@ rule fuse_scores:
 # matching_seeds`, eval/matching_seeds.csv) are shown the same way.
 # RBDC / TBDC: the dataset's boxes file is read when it exists (see boxes_path); the detections are the test
 # segments' boxes with their scores, fused as rule fuse_scores fuses them.
+# UBnormal: each test video's anomalous objects' boxes per frame, from its object masks (RBDC / TBDC).
+rule ubnormal_boxes:
+    input:
+        manifest=f"{R}/manifest.csv",
+        annotations=get_annotation_dirs_of_test,
+    output:
+        f"{R}/gt/anomaly_boxes.csv",
+    params:
+        root=DATA_ROOT,
+    log:
+        f"{R}/logs/eval/ubnormal_boxes.log",
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "mgenet ubnormal-boxes --manifest {input.manifest:q} --root {params.root:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule evaluate:
     input:
         frames=f"{R}/scores/frames.parquet",
+        boxes=get_boxes,  # UBnormal's, made by ubnormal_boxes (other datasets': a param, read where it exists)
         segments=f"{R}/scores/segments.parquet",
         segment_files=get_test_segments,
         models=report_models(),

@@ -25,6 +25,7 @@ class IndexParams(FromDict):
     move_to_train: Any = None
     intervals: Any = None
     weak_split: Any = None
+    abnormal_train: bool = False  # flow.train.supervised: index pose/abnormal_train (STG-NF's supervised setting)
 
 
 def cmd_make_demo(args: argparse.Namespace) -> None:
@@ -38,7 +39,8 @@ def cmd_index(args: argparse.Namespace) -> None:
 
     s, _ = settings(args, IndexParams)
     index_and_check(s.root, args.out, layout=s.layout, resolution=s.resolution, pose_source=s.pose_source,
-                    scenes=s.scenes, move_to_train=s.move_to_train, intervals=s.intervals, weak_split=s.weak_split)
+                    scenes=s.scenes, move_to_train=s.move_to_train, intervals=s.intervals, weak_split=s.weak_split,
+                    abnormal_train=s.abnormal_train)
 
 
 def cmd_import_pose(args: argparse.Namespace) -> None:
@@ -48,10 +50,31 @@ def cmd_import_pose(args: argparse.Namespace) -> None:
     import_pose(manifest_row(args.manifest, args.video), args.out)
 
 
+def cmd_ubnormal_boxes(args: argparse.Namespace) -> None:
+    import logging
+
+    import pandas as pd
+
+    from mgenet.io import write_anomaly_boxes
+    from mgenet.io.annotations import anomaly_boxes, find_annotation_dirs
+
+    man = pd.read_csv(args.manifest, dtype={"video": str, "split": str}, keep_default_na=False)
+    videos = sorted(man.loc[man["split"] == "test", "video"])
+    df = anomaly_boxes(videos, find_annotation_dirs(args.root), args.root)
+    write_anomaly_boxes(df, args.out)
+    logging.getLogger("mgenet").info("%d boxes of %d anomalous objects in %d test videos -> %s", len(df),
+                                     df.groupby(["video", "track"]).ngroups, df["video"].nunique(), args.out)
+
+
 def register(add: AddVerb) -> None:
     sp = add("make-demo", cmd_make_demo, "generate the synthetic demo dataset")
     sp.add_argument("--out", required=True, help="dataset root to create")
     sp = add("index", cmd_index, "index a dataset into the manifest CSV")
+    sp.add_argument("--out", required=True)
+    sp = add("ubnormal-boxes", cmd_ubnormal_boxes, "the test videos' anomalous objects' boxes per frame from "
+                                                   "UBnormal's object masks (RBDC / TBDC)", params=False)
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--root", required=True, help="the dataset root (Scene<N>/<video>_annotations/ below it)")
     sp.add_argument("--out", required=True)
     sp = add("import-pose", cmd_import_pose, "validate and normalise one video's AlphaPose tracked-person JSON",
              params=False)

@@ -20,6 +20,7 @@ MADE_BY = {
     r"segments/[^/]+\.h5": "build_segments",
     r"features/[^/]+\.h5": "extract_features",
     r"snippets/len\d+/[^/]+\.h5": "extract_snippets",
+    r"labels/[^/]+\.csv": "label_windows",
     r"models/flow\.pt": "train_flow",
     r"flow/(?:train|test|val)\.h5": "encode_flow",
     r"models/stage2\.pt": "train_stage2",

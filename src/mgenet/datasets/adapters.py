@@ -18,11 +18,14 @@ Layouts:
                                                              test files); recognised by content
         root/gt/abnormal_{training,validation,test}_video_names.txt   (optional) the official split lists
         videos (optional): root/**/{video}.mp4               (UBnormal ships Scene{N}/{video}.mp4)
+        root/**/Scene{N}/{video}_annotations/                UBnormal's object masks and tracks
+                                                             (:mod:`mgenet.io.annotations`)
         scene = the N of ``scene_N`` in the name; a test video without a tracks file has no anomaly
 
 A validation split (``val``) is read where the dataset has one: ``pose/validation/`` or ``pose/val/`` (its ground
-truth as for test). STG-NF's ``pose/abnormal_train/`` (anomalous training videos, for its supervised setting) is not
-indexed: the flow trains on normal videos only.
+truth as for test). STG-NF's ``pose/abnormal_train/`` (anomalous training videos) is indexed, as split
+``abnormal_train``, only for its supervised setting (``abnormal_train=True``, from ``flow.train.supervised``); each of
+its anomalous videos must then have its annotation folder. Otherwise the flow trains on normal videos only.
 
 Without videos the frame size comes from ``dataset.resolution`` and the frame count from the ground truth (test) or
 the last posed frame (train).
@@ -44,7 +47,9 @@ from mgenet.io import ALPHAPOSE_SUFFIX, is_numpy_file, load_gt_mask, read_alphap
 from mgenet.io.video import VIDEO_EXTS, probe
 
 SPLITS = ("train", "test", "val")
-POSE_FOLDERS = {"train": ("train",), "test": ("test",), "val": ("validation", "val")}
+POSE_FOLDERS = {"train": ("train",), "test": ("test",), "val": ("validation", "val"),
+                "abnormal_train": ("abnormal_train",)}
+ABNORMAL_TRAIN = "abnormal_train"  # STG-NF's anomalous training videos (supervised setting only)
 LONG_NAMES = {"train": "training", "test": "testing", "val": "validation"}
 # UBnormal's official lists of its anomalous videos per split, as STG-NF ships them in gt/
 SPLIT_LISTS = {"train": "abnormal_training_video_names.txt", "val": "abnormal_validation_video_names.txt",
@@ -133,7 +138,8 @@ def check_split_lists(root: Path, df: pd.DataFrame) -> None:
             listed.update({v.strip(): split for v in path.read_text().splitlines() if v.strip()})
     # an anomalous training video belongs in pose/abnormal_train, never among the indexed splits
     wrong = [(v, s, listed[v]) for v, s in zip(df["video"], df["split"])
-             if v in listed and (listed[v] != s or listed[v] == "train")]
+             if v in listed and (listed[v] != s or listed[v] == "train")
+             and not (s == ABNORMAL_TRAIN and listed[v] == "train")]
     if wrong:
         lines = [f"{v} (in pose/{POSE_FOLDERS[s][0]}, but gt/{SPLIT_LISTS[want]} lists it"
                  f"{' as an anomalous training video: those go to pose/abnormal_train' if want == 'train' else ''})"
@@ -244,13 +250,14 @@ def check_dataset_files(root: Path, layout: str, sources: dict[str, dict[str, Pa
 
 def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = None,
                   pose_source: str = "import", scenes: list | None = None, move_to_train: dict | None = None,
-                  intervals: str | None = None) -> pd.DataFrame:
+                  intervals: str | None = None, abnormal_train: bool = False) -> pd.DataFrame:
     """Build the manifest: one row per video with its split, scene, size, frame count and file paths.
 
     With ``pose_source="extract"`` the videos are listed from ``root/videos/{train,test}/`` (files or frame folders;
     ShanghaiTech's ``{training,testing}/videos|frames`` too) instead of from the pose files, which do not exist yet
     (rule extract_pose makes them); ``pose_path`` is then empty. ``scenes`` and ``move_to_train`` (with the
-    ``intervals`` table, relative to ``root``) select a scene split, see :func:`select_scenes`.
+    ``intervals`` table, relative to ``root``) select a scene split, see :func:`select_scenes`. ``abnormal_train``
+    (UBnormal, STG-NF's supervised setting) also indexes ``pose/abnormal_train/`` as split ``abnormal_train``.
 
     Raises:
         MgenetError: unknown layout, no pose file at all, a video name outside :data:`SAFE_NAME`, a name in both
@@ -270,8 +277,12 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
     extract = pose_source == "extract"
     sources = {split: _video_files(root, split) if extract else _pose_files(root, split) for split in SPLITS}
     check_dataset_files(root, layout, sources, extract)
+    splits = list(SPLITS)
+    if abnormal_train:
+        sources[ABNORMAL_TRAIN] = _abnormal_train_sources(root, layout, extract, set().union(*sources.values()))
+        splits.append(ABNORMAL_TRAIN)
     rows = []
-    for split in SPLITS:
+    for split in splits:
         for video, source in sources[split].items():
             pose_path = None if extract else source
             if layout == "stgnf":
@@ -288,7 +299,7 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
                 m = re.search(r"scene_(\d+)", video)
                 scene = m.group(1) if m else "0"
                 gt_path = root / "gt" / f"{video}_tracks.txt"
-            if split == "train" or not gt_path.exists():
+            if split in ("train", ABNORMAL_TRAIN) or not gt_path.exists():
                 gt_path = None
             if video_path is not None:
                 info = probe(video_path)
@@ -300,13 +311,13 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
                                       f"[width, height] in config.yaml.")
                 width, height = resolution
                 fps = 25.0
-                if split != "train" and gt_path is not None and (gt_path.suffix == ".npy" or is_numpy_file(gt_path)):
+                if gt_path is not None and (gt_path.suffix == ".npy" or is_numpy_file(gt_path)):
                     frames = len(load_gt_mask(gt_path))  # per-frame labels: their length is the video's
                 else:
                     poses = read_alphapose(pose_path)
                     last = max((f for p in poses.values() for f in p), default=-1)
                     frames = last + 1
-            if split != "train":
+            if split not in ("train", ABNORMAL_TRAIN):
                 load_gt_mask(gt_path, frames)  # fails on a length mismatch, naming the file
             rows.append({"video": video, "split": split, "scene": str(scene), "frames": int(frames),
                          "fps": float(fps), "height": int(height), "width": int(width),
@@ -381,9 +392,34 @@ def check_weak_split(path: str | Path, manifest: pd.DataFrame) -> pd.DataFrame:
     return weak
 
 
+def _abnormal_train_sources(root: Path, layout: str, extract: bool, taken: set[str]) -> dict[str, Path]:
+    """The pose files of ``pose/abnormal_train/`` (STG-NF's supervised setting), checked: UBnormal layout, imported
+    poses, safe names not used by another split, and an annotation folder for every anomalous video."""
+    from mgenet.io.annotations import check_has_annotations, find_annotation_dirs
+
+    folder = root / "pose" / ABNORMAL_TRAIN
+    if layout != "ubnormal" or extract:
+        raise MgenetError("flow.train.supervised: STG-NF's supervised setting reads UBnormal's anomalous training "
+                          "videos' pose files and object annotations (dataset.layout: ubnormal, pose.source: "
+                          "import); set flow.train.supervised: false for this dataset.")
+    files = _pose_files(root, ABNORMAL_TRAIN)
+    if not files:
+        raise MgenetError(f"{folder}: no pose file (<video>{ALPHAPOSE_SUFFIX}) of an anomalous training video, which "
+                          f"flow.train.supervised needs; put STG-NF's pose/abnormal_train/ there or set "
+                          f"flow.train.supervised: false.")
+    check_names({p: v for v, p in files.items()})
+    both = sorted(set(files) & taken)
+    if both:
+        raise MgenetError(f"{folder}: video name(s) {both[:5]} are also in another split's folder; a name must be "
+                          f"unique.")
+    check_has_annotations(sorted(v for v in files if v.startswith("abnormal")), find_annotation_dirs(root), root)
+    return files
+
+
 def index_and_check(root: str | Path, out: str | Path, layout: str = "stgnf", resolution: list[int] | None = None,
                     pose_source: str = "import", scenes: list | None = None, move_to_train: dict | None = None,
-                    intervals: str | None = None, weak_split: str | None = None) -> pd.DataFrame:
+                    intervals: str | None = None, weak_split: str | None = None,
+                    abnormal_train: bool = False) -> pd.DataFrame:
     """Index a dataset (:func:`index_dataset`), check its weak split (a path under ``root``) against it, and write
     the manifest CSV at ``out``.
 
@@ -394,7 +430,7 @@ def index_and_check(root: str | Path, out: str | Path, layout: str = "stgnf", re
     from mgenet.io import write_manifest
 
     df = index_dataset(root, layout, resolution, pose_source, scenes=scenes, move_to_train=move_to_train,
-                       intervals=intervals)
+                       intervals=intervals, abnormal_train=abnormal_train)
     if weak_split:
         weak = check_weak_split(Path(root) / weak_split, df)
         log.info("weak split %s: %d training videos (%d anomalous), %d test videos", weak_split,

@@ -46,6 +46,11 @@ class FlowTrainConfig(FromDict):
         grad_clip: max global gradient norm.
         flip_augment: add every segment's horizontal mirror to the training set.
         flip_swap_joints: the mirror also swaps left and right joints; STG-NF's only negates x.
+        supervised: STG-NF's supervised setting (UBnormal): windows come with labels, 1 normal and -1 anomalous
+            (:mod:`mgenet.pose.labels`), and a window of label l is fitted to the prior N(l * R, I), R being the
+            model's ``prior_mean`` (STG-NF: R = 10 there). Scoring stays the NLL under N(+R, I).
+        label_persons: supervised only: which persons are tested at a window's first frame, ``stgnf`` (STG-NF's
+            selection by position, the default) or ``all`` (:mod:`mgenet.pose.labels`).
         seed: seeds torch, numpy, random and the data order.
         device: ``auto`` (cuda if available), ``cpu``, ``cuda`` or ``cuda:N``.
         num_workers: DataLoader processes reading HDF5 (0 reads in the training process).
@@ -62,6 +67,8 @@ class FlowTrainConfig(FromDict):
     grad_clip: float = 100.0
     flip_augment: bool = True
     flip_swap_joints: bool = False
+    supervised: bool = False
+    label_persons: str = "stgnf"
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
@@ -71,6 +78,8 @@ class FlowTrainConfig(FromDict):
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.label_persons not in ("stgnf", "all"):
+            raise ValueError(f"label_persons must be stgnf or all, got {self.label_persons!r}")
 
     def epoch_lr(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch``."""
@@ -97,11 +106,14 @@ class SegmentStream(IterableDataset):
 
     Each epoch, every row of every file is yielded exactly once (twice with ``flip``: as is and mirrored). The order
     depends only on (seed, epoch), not on the number of workers. Iterating yields whole shuffled buffers
-    (rows, 2, T, 18); :meth:`batches` cuts them into batches.
+    (rows, 2, T, 18); :meth:`batches` cuts them into batches. With ``labels`` (one array (N,) per path, or ``None``
+    for a file whose windows are all normal, label 1) each buffer and batch is a pair (poses, labels), a mirrored
+    window keeping its label.
     """
 
     def __init__(self, paths: Sequence[PathLike], flip: bool, seed: int, block_rows: int = 256,
-                 buffer_blocks: int = 16, swap_joints: bool = False) -> None:
+                 buffer_blocks: int = 16, swap_joints: bool = False,
+                 labels: Sequence[np.ndarray | None] | None = None) -> None:
         self.flip = flip
         self.swap_joints = swap_joints
         self.seed = seed
@@ -110,7 +122,8 @@ class SegmentStream(IterableDataset):
         self.paths: list[str] = []  # files with at least one segment
         self.blocks: list[tuple[int, int, int]] = []  # (index into paths, start row, stop row)
         self.shape: tuple[int, ...] | None = None  # (C, T, V), shared by every file
-        for path in paths:
+        self.labels: list[np.ndarray] | None = None if labels is None else []
+        for k, path in enumerate(paths):
             with open_segments(path) as f:
                 n, *shape = f.pose_shape
             if n == 0:
@@ -122,6 +135,11 @@ class SegmentStream(IterableDataset):
                                   f"all segments must be built with the same seg_len.")
             self.blocks += [(len(self.paths), s, min(s + block_rows, n)) for s in range(0, n, block_rows)]
             self.paths.append(str(path))
+            if self.labels is not None:
+                lab = np.ones(n, np.int8) if labels[k] is None else np.asarray(labels[k], np.int8)
+                if len(lab) != n:
+                    raise MgenetError(f"{path}: {n} windows but {len(lab)} labels; relabel it (rule label_windows).")
+                self.labels.append(lab)
         self.n_rows = sum(stop - start for _, start, stop in self.blocks)
 
     def __len__(self) -> int:
@@ -131,15 +149,25 @@ class SegmentStream(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _buffer(self, blocks: list[tuple[int, int, int]], rng: np.random.Generator) -> np.ndarray:
-        parts = []
+    def _buffer(self, blocks: list[tuple[int, int, int]], rng: np.random.Generator
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        parts, labels = [], []
         for i, file_blocks in itertools.groupby(sorted(blocks), key=lambda b: b[0]):  # one open per file
+            file_blocks = list(file_blocks)
             with open_segments(self.paths[i]) as f:
                 parts += [f.pose(slice(start, stop)) for _, start, stop in file_blocks]
+            if self.labels is not None:
+                labels += [self.labels[i][start:stop] for _, start, stop in file_blocks]
         pose = np.concatenate(parts).astype(np.float32, copy=False)
         if self.flip:
             pose = np.concatenate([pose, flip_pose(pose, self.swap_joints)])
-        return pose[rng.permutation(len(pose))]  # shuffled within the buffer
+        order = rng.permutation(len(pose))  # shuffled within the buffer
+        if self.labels is None:
+            return pose[order]
+        label = np.concatenate(labels)
+        if self.flip:
+            label = np.concatenate([label, label])
+        return pose[order], label[order]
 
     def __iter__(self) -> Iterator[np.ndarray]:
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.blocks))
@@ -151,24 +179,27 @@ class SegmentStream(IterableDataset):
                 rng = np.random.default_rng([self.seed, self.epoch, g])
                 yield self._buffer([self.blocks[j] for j in group], rng)
 
-    def batches(self, batch_size: int, num_workers: int = 0) -> Iterator[torch.Tensor]:
-        """One epoch of batches (B, 2, T, 18); rows left over from a buffer start the next batch, so only the
-        epoch's last batch is short, and a set smaller than one batch is one short batch (STG-NF's DataLoader keeps
-        its last batch: no ``drop_last``)."""
+    def batches(self, batch_size: int, num_workers: int = 0) -> Iterator[Any]:
+        """One epoch of batches (B, 2, T, 18), or pairs of them and their labels (B,) with ``labels``; rows left
+        over from a buffer start the next batch, so only the epoch's last batch is short, and a set smaller than one
+        batch is one short batch (STG-NF's DataLoader keeps its last batch: no ``drop_last``)."""
         buffers: Iterator = iter(self) if num_workers == 0 else iter(DataLoader(
             self, batch_size=None, num_workers=num_workers, worker_init_fn=seed_worker,
             generator=torch.Generator().manual_seed(self.seed)))
-        carry: torch.Tensor | None = None
+        paired = self.labels is not None
+        carry: tuple[torch.Tensor, ...] | None = None
         for buf in buffers:
-            buf = torch.as_tensor(buf)
+            buf = tuple(torch.as_tensor(b) for b in (buf if paired else (buf,)))
             if carry is not None:
-                buf = torch.cat([carry, buf])
-            n_full = len(buf) // batch_size * batch_size
-            if n_full:  # a buffer smaller than a batch (a small training set) is all carried: split() of 0 rows
-                yield from buf[:n_full].split(batch_size)  # would yield one empty batch
-            carry = buf[n_full:] if n_full < len(buf) else None
+                buf = tuple(torch.cat([c, b]) for c, b in zip(carry, buf))
+            n = len(buf[0])
+            n_full = n // batch_size * batch_size
+            for start in range(0, n_full, batch_size):
+                batch = tuple(b[start:start + batch_size] for b in buf)
+                yield batch if paired else batch[0]
+            carry = tuple(b[n_full:] for b in buf) if n_full < n else None
         if carry is not None:
-            yield carry
+            yield carry if paired else carry[0]
 
 
 # ------------------------------------------------------------------------------------------------------ training
@@ -182,7 +213,8 @@ def _check_shape(stream: SegmentStream, cfg: FlowConfig) -> None:
 
 
 def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_cfg: FlowTrainConfig,
-               log: Callable[[str], None] = print) -> tuple[STGNF, list[dict[str, float]]]:
+               log: Callable[[str], None] = print, labels: Sequence[np.ndarray | None] | None = None,
+               ) -> tuple[STGNF, list[dict[str, float]]]:
     """Fit the flow by maximum likelihood on training segments.
 
     Args:
@@ -190,6 +222,8 @@ def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_c
         model_cfg: architecture.
         train_cfg: optimisation.
         log: receives one line per epoch.
+        labels: with ``train_cfg.supervised``, one label array (N,) per segments file (1 / -1), or ``None`` for a
+            file of normal windows.
 
     Returns:
         The trained model (eval mode) and one dict per epoch: epoch, nll (mean bits/dim), lr, seconds,
@@ -200,8 +234,11 @@ def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_c
     """
     seed_everything(train_cfg.seed)
     device = resolve_device(train_cfg.device)
+    if train_cfg.supervised and labels is None:
+        labels = [None] * len(segment_paths)
     stream = SegmentStream(segment_paths, train_cfg.flip_augment, train_cfg.seed, train_cfg.block_rows,
-                           train_cfg.buffer_blocks, train_cfg.flip_swap_joints)
+                           train_cfg.buffer_blocks, train_cfg.flip_swap_joints,
+                           labels=labels if train_cfg.supervised else None)
     if stream.n_rows == 0:
         raise MgenetError(f"no training segments in the {len(segment_paths)} segments file(s) given; the training "
                           f"videos yielded no person track of seg_len={model_cfg.seg_len} frames. Check the pose "
@@ -217,9 +254,10 @@ def train_flow(segment_paths: Sequence[PathLike], model_cfg: FlowConfig, train_c
         for group in opt.param_groups:
             group["lr"] = lr
         t0, total, n = time.perf_counter(), 0.0, 0
-        for x in stream.batches(train_cfg.batch_size, train_cfg.num_workers):
+        for batch in stream.batches(train_cfg.batch_size, train_cfg.num_workers):
+            x, sign = batch if train_cfg.supervised else (batch, None)
             x = x.to(device, non_blocking=True)  # (B, C, T, V)
-            _, nll = model.nll(x)
+            _, nll = model.nll(x, None if sign is None else sign.to(device))
             loss = nll.mean()
             value = loss.item()
             if not math.isfinite(value):

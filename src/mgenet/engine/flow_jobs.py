@@ -88,9 +88,44 @@ def import_flow(path: str | os.PathLike, out: str | os.PathLike, seg_len: int | 
              model.cfg.seg_len, model.cfg.prior_mean, out)
 
 
-def train_flow_job(segments: list[str], out: str | os.PathLike, s: FlowSettings, config_hash: str = "") -> None:
+def supervised_labels(segments: list[str], abnormal: list[str], label_files: list[str],
+                      persons: str = "stgnf") -> tuple[list, dict]:
+    """The label arrays of STG-NF's supervised setting, one per file of ``segments + abnormal`` (``None``: all normal),
+    and how many windows got each label (flip augmentation not counted). ``persons`` is
+    ``flow.train.label_persons`` (:mod:`mgenet.pose.labels`)."""
+    from mgenet import MgenetError
+    from mgenet.io import open_segments, segment_count
+    from mgenet.pose.labels import read_labels, stgnf_person_selection
+
+    if len(label_files) != len(abnormal):
+        raise MgenetError(f"train-flow: {len(abnormal)} anomalous training segments file(s) but {len(label_files)} "
+                          f"label table(s); give one --labels per --abnormal-segments, in the same order.")
+    labels: list = [None] * len(segments)
+    ab = [read_labels(lab, segment_count(seg)) for seg, lab in zip(abnormal, label_files)]
+    if persons == "stgnf" and abnormal:
+        videos, pids, starts = [], [], []
+        for seg in abnormal:
+            with open_segments(seg) as f:
+                keys = f.keys(("person_id", "start_frame"))
+                videos.append(f.video)
+            pids.append(keys["person_id"])
+            starts.append(keys["start_frame"])
+        ab = stgnf_person_selection(videos, pids, starts, ab)
+    labels += ab
+    n_normal_videos = sum(segment_count(p) for p in segments)
+    n_pos = sum(int((lab == 1).sum()) for lab in labels[len(segments):])
+    n_neg = sum(int((lab == -1).sum()) for lab in labels[len(segments):])
+    counts = {"normal_videos_label_1": n_normal_videos, "abnormal_train_label_1": n_pos,
+              "abnormal_train_label_-1": n_neg, "label_1": n_normal_videos + n_pos, "label_-1": n_neg}
+    return labels, counts
+
+
+def train_flow_job(segments: list[str], out: str | os.PathLike, s: FlowSettings, config_hash: str = "",
+                   abnormal: list[str] | None = None, label_files: list[str] | None = None) -> None:
     """Train the flow on the training ``segments`` (or import ``s.checkpoint``) and save its checkpoint, which
-    records the segment settings the flow learned from (for `mgenet score-video`)."""
+    records the segment settings the flow learned from (for `mgenet score-video`). With ``flow.train.supervised``,
+    the ``abnormal`` (anomalous training videos') segments join them with their ``label_files``, and the log and the
+    checkpoint (``window_labels``) say how many windows got each label."""
     from mgenet.pose.segments import segment_training_settings
 
     if s.checkpoint:
@@ -102,10 +137,21 @@ def train_flow_job(segments: list[str], out: str | os.PathLike, s: FlowSettings,
 
     model_cfg = FlowConfig.from_dict({**s.model, "seg_len": s.seg_len})
     train_cfg = FlowTrainConfig.from_dict({**s.train, "seed": s.seed, "device": s.device})
-    model, history = train_flow(segments, model_cfg, train_cfg, log=log.info)
+    extra: dict[str, Any] = {}
+    labels = None
+    if train_cfg.supervised:
+        labels, counts = supervised_labels(segments, abnormal or [], label_files or [], train_cfg.label_persons)
+        log.info("supervised (STG-NF): %d windows labelled 1 (%d of normal videos, %d of anomalous ones), %d labelled "
+                 "-1, prior N(+-%g, I)", counts["label_1"], counts["normal_videos_label_1"],
+                 counts["abnormal_train_label_1"], counts["label_-1"], model_cfg.prior_mean)
+        extra["window_labels"] = counts
+        segments = list(segments) + list(abnormal or [])
+    elif abnormal:
+        log.info("flow.train.supervised is false: the %d anomalous training videos are not used", len(abnormal))
+    model, history = train_flow(segments, model_cfg, train_cfg, log=log.info, labels=labels)
     save_checkpoint(out, model, model_cfg, train_cfg, history,
                     extra={"mgenet_version": __version__, "config_hash": config_hash,
-                           "segments": segment_training_settings(segments)})
+                           "segments": segment_training_settings(segments), **extra})
     log.info("flow checkpoint -> %s", out)
 
 

@@ -307,9 +307,16 @@ class STGNF(nn.Module):
             x = step.inverse(x)
         return x
 
-    def nll(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latent and negative log-likelihood in bits per dimension, per sample (B,); higher = more anomalous."""
+    def nll(self, x: torch.Tensor, sign: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent and negative log-likelihood in bits per dimension, per sample (B,); higher = more anomalous.
+
+        Args:
+            x: pose segments (B, C, T, V).
+            sign: STG-NF's supervised training only: each sample's label (B,), 1 or -1, whose prior is
+                N(sign * R, I); ``None`` is the normal prior N(R, I), the one every score uses.
+        """
         z, logdet = self(x)
-        log_pz = -0.5 * ((z - self.cfg.prior_mean).pow(2) + math.log(2 * math.pi)).sum(dim=(1, 2, 3))  # N(R, I)
+        mean = self.cfg.prior_mean if sign is None else sign.to(z.dtype).view(-1, 1, 1, 1) * self.cfg.prior_mean
+        log_pz = -0.5 * ((z - mean).pow(2) + math.log(2 * math.pi)).sum(dim=(1, 2, 3))  # N(R, I)
         dims = x.shape[1] * x.shape[2] * x.shape[3]
         return z, -(log_pz + logdet) / (dims * math.log(2.0))

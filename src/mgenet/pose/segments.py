@@ -37,7 +37,7 @@ class SegmentConfig(FromDict):
 
 
     def stride(self, split: str) -> int:
-        return self.train_stride if split == "train" else self.test_stride
+        return self.train_stride if split in ("train", "abnormal_train") else self.test_stride
 
     def to_dict(self) -> dict:
         return asdict(self)
