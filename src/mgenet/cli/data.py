@@ -53,12 +53,16 @@ def cmd_import_pose(args: argparse.Namespace) -> None:
 def cmd_ubnormal_boxes(args: argparse.Namespace) -> None:
     import logging
 
-    import pandas as pd
+    from pathlib import Path
 
-    from mgenet.io import write_anomaly_boxes
+    from mgenet.io import read_manifest, write_anomaly_boxes
     from mgenet.io.annotations import anomaly_boxes, find_annotation_dirs
+    from mgenet.io.common import MissingFileError
 
-    man = pd.read_csv(args.manifest, dtype={"video": str, "split": str}, keep_default_na=False)
+    man = read_manifest(args.manifest)  # a manifest cut short or of another kind is one error naming it
+    if not Path(args.root).is_dir():  # os.walk of a missing root finds nothing, silently: no boxes, no RBDC
+        raise MissingFileError(args.root, "dataset root (folder)", "set dataset.root to UBnormal's folder, which holds "
+                               "Scene<N>/<video>_annotations/")
     videos = sorted(man.loc[man["split"] == "test", "video"])
     df = anomaly_boxes(videos, find_annotation_dirs(args.root), args.root)
     write_anomaly_boxes(df, args.out)
