@@ -107,6 +107,25 @@ def test_stream_yields_every_row_once_per_epoch(tmp_path: Path, flip: bool) -> N
     assert not np.array_equal(ids[:n], np.sort(ids[:n]))  # shuffled
 
 
+@pytest.mark.parametrize("sizes", [[59], [56] * 17])
+def test_stream_smaller_than_a_batch_gives_one_short_batch(tmp_path: Path, sizes: list[int]) -> None:
+    # issue 26: one UBnormal training video (59 windows) and 17 videos of 56 windows, whose last shuffle buffer
+    # (one file, 112 rows with the flip) is smaller than a batch of 256, once yielded an empty batch
+    paths, n = tagged_files(tmp_path, sizes)
+    stream = SegmentStream(paths, flip=True, seed=0)  # the training defaults: blocks of 256 rows, 16 per buffer
+    batches = list(stream.batches(256))
+    assert [len(b) for b in batches] == [256] * (2 * n // 256) + [2 * n % 256]
+    ids = torch.cat(batches)[:, 1, 0, 1].numpy().astype(int)
+    np.testing.assert_array_equal(np.bincount(ids, minlength=n), np.full(n, 2))
+
+
+def test_training_on_fewer_windows_than_a_batch(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "v.h5", walkers(59, seed=0), "v")
+    cfg = FlowTrainConfig(epochs=2, batch_size=256, seed=0, device="cpu")
+    _, history = train_flow([path], FlowConfig(**SMALL), cfg, log=lambda s: None)
+    assert len(history) == 2 and all(np.isfinite(h["nll"]) for h in history)
+
+
 def test_stream_order_is_reproducible_by_seed_and_epoch(tmp_path: Path) -> None:
     paths, _ = tagged_files(tmp_path, [30, 17, 40])
 

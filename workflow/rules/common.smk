@@ -10,12 +10,60 @@ from pathlib import Path
 import pandas as pd
 from snakemake.utils import validate
 
+try:
+    from mgenet import MgenetError
+    from mgenet.cli.dag import dag_errors, fail, use_own_mgenet, user_errors, validate_config
+    from mgenet.datasets.adapters import video_coverage
+except ImportError as e:  # the one error that cannot go through the package's own
+    sys.exit(f"error: this snakemake's Python ({sys.executable}) cannot import the mgenet package ({e}): run the "
+             "snakemake of the environment that has it (.venv/bin/snakemake, made by `make`) or `pip install -e .`")
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+# Errors found before any rule runs (config keys, dataset layout, missing files, split lists, input functions) are
+# one `error:` line, never a traceback: code here raises MgenetError (the package's family) and the rules files turn
+# it into that line, at parse time inside `with user_errors():`, in an input function (or a helper it calls) by
+# decorating it with @dag_errors. How Snakemake shows exceptions otherwise, and why this works: mgenet/cli/dag.py.
+with user_errors():
+    validate_config(lambda d: validate(d, schema="../schemas/config.schema.yaml", set_default=True), config)
+    # the rules' `mgenet` is the one beside the Python that runs this snakemake, whatever PATH held
+    # (`.venv/bin/snakemake` works without an activated environment); under --sdm conda the rule's env's own
+    use_own_mgenet(workflow.deployment_settings.deployment_method)
 
 DS = config["dataset"]["name"]
 R = f"results/{DS}"  # every artifact of this dataset
 DATA_ROOT = config["dataset"]["root"]
+if not config["dataset"]["generate"] and not Path(DATA_ROOT).is_dir():
+    fail(f"{DATA_ROOT}: dataset root not found (dataset.root): set dataset.root to the folder that holds pose/ and gt/"
+         " (README, 'Real datasets'), or dataset.generate: true for the synthetic demo.")
+
+# A dataset without videos (STG-NF's pose files, what most researchers have) runs everything that needs none: the
+# steps that read the frames are left out, said in one line at start. A dataset where only some videos are missing
+# is an error naming them while any such step is on. Decided from the files before the manifest exists (cheap:
+# names only); a generated demo and pose.source: extract have their videos by construction.
+NEEDS_VIDEOS = {  # config section: what it is, for the line at start
+    "stage2": "stage 2 (its features are cropped from the frames)",
+    "crkr": "the two-stream baseline CR/KR",
+    "arnet": "AR-Net (its snippet features)",
+}
+POSE_ONLY = False
+if not config["dataset"]["generate"] and config["pose"]["source"] == "import":
+    _on = [s for s in NEEDS_VIDEOS if config[s]["enabled"]]
+    _have, _lack = video_coverage(DATA_ROOT, config["dataset"]["layout"]) if _on else ([], [])
+    if _lack and not _have:
+        POSE_ONLY = True
+        for s in _on:
+            config[s]["enabled"] = False
+        _extra = []
+        if "stage2" in _on and config["matching_seeds"]:  # M^r of stage 2's model: left out with it
+            _extra, config["matching_seeds"] = [f"matching_seeds {config['matching_seeds']}"], []
+        print(f"mgenet: {DATA_ROOT} has pose files but no videos (pose-only dataset): left out are "
+              f"{', '.join([NEEDS_VIDEOS[s] for s in _on] + _extra)}; STG-NF (S_nf is the fused score), scoring, "
+              "evaluation and the report run. Put the videos under the root (README, 'Real datasets') to run them.",
+              file=sys.stderr)
+    elif _lack:
+        fail(f"{len(_lack)} of {len(_have) + len(_lack)} videos have pose files but no video under {DATA_ROOT} "
+             f"({', '.join(_lack[:5])}{' ...' if len(_lack) > 5 else ''}), and {', '.join(f'{s}.enabled' for s in _on)}"
+             f" read the frames of every video: put those videos under the root (README, 'Real datasets'), or set "
+             f"{', '.join(f'{s}.enabled' for s in _on)}: false.")
 STAGE2 = config["stage2"]["enabled"]
 STAGE2_COMPONENTS = ("mo", "app", "mm")
 
@@ -37,16 +85,15 @@ if not STAGE2 and set(config["fusion"]["weights"]) & set(STAGE2_COMPONENTS):
     config["fusion"]["weights"] = {c: w for c, w in config["fusion"]["weights"].items() if c not in _dropped} or {
         "nf": 1.0
     }
-    print(
-        f"mgenet: stage2.enabled is false: fusion.weights of {', '.join(_dropped)} are left out; fused ="
-        f" {config['fusion']['weights']}.",
-        file=sys.stderr,
-    )
+    if not POSE_ONLY:  # else the pose-only line has said it
+        print(
+            f"mgenet: stage2.enabled is false: fusion.weights of {', '.join(_dropped)} are left out; fused ="
+            f" {config['fusion']['weights']}.",
+            file=sys.stderr,
+        )
 if not STAGE2 and config["matching_seeds"]:
-    raise ValueError(
-        f"matching_seeds {config['matching_seeds']} rewrite stage 2's matching memory but stage2.enabled is false;"
-        " enable stage 2 or drop matching_seeds."
-    )
+    fail(f"matching_seeds {config['matching_seeds']} rewrite stage 2's matching memory but stage2.enabled is false"
+         " (matching_seeds): enable stage 2 or drop matching_seeds.")
 
 
 # The weak split (dataset.weak_split). The generated demo writes one, weak_split.csv, used unless the config names
@@ -128,18 +175,25 @@ def get_train_segments(wildcards):
     return get_split_segments(wildcards, "train")
 
 
+@dag_errors
 def get_flow_checkpoint(wildcards):
     """An official STG-NF checkpoint to import instead of training (flow.checkpoint), as an input so that replacing
     the file reruns the import."""
-    return [config["flow"]["checkpoint"]] if config["flow"]["checkpoint"] else []
+    path = config["flow"]["checkpoint"]
+    if path and not Path(path).is_file():
+        raise MgenetError(f"{path}: STG-NF checkpoint not found (flow.checkpoint): give the path of the official .tar "
+                          "(README, 'Weights') or leave flow.checkpoint empty to train the flow.")
+    return [path] if path else []
 
 
+@dag_errors
 def get_pose_source(wildcards):
     """A video's pose file as given by the dataset (imported and validated by import_pose)."""
     df = manifest(wildcards)
     row = df[df["video"] == wildcards.video]
     if row.empty:
-        raise ValueError(f"video {wildcards.video} is not in {R}/manifest.csv")
+        raise MgenetError(f"video {wildcards.video} is not in {R}/manifest.csv: ask for a video of the dataset (its"
+                          " manifest lists them).")
     return row["pose_path"].iloc[0]
 
 
@@ -178,26 +232,30 @@ def get_weak_split(wildcards):
     return [WEAK_SPLIT]
 
 
+@dag_errors
 def get_video_path(wildcards):
     """A video's file (or frame folder) as the manifest lists it."""
     df = manifest(wildcards)
     row = df[df["video"] == wildcards.video]
     if row.empty:
-        raise ValueError(f"video {wildcards.video} is not in {R}/manifest.csv")
+        raise MgenetError(f"video {wildcards.video} is not in {R}/manifest.csv: ask for a video of the dataset (its"
+                          " manifest lists them).")
     path = row["video_path"].iloc[0]
     if not path:
-        raise ValueError(f"video {wildcards.video} has no video file under {DATA_ROOT} (pose-only dataset)")
+        raise MgenetError(f"video {wildcards.video} has no video file under {DATA_ROOT} (pose-only dataset): put it "
+                          "under the dataset root (README, 'Real datasets').")
     return path
 
 
+@dag_errors
 def get_feature_weights(wildcards):
     """The Video Swin checkpoint features.weights names (none for `random`), so that replacing it reruns features."""
     weights = config["features"]["weights"]
     if weights == "random":
         return []
     if not Path(weights).is_file():
-        raise ValueError(
-            f"{weights}: Video Swin checkpoint not found. Download swin_tiny_patch244_window877_kinetics400_1k.pth"
+        raise MgenetError(
+            f"{weights}: Video Swin checkpoint not found (features.weights). Download swin_tiny_patch244_window877_kinetics400_1k.pth"
             " (README, 'Features and weights') or set features.weights: random."
         )
     return weights
@@ -209,12 +267,13 @@ def get_all_features(wildcards):
     return expand(f"{R}/features/{{video}}.h5", video=sorted(df.loc[df["video_path"] != "", "video"]))
 
 
+@dag_errors
 def _features_of(wildcards, split):
     df = manifest(wildcards)
     df = df[df["split"] == split]
     no_video = sorted(df.loc[df["video_path"] == "", "video"])
     if no_video:
-        raise ValueError(
+        raise MgenetError(
             f"stage 2 needs the videos (features are cropped from them), but {len(no_video)} {split} video(s) have"
             f" none, e.g. {no_video[:3]}; put the videos under {DATA_ROOT} or set stage2.enabled: false."
         )

@@ -50,15 +50,15 @@ def merged(base, override):
 
 def _variant(name, spec):
     full = merged(config, {"stage2": spec.get("stage2", {}), "fusion": spec.get("fusion", {})})
-    try:
-        validate(full, schema="../schemas/config.schema.yaml", set_default=True)
-    except Exception as e:
-        raise ValueError(f"ablation.variants.{name}: {e}") from e
+    with user_errors():
+        validate_config(lambda d: validate(d, schema="../schemas/config.schema.yaml", set_default=True), full,
+                        where=f"ablation.variants.{name}: ")
     if full["stage2"]["mm_form"] != config["stage2"]["mm_form"]:
         # a variant scores with the main model unless it retrains, and always with the main scoring params
-        raise ValueError(
-            f"ablation.variants.{name}: stage2.mm_form differs from the main config's; a variant cannot change how"
-            " S_mm is scored (set it in the main config, or compare the two forms with two runs)."
+        fail(
+            f"ablation.variants.{name}: stage2.mm_form differs from the main config's (ablation.variants.{name}."
+            "stage2.mm_form); a variant cannot change how S_mm is scored (set it in the main config, or compare the"
+            " two forms with two runs)."
         )
     return full
 
@@ -92,7 +92,7 @@ def _tune_grid():
         dropped = [k for k in grid if k.startswith("stage2.") or k.split(".")[-1] in STAGE2_COMPONENTS]
         for k in dropped:
             del grid[k]
-        if dropped:
+        if dropped and not POSE_ONLY:  # else the pose-only line has said it
             print(f"mgenet: stage2.enabled is false: tune.grid's {', '.join(dropped)} are left out.", file=sys.stderr)
     return grid
 
@@ -117,16 +117,16 @@ def _tune_candidates():
                 node = node.setdefault(part, {})
             node[parts[-1]] = v
             full = merged(config, override)
-            try:
-                validate(full, schema="../schemas/config.schema.yaml", set_default=True)
-            except Exception as e:
-                raise ValueError(f"tune.grid.{key}: value {v!r}: {e}") from e
+            with user_errors():
+                validate_config(lambda d: validate(d, schema="../schemas/config.schema.yaml", set_default=True),
+                                full, where=f"tune.grid.{key}: value {v!r}: ")
             out[name] = {"override": override, "stage2": full["stage2"], "retrain": key != "stage2.mm_form"}
     retrained = [k for k, v in out.items() if v["retrain"]]
     if len(retrained) > config["tune"]["max_retrain"]:
-        raise ValueError(
+        fail(
             f"tune.grid asks for {len(retrained)} retrained stage-2 candidates ({', '.join(retrained)}) but"
-            f" tune.max_retrain is {config['tune']['max_retrain']}; raise the budget or list fewer stage2.* values."
+            f" tune.max_retrain is {config['tune']['max_retrain']} (tune.max_retrain): raise the budget or list fewer"
+            " stage2.* values."
         )
     return out
 

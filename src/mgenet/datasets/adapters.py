@@ -316,6 +316,28 @@ def index_dataset(root: str | Path, layout: str, resolution: list[int] | None = 
     return df
 
 
+def video_coverage(root: str | Path, layout: str) -> tuple[list[str], list[str]]:
+    """Which of a dataset's posed videos have a video file (or frame folder), found as :func:`index_dataset` finds
+    them but without opening anything: cheap enough for every Snakemake start, which decides from it whether the
+    run is pose-only (no video at all) before the manifest exists.
+
+    Returns:
+        (names with a video, names without one), each sorted; both empty when the root or its pose files are missing
+        (index_dataset then says so).
+    """
+    root = Path(root)
+    if layout not in DATASET_LAYOUTS or not root.is_dir():
+        return [], []
+    ub_videos = ({p.stem: p for ext in VIDEO_EXTS for p in root.rglob(f"*{ext}")} if layout == "ubnormal" else {})
+    have, lack = [], []
+    for split in SPLITS:
+        for video in _pose_files(root, split):
+            found = (_find_video_stgnf(root, video, split) if layout == "stgnf"
+                     else _find_video_ubnormal(root, video, ub_videos))
+            (have if found is not None else lack).append(video)
+    return sorted(have), sorted(lack)
+
+
 def check_weak_split(path: str | Path, manifest: pd.DataFrame) -> pd.DataFrame:
     """Read the weak split (:func:`mgenet.io.read_weak_split`) and check it against the manifest: every video is in
     the manifest, its test part lies in the test split, training videos of the manifest are labelled 0, and a test

@@ -153,7 +153,8 @@ class SegmentStream(IterableDataset):
 
     def batches(self, batch_size: int, num_workers: int = 0) -> Iterator[torch.Tensor]:
         """One epoch of batches (B, 2, T, 18); rows left over from a buffer start the next batch, so only the
-        epoch's last batch is short."""
+        epoch's last batch is short, and a set smaller than one batch is one short batch (STG-NF's DataLoader keeps
+        its last batch: no ``drop_last``)."""
         buffers: Iterator = iter(self) if num_workers == 0 else iter(DataLoader(
             self, batch_size=None, num_workers=num_workers, worker_init_fn=seed_worker,
             generator=torch.Generator().manual_seed(self.seed)))
@@ -163,7 +164,8 @@ class SegmentStream(IterableDataset):
             if carry is not None:
                 buf = torch.cat([carry, buf])
             n_full = len(buf) // batch_size * batch_size
-            yield from buf[:n_full].split(batch_size)
+            if n_full:  # a buffer smaller than a batch (a small training set) is all carried: split() of 0 rows
+                yield from buf[:n_full].split(batch_size)  # would yield one empty batch
             carry = buf[n_full:] if n_full < len(buf) else None
         if carry is not None:
             yield carry

@@ -62,13 +62,14 @@ def crkr_params(stream):
     return params
 
 
+@dag_errors
 def _split_video_files(wildcards, split):
     df = manifest(wildcards)
     paths = df.loc[df["split"] == split, "video_path"]
     if (paths == "").any():
-        raise ValueError(f"crkr.enabled: the two-stream baseline reads the videos, but {(paths == '').sum()} {split} "
-                         f"video(s) of {R}/manifest.csv have no video file (pose-only dataset); set crkr.enabled: "
-                         f"false or put the videos under the dataset root.")
+        raise MgenetError(f"crkr.enabled: the two-stream baseline reads the videos, but {(paths == '').sum()} {split} "
+                          f"video(s) of {R}/manifest.csv have no video file (pose-only dataset); set crkr.enabled: "
+                          f"false or put the videos under the dataset root.")
     return sorted(paths)
 
 
