@@ -50,6 +50,8 @@ else:
             split_sfx="|_val|_train",
         log:
             f"{R}/logs/{{run_dir}}score/score_components{{split_sfx}}.log",
+        benchmark:
+            f"{R}/benchmarks/{{run_dir}}score_components{{split_sfx}}.tsv"
         conda:
             "../../envs/core.yaml"
         shell:
