@@ -118,6 +118,13 @@ def local_metrics(tmp_path_factory) -> dict:
     return json.loads((wd / "results" / "tiny" / "eval" / "metrics.json").read_text())
 
 
+def _bare_env() -> dict[str, str]:
+    """The environment without this interpreter's bin on PATH: each job's Snakemake (the same interpreter, started by
+    the plugin) must find the rules' mgenet by itself (mgenet.cli.dag.use_own_mgenet), as a user's unactivated
+    `.venv/bin/snakemake --profile workflow/profiles/slurm` does."""
+    return {**snakemake_env(), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+
+
 @pytest.fixture(scope="module")
 def run(cluster, tmp_path_factory):
     """The tiny DAG through the SLURM profile, with train_flow's job cancelled (scancel) while it trains: once its
@@ -126,7 +133,7 @@ def run(cluster, tmp_path_factory):
     log = wd / "snakemake.log"
     before = set(_jobs_in_slurm())
     with log.open("w") as out:
-        proc = subprocess.Popen(_slurm_cmd(_node_mb()), cwd=wd, env=snakemake_env(), stdout=out,
+        proc = subprocess.Popen(_slurm_cmd(_node_mb()), cwd=wd, env=_bare_env(), stdout=out,
                                 stderr=subprocess.STDOUT)
     cancelled = None
     deadline = time.monotonic() + 900

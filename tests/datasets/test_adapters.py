@@ -3,7 +3,7 @@ import pytest
 from helpers import make_stgnf_dataset, make_ubnormal_dataset
 
 from mgenet import MgenetError
-from mgenet.datasets.adapters import index_dataset
+from mgenet.datasets.adapters import index_dataset, video_coverage
 from mgenet.io import ALPHAPOSE_SUFFIX, load_gt_mask
 
 
@@ -218,3 +218,18 @@ def test_stgnf_val_split_reads_pose_val_with_its_masks(tmp_path):
     (root / "pose" / "test" / src.name).write_bytes((root / "pose" / "val" / src.name).read_bytes())
     with pytest.raises(MgenetError, match=r"\['02_0003'\] are in both"):
         index_dataset(root, "stgnf", resolution=[320, 240])
+
+
+def test_video_coverage_tells_a_pose_only_dataset_from_one_with_some_videos(tmp_path):
+    root = make_stgnf_dataset(tmp_path / "st")
+    assert video_coverage(root, "stgnf") == ([], ["01_001", "01_0014", "02_0003", "02_001"])
+    (root / "testing" / "frames" / "01_0014").mkdir(parents=True)  # ShanghaiTech's own frame folders count too
+    (root / "videos" / "train").mkdir(parents=True)
+    (root / "videos" / "train" / "02_001.avi").touch()
+    assert video_coverage(root, "stgnf") == (["01_0014", "02_001"], ["01_001", "02_0003"])
+    ub = make_ubnormal_dataset(tmp_path / "ub")
+    assert video_coverage(ub, "ubnormal")[0] == []
+    (ub / "Scene1").mkdir()
+    (ub / "Scene1" / "abnormal_scene_1_scenario_2.mp4").touch()  # found anywhere under the root, as UBnormal ships
+    assert video_coverage(ub, "ubnormal")[0] == ["abnormal_scene_1_scenario_2"]
+    assert video_coverage(tmp_path / "missing", "stgnf") == ([], [])

@@ -102,6 +102,12 @@ if not STAGE2 and config["matching_seeds"]:
 if "weak_split" not in config["dataset"] and config["dataset"]["generate"] and not (
         config["dataset"].get("scenes") or config["dataset"].get("move_to_train")):
     config["dataset"]["weak_split"] = "weak_split.csv"
+if config["dataset"].get("weak_split") and not (Path(DATA_ROOT) / config["dataset"]["weak_split"]).is_file():
+    # a split shipped with mgenet (resources/splits/, e.g. shanghaitech_weak.csv: README, 'AR-Net'), named relative to
+    # the workflow's folder: rewritten relative to the dataset root, where every reader looks for it
+    _shipped = Path(workflow.basedir) / config["dataset"]["weak_split"]
+    if _shipped.is_file():
+        config["dataset"]["weak_split"] = os.path.relpath(_shipped, DATA_ROOT)
 WEAK_SPLIT = str(Path(DATA_ROOT) / config["dataset"]["weak_split"]) if config["dataset"].get("weak_split") else ""
 
 
@@ -325,9 +331,9 @@ def boxes_path():
 
 def evaluate_params(**extra):
     """What the evaluation figures depend on: the bootstrap's resamples and seed (the main `seed` for every run, so
-    that runs are resampled alike) and the RBDC / TBDC settings."""
-    return json.dumps({"dataset": DS, "seed": config["seed"], "evaluation": config["evaluation"], **extra},
-                      sort_keys=True)
+    that runs are resampled alike), the RBDC / TBDC settings, and the layout (which named protocols apply)."""
+    return json.dumps({"dataset": DS, "layout": config["dataset"]["layout"], "seed": config["seed"],
+                       "evaluation": config["evaluation"], **extra}, sort_keys=True)
 
 
 def get_test_segments(wildcards):

@@ -10,7 +10,8 @@ How an error found before any rule runs reaches the user (Snakemake 9.x, measure
   printed with a ``Traceback:``, whether the DAG is being built or updated after a checkpoint (``index_dataset``).
 - ``SystemExit`` passes through both: Snakemake then stops (exit status 1) and prints nothing of its own while the
   DAG is first built; after a checkpoint it cancels the run as on Ctrl-C ("Terminating processes on user request",
-  "At least one job did not complete successfully"), and ``sys.exit``'s own message is lost there.
+  "At least one job did not complete successfully"), and ``sys.exit``'s own message is lost there. Not from a
+  ``resources:`` callable, whose every ``BaseException`` Snakemake wraps: keep those free of user errors.
 
 So the one line is printed here, then ``SystemExit(1)`` ends Snakemake: :func:`fail`. Code that runs while the DAG
 is built raises :class:`~mgenet.MgenetError` (whose message names the key or file and the fix, as everywhere in the

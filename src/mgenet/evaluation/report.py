@@ -441,6 +441,18 @@ def _weak_section(frames: pd.DataFrame, weak: dict, plots_dir: Path) -> str:
             + f'<figure><img alt="ROC curves, weak split" src="{_data_uri(png)}"></figure>\n')
 
 
+def _protocols_section(metrics: dict) -> str:
+    """Each named protocol of metrics.json (``protocols``): its table, the videos it leaves out and its source."""
+    parts = []
+    for name, p in metrics.get("protocols", {}).items():
+        parts.append(f'<h3 id="protocol-{html.escape(name)}">{html.escape(p.get("title", name))}</h3>\n'
+                     + _metrics_table(p) + f'\n<p class="note">{p.get("n_videos")} test videos, {p.get("n_frames")} '
+                     f"frames: the test split without {html.escape(', '.join(p.get('left_out', [])))} "
+                     f"(<code>protocols.{html.escape(name)}</code> in metrics.json). Source: "
+                     f"{html.escape(p.get('source', ''))}.</p>\n")
+    return ('<h2 id="protocols">Named protocols</h2>\n' + "".join(parts)) if parts else ""
+
+
 def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Path, config: dict | None,
                 provenance: dict | None, ablation: pd.DataFrame | None, seeds: pd.DataFrame | None = None,
                 matching_seeds: pd.DataFrame | None = None, validation: dict | None = None,
@@ -451,6 +463,7 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
               f"<style>{CSS}</style></head><body>\n")
     out.write(f"<h1>mgenet report: {ds}</h1>\n")
     out.write('<nav><a href="#metrics">metrics</a><a href="#validation">validation</a>'
+              + ('<a href="#protocols">protocols</a>' if metrics.get("protocols") else "")
               + ('<a href="#weak">weak split</a>' if "weak" in metrics else "")
               + '<a href="#ablation">ablations</a><a href="#roc">ROC</a>'
               '<a href="#videos">videos</a><a href="#provenance">provenance</a><a href="#config">configuration</a>'
@@ -466,6 +479,7 @@ def _write_html(out: TextIO, frames: pd.DataFrame, metrics: dict, plots_dir: Pat
     if wins:
         out.write('<h3 id="branches">Each branch on its anomaly type</h3>\n' + wins + "\n")
     out.write(_metrics_note(metrics))
+    out.write(_protocols_section(metrics))
     out.write('<h2 id="validation">Validation split</h2>\n')
     if validation is None:
         out.write('<p class="note">The dataset has no validation split: every setting is the documented default (see '

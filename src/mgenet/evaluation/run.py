@@ -32,12 +32,13 @@ class EvaluationSettings(FromDict):
 
 @dataclass
 class EvaluateSettings(FromDict):
-    """``evaluate_params``: the dataset's name, the seed of the bootstrap, the evaluation section, and optionally
+    """``evaluate_params``: the dataset's name and layout, the seed of the bootstrap, the evaluation section, and optionally
     the fusion section (to fuse the segment scores for RBDC / TBDC) and the whole config (for the report)."""
 
     SECTION: ClassVar[str] = "evaluate"
 
     dataset: str = "dataset"
+    layout: str = ""  # dataset.layout: which named protocols apply (mgenet.evaluation.protocols); "" none
     seed: int = 0
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     fusion: FusionSettings | None = None
@@ -124,6 +125,14 @@ def evaluate_run(frames_path: str, out: str, s: EvaluateSettings, inp: EvaluateI
                        weak_split=weak_split, weak_split_name=inp.weak_split)
     log.info("frame-level metrics (%d bootstrap resamples of the test videos) in %.1f s",
              int(s.evaluation.bootstrap), time.time() - t0)
+    if s.layout:
+        from mgenet.evaluation.metrics import weak_columns
+        from mgenet.evaluation.protocols import protocol_metrics
+
+        protocols = protocol_metrics(frames.drop(columns=weak_columns(frames)), s.layout, s.dataset,
+                                     int(s.evaluation.bootstrap), int(s.seed))
+        if protocols:
+            metrics["protocols"] = protocols
     if inp.boxes:
         localize_run(frames, metrics, s, inp)
     for path in inp.paper_protocol:  # baselines' figures under their paper's own protocol, labelled as such
@@ -166,6 +175,11 @@ def _log_metrics(metrics: dict[str, Any], weak_split: str) -> None:
         f = {k: format_figure(m[k]) for k in ("micro_auc", "macro_auc", "micro_ap", "micro_eer")}
         log.info("%-6s micro AUC %s%s  macro AUC %s  AP %s  EER %s%s  %s", name, f["micro_auc"], ci_text,
                  f["macro_auc"], f["micro_ap"], f["micro_eer"], region, types)
+    for name, p in metrics.get("protocols", {}).items():
+        log.info("protocol %s (%d test videos; left out %s):", name, p["n_videos"], ", ".join(p["left_out"]))
+        for score, m in p["scores"].items():
+            log.info("  %-6s micro AUC %s  macro AUC %s", score, format_figure(m["micro_auc"]),
+                     format_figure(m["macro_auc"]))
     if "weak" in metrics:
         log.info("weak split's %d test videos (%s):", metrics["weak"]["n_videos"], weak_split)
         for name, m in metrics["weak"]["scores"].items():
