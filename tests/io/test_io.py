@@ -239,3 +239,32 @@ def test_a_command_reading_a_truncated_file_prints_one_error_line_and_writes_not
     assert len(err) == 1 and err[0].startswith(f"error: {flow}: flow scores is unreadable (")
     assert err[0].endswith("(rule encode_flow remakes it).")
     assert not out.exists() and not list(out.parent.glob(".*tmp*"))
+
+
+def test_manifest_row_reads_the_row_read_manifest_reads(tmp_path):
+    import pandas as pd
+
+    from mgenet.io import MANIFEST_COLUMNS, manifest_row, read_manifest, write_manifest
+
+    path = tmp_path / "manifest.csv"
+    write_manifest(pd.DataFrame([
+        {"video": "01_0014", "split": "test", "scene": "01", "frames": 265, "fps": 25.0, "height": 480,
+         "width": 856, "video_path": "", "pose_path": "p/01_0014.json", "gt_path": "gt/01_0014.npy"},
+        {"video": "007", "split": "train", "scene": "12", "frames": 30, "fps": 24.5, "height": 240, "width": 320,
+         "video_path": "v/007.mp4", "pose_path": "", "gt_path": ""}])[MANIFEST_COLUMNS], path)
+    df = read_manifest(path)
+    for video in ("01_0014", "007"):
+        row, expected = manifest_row(path, video), df[df["video"] == video].iloc[0].to_dict()
+        assert row == expected
+        assert [type(v) for v in row.values()] == [type(getattr(v, "item", lambda v=v: v)()) for v in expected.values()]
+    with pytest.raises(MgenetError, match="'01_0001' is not in the manifest"):
+        manifest_row(path, "01_0001")
+
+
+def test_the_per_video_jobs_modules_do_not_import_pandas():
+    # import_pose and build_segments run once per video (874 processes on ShanghaiTech): pandas alone doubled each
+    # one's CPU time, for one manifest row
+    code = ("import sys, mgenet.cli, mgenet.io, mgenet.pose.imported, mgenet.pose.segments; "
+            "print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -33,6 +33,8 @@ checkpoint index_dataset:
         files=dataset_listing(),
     log:
         f"{R}/logs/data/index_dataset.log",
+    benchmark:
+        f"{R}/benchmarks/index_dataset.tsv"
     conda:
         "../../envs/core.yaml"
     shell:

@@ -32,6 +32,8 @@ else:
         priority: PRIORITY["segments"]
         log:
             f"{R}/logs/pose/import_pose/{{video}}.log",
+        benchmark:
+            f"{R}/benchmarks/import_pose/{{video}}.tsv"
         conda:
             "../../envs/core.yaml"
         shell:
@@ -50,6 +52,8 @@ rule build_segments:
     priority: PRIORITY["segments"]
     log:
         f"{R}/logs/segments/{{video}}.log",
+    benchmark:
+        f"{R}/benchmarks/build_segments/{{video}}.tsv"
     conda:
         "../../envs/core.yaml"
     shell:

@@ -50,6 +50,8 @@ else:
             split_sfx="|_val|_train",
         log:
             f"{R}/logs/{{run_dir}}score/score_components{{split_sfx}}.log",
+        benchmark:
+            f"{R}/benchmarks/{{run_dir}}score_components{{split_sfx}}.tsv"
         conda:
             "../../envs/core.yaml"
         shell:
@@ -76,6 +78,8 @@ rule fuse_scores:
         split_sfx="|_val",
     log:
         f"{R}/logs/{{run_dir}}score/fuse_scores{{split_sfx}}.log",
+    benchmark:
+        f"{R}/benchmarks/{{run_dir}}fuse_scores{{split_sfx}}.tsv"
     conda:
         "../../envs/core.yaml"
     shell:
@@ -139,6 +143,8 @@ rule evaluate:
         tuning_sha256=content_sha256(TUNING_TABLE),
     log:
         f"{R}/logs/eval/evaluate.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate.tsv"
     conda:
         "../../envs/core.yaml"
     shell:

@@ -3,16 +3,23 @@ boxes, and the parquet score tables."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from mgenet import MgenetError
 from mgenet.io.common import MissingFileError, UnreadableFileError, atomic_path, first_line
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported inside the functions that use it: it takes about half a CPU-second to import, which the per-video
+# jobs (import_pose, build_segments: one process per video, 874 on ShanghaiTech) read nothing but one manifest row with.
 
 # ------------------------------------------------------------------------------------------------------- manifest
 
@@ -29,6 +36,8 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    import pandas as pd
+
     path = Path(path)
     if not path.exists():
         raise MissingFileError(path, "manifest")
@@ -46,17 +55,24 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
+MANIFEST_NUMBERS = {"frames": int, "height": int, "width": int, "fps": float}
+
+
 def manifest_row(path: str | os.PathLike, video: str) -> dict:
-    """``video``'s row of the manifest at ``path``.
+    """``video``'s row of the manifest at ``path``: the columns of :func:`read_manifest` with frames, height and width
+    as int and fps as float (an empty cell stays ""). Read with the csv module, not pandas (see the note above).
 
     Raises:
         MgenetError: the manifest is missing, or the video is not in it.
     """
-    df = read_manifest(path)
-    rows = df[df["video"] == video]
-    if rows.empty:
-        raise MgenetError(f"{path}: video {video!r} is not in the manifest; rerun index_dataset.")
-    return rows.iloc[0].to_dict()
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(path, "manifest")
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("video") == video:
+                return {k: MANIFEST_NUMBERS[k](v) if k in MANIFEST_NUMBERS and v != "" else v for k, v in row.items()}
+    raise MgenetError(f"{path}: video {video!r} is not in the manifest; rerun index_dataset.")
 
 
 NUMPY_MAGIC = b"\x93NUMPY"
@@ -132,6 +148,8 @@ INTERVAL_COLUMNS = ["video", "start", "end", "type", "subtype"]
 
 def read_intervals(path: str | os.PathLike | None) -> pd.DataFrame:
     """Table of anomalous intervals with their type; ``end`` is inclusive. Empty when the dataset has none."""
+    import pandas as pd
+
     if not path or not Path(path).exists():
         return pd.DataFrame(columns=INTERVAL_COLUMNS)
     df = pd.read_csv(path, dtype={"video": str, "type": str, "subtype": str}, keep_default_na=False)
@@ -154,6 +172,8 @@ def read_weak_split(path: str | os.PathLike) -> pd.DataFrame:
     Raises:
         MgenetError: naming the file, the first bad row and the fix.
     """
+    import pandas as pd
+
     path = Path(path)
     fix = "fix the file (README, 'AR-Net: the weak split')"
     if not path.is_file():
@@ -197,6 +217,8 @@ def write_anomaly_boxes(df: pd.DataFrame, path: str | os.PathLike) -> None:
 def read_anomaly_boxes(path: str | os.PathLike) -> pd.DataFrame:
     """The anomalous objects' boxes (``ANOMALY_BOX_COLUMNS``), checked: boxes with x1 < x2 and y1 < y2, frames >= 0,
     no (video, track, frame) twice."""
+    import pandas as pd
+
     path = Path(path)
     if not path.exists():
         raise MissingFileError(path, "anomaly boxes")
@@ -232,6 +254,8 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
+    import pandas as pd
+
     path = Path(path)
     if not path.exists():
         raise MissingFileError(path, "score table")
