@@ -40,6 +40,7 @@ class MediaPipeBackend(PoseBackend):
         dirs = (cfg.model_dir,) if cfg.model_dir else ()
         self.detector = make_detector(cfg, threads)
         self.landmark = TFLiteModel(find_mediapipe_model("pose_landmark_full", dirs), threads)
+        self.passes = 0  # landmark-model runs since construction (the benchmark divides its time by them)
 
     def reset(self) -> None:
         super().reset()
@@ -52,6 +53,7 @@ class MediaPipeBackend(PoseBackend):
         Returns:
             (39, 3) landmarks: x, y in frame pixels and the visibility × presence probability; the pose score.
         """
+        self.passes += 1
         patch, m = region.crop(rgb, LANDMARK_INPUT, border=cv2.BORDER_REPLICATE)
         raw, flag, _, heatmap = self.landmark(patch.astype(np.float32)[None] / 255.0)[:4]
         lm = raw.reshape(N_LANDMARKS, 5)
@@ -95,6 +97,8 @@ class MediaPipeBackend(PoseBackend):
                 break
             if found and _covered(region, found):
                 continue  # a person already found here: skip the landmark pass
+            if cfg.skip_inner and not are_hints and poses and _inner(region, poses):
+                continue  # most likely a part of a found person (a limb's motion blob)
             lm, flag = self.landmarks(rgb, region)
             # A hint must be surer than a detection: else a track could feed itself on background once its
             # person has left.
@@ -168,6 +172,18 @@ def _duplicate(kp: np.ndarray, poses: list[np.ndarray]) -> bool:
     others = np.stack(poses)
     sim = np.maximum(oks(kp[None], others, min_score=0.0), oks(kp[None], others, min_score=0.5))
     return bool(sim.max() > DUPLICATE_OKS)
+
+
+def _inner(region: Region, poses: list[np.ndarray], min_score: float = 0.5) -> bool:
+    """Whether a region is centred inside the box of a found person's confident joints and no taller than it."""
+    for kp in poses:
+        ok = kp[:, 2] >= min_score
+        if ok.sum() < 2:
+            continue
+        (x0, y0), (x1, y1) = kp[ok, :2].min(0), kp[ok, :2].max(0)
+        if x0 <= region.cx <= x1 and y0 <= region.cy <= y1 and region.size <= y1 - y0:
+            return True
+    return False
 
 
 def _covered(region: Region, found: list[Region]) -> bool:
