@@ -109,3 +109,60 @@ def test_detector_runs_every_kth_call_unless_nobody_is_tracked() -> None:
     assert backend.detect_now(hint) and not backend.detect_now(hint)
     with pytest.raises(MgenetError, match="detect_every"):
         PoseConfig(detect_every=0)
+
+
+def test_a_lost_hint_runs_the_skipped_detector_at_once() -> None:
+    """With detect_every > 1, a tracked person not found at their hint is looked for by the detector on the same
+    frame: else their track ends (a tentative one at its first miss) until the next detector frame."""
+    from mgenet.pose import mediapipe_backend as mb
+
+    backend = make_backend(PoseConfig(detect_every=5, refine=False, detector="blazepose"))
+    person_at, present = Region(100, 100, 80), {"hint": True}
+    calls = {"detector": 0}
+
+    def detector(frame):
+        calls["detector"] += 1
+        return [person_at]
+
+    def landmarks(rgb, region):  # a person 60 px tall at the region's centre; the hint finds them only if present
+        lm = np.zeros((mb.N_LANDMARKS, 3))
+        lm[:, 0] = region.cx
+        lm[:, 1] = region.cy + np.linspace(-30, 30, mb.N_LANDMARKS)
+        lm[:, 2] = 0.9
+        lm[mb.AUX_HIPS, :2], lm[mb.AUX_SCALE, :2] = (region.cx, region.cy), (region.cx, region.cy - 40)
+        is_hint = region.cx == 101
+        return lm, (0.9 if present["hint"] or not is_hint else 0.1)
+
+    backend.detector, backend.landmarks = detector, landmarks
+    frame = np.zeros((240, 320, 3), np.uint8)
+    hint = [Region(101, 100, 80)]
+    assert len(backend(frame, None)) == 1 and calls["detector"] == 1  # first call: the detector runs
+    assert len(backend(frame, hint)) == 1 and calls["detector"] == 1  # the hint finds the person: no detector
+    present["hint"] = False
+    assert len(backend(frame, hint)) == 1 and calls["detector"] == 2  # the hint misses: the detector finds them
+
+
+def test_skip_inner_skips_detections_inside_a_found_person_only() -> None:
+    """pose.skip_inner: a detection centred inside a found person's confident joints (and no taller) gets no
+    landmark pass; one beside the person, or off by default, does."""
+    from mgenet.pose import mediapipe_backend as mb
+
+    person, part, beside = Region(100, 100, 80), Region(97, 110, 30), Region(200, 100, 80)
+    passes: list[Region] = []
+
+    def landmarks(rgb, region):  # a person 60 px tall, 20 px wide, at the region's centre; only whole regions pass
+        lm = np.zeros((mb.N_LANDMARKS, 3))
+        lm[:, 0] = region.cx + np.linspace(-10, 10, mb.N_LANDMARKS)
+        lm[:, 1] = region.cy + np.linspace(-30, 30, mb.N_LANDMARKS)[::-1]
+        lm[:, 2] = 0.9
+        lm[mb.AUX_HIPS, :2], lm[mb.AUX_SCALE, :2] = (region.cx, region.cy), (region.cx, region.cy - 40)
+        passes.append(region)
+        return lm, (0.9 if region.size == 80 else 0.1)
+
+    frame = np.zeros((240, 320, 3), np.uint8)
+    for skip, expected in ((True, [person, beside]), (False, [person, part, beside])):
+        backend = make_backend(PoseConfig(skip_inner=skip, refine=False, detector="blazepose"))
+        backend.detector, backend.landmarks = (lambda f: [person, part, beside]), landmarks
+        passes.clear()
+        assert len(backend(frame, None)) == 2
+        assert passes == expected

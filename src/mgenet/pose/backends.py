@@ -58,6 +58,7 @@ class PoseConfig(FromDict):
     max_persons: int = 16
     refine: bool = True                 # second keypoint pass on the region the first pass's keypoints imply
     propagate: bool = True              # also look where the previous frame's people were
+    skip_inner: bool = False            # no landmark pass on a detection centred inside a found person's joints
     input_norm: str = "imagenet"        # onnx backend: imagenet (mean/std) or unit ([0, 1])
     tracking: TrackerConfig = field(default_factory=TrackerConfig)
 

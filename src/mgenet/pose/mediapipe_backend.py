@@ -40,6 +40,7 @@ class MediaPipeBackend(PoseBackend):
         dirs = (cfg.model_dir,) if cfg.model_dir else ()
         self.detector = make_detector(cfg, threads)
         self.landmark = TFLiteModel(find_mediapipe_model("pose_landmark_full", dirs), threads)
+        self.passes = 0  # landmark-model runs since construction (the benchmark divides its time by them)
 
     def reset(self) -> None:
         super().reset()
@@ -52,6 +53,7 @@ class MediaPipeBackend(PoseBackend):
         Returns:
             (39, 3) landmarks: x, y in frame pixels and the visibility × presence probability; the pose score.
         """
+        self.passes += 1
         patch, m = region.crop(rgb, LANDMARK_INPUT, border=cv2.BORDER_REPLICATE)
         raw, flag, _, heatmap = self.landmark(patch.astype(np.float32)[None] / 255.0)[:4]
         lm = raw.reshape(N_LANDMARKS, 5)
@@ -61,41 +63,63 @@ class MediaPipeBackend(PoseBackend):
         return np.concatenate([xy, score[:, None]], axis=1), float(np.asarray(flag).reshape(-1)[0])
 
     def __call__(self, frame_bgr: np.ndarray, hints: list[Region] | None = None) -> FramePoses:
-        cfg = self.cfg
+        detect = self.detect_now(hints)
         with self.timed("detect"):
-            regions = self.detector(frame_bgr) if self.detect_now(hints) else []
-        # Hints first: they follow people the detector may lose, and are already landmark-derived (no refine pass).
+            regions = self.detector(frame_bgr) if detect else []
         hints = list(hints or [])
-        regions = [*hints, *regions]
-        poses, scores, found = [], [], []
+        poses: list[np.ndarray] = []
+        scores: list[float] = []
+        found: list[Region] = []
         with self.timed("keypoints"):
             rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
-            for i, region in enumerate(regions):
-                if len(poses) >= cfg.max_persons:
-                    break
-                if found and _covered(region, found):
-                    continue  # a person already found here: skip the landmark pass
-                lm, flag = self.landmarks(rgb, region)
-                # A hint must be surer than a detection: else a track could feed itself on background once its
-                # person has left.
-                if flag < (max(cfg.min_pose_score, HINT_MIN_SCORE) if i < len(hints) else cfg.min_pose_score):
-                    continue
-                if cfg.refine and i >= len(hints):
-                    better = region_from_points(lm[AUX_HIPS, :2], lm[AUX_SCALE, :2], expand=1.25)
-                    lm2, flag2 = self.landmarks(rgb, better)
-                    if flag2 >= cfg.min_pose_score:
-                        lm, flag = lm2, flag2
-                kp = lm[list(BLAZEPOSE_TO_COCO)].astype(np.float32)
-                if _height(kp) < cfg.min_person_height:
-                    continue
-                if poses and _duplicate(kp, poses):
-                    continue
-                poses.append(kp)
-                scores.append(flag)
-                found.append(region_from_points(lm[AUX_HIPS, :2], lm[AUX_SCALE, :2], expand=1.25, score=flag))
+            # Hints first: they follow people the detector may lose, and are already landmark-derived (no refine pass).
+            lost = self._search(rgb, hints, True, poses, scores, found)
+            self._search(rgb, regions, False, poses, scores, found)
+        if lost and not detect and len(poses) < self.cfg.max_persons:
+            # A tracked person was not found where expected (pose.detect_every skipped the detector): look for them
+            # now, or their track would end (a tentative one at its first miss) until the next detector frame.
+            with self.timed("detect"):
+                regions = self.detector(frame_bgr)
+            with self.timed("keypoints"):
+                self._search(rgb, regions, False, poses, scores, found)
         if not poses:
             return FramePoses.empty()
         return FramePoses(np.stack(poses), np.asarray(scores, np.float32), found)
+
+    def _search(self, rgb: np.ndarray, regions: list[Region], are_hints: bool, poses: list[np.ndarray],
+                scores: list[float], found: list[Region]) -> bool:
+        """The landmark model on each region not already covered by a found person; appends to poses, scores and
+        found. Returns whether a region was rejected (no person there, or one too small)."""
+        cfg = self.cfg
+        rejected = False
+        for region in regions:
+            if len(poses) >= cfg.max_persons:
+                break
+            if found and _covered(region, found):
+                continue  # a person already found here: skip the landmark pass
+            if cfg.skip_inner and not are_hints and poses and _inner(region, poses):
+                continue  # most likely a part of a found person (a limb's motion blob)
+            lm, flag = self.landmarks(rgb, region)
+            # A hint must be surer than a detection: else a track could feed itself on background once its
+            # person has left.
+            if flag < (max(cfg.min_pose_score, HINT_MIN_SCORE) if are_hints else cfg.min_pose_score):
+                rejected = True
+                continue
+            if cfg.refine and not are_hints:
+                better = region_from_points(lm[AUX_HIPS, :2], lm[AUX_SCALE, :2], expand=1.25)
+                lm2, flag2 = self.landmarks(rgb, better)
+                if flag2 >= cfg.min_pose_score:
+                    lm, flag = lm2, flag2
+            kp = lm[list(BLAZEPOSE_TO_COCO)].astype(np.float32)
+            if _height(kp) < cfg.min_person_height:
+                rejected = True
+                continue
+            if poses and _duplicate(kp, poses):
+                continue  # found already (two regions on one person)
+            poses.append(kp)
+            scores.append(flag)
+            found.append(region_from_points(lm[AUX_HIPS, :2], lm[AUX_SCALE, :2], expand=1.25, score=flag))
+        return rejected
 
 
 def refine_from_heatmap(uv: np.ndarray, heatmap: np.ndarray, size: int, kernel: int = 7,
@@ -148,6 +172,18 @@ def _duplicate(kp: np.ndarray, poses: list[np.ndarray]) -> bool:
     others = np.stack(poses)
     sim = np.maximum(oks(kp[None], others, min_score=0.0), oks(kp[None], others, min_score=0.5))
     return bool(sim.max() > DUPLICATE_OKS)
+
+
+def _inner(region: Region, poses: list[np.ndarray], min_score: float = 0.5) -> bool:
+    """Whether a region is centred inside the box of a found person's confident joints and no taller than it."""
+    for kp in poses:
+        ok = kp[:, 2] >= min_score
+        if ok.sum() < 2:
+            continue
+        (x0, y0), (x1, y1) = kp[ok, :2].min(0), kp[ok, :2].max(0)
+        if x0 <= region.cx <= x1 and y0 <= region.cy <= y1 and region.size <= y1 - y0:
+            return True
+    return False
 
 
 def _covered(region: Region, found: list[Region]) -> bool:
