@@ -276,8 +276,8 @@ def get_feature_weights(wildcards):
         return []
     if not Path(weights).is_file():
         raise MgenetError(
-            f"{weights}: Video Swin checkpoint not found (features.weights). Download swin_tiny_patch244_window877_kinetics400_1k.pth"
-            " (README, 'Features and weights') or set features.weights: random."
+            f"{weights}: Video Swin checkpoint not found (features.weights). Download"
+            " swin_tiny_patch244_window877_kinetics400_1k.pth (README, 'Features and weights') or set features.weights: random."
         )
     return weights
 

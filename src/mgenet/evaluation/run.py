@@ -32,8 +32,8 @@ class EvaluationSettings(FromDict):
 
 @dataclass
 class EvaluateSettings(FromDict):
-    """``evaluate_params``: the dataset's name and layout, the seed of the bootstrap, the evaluation section, and optionally
-    the fusion section (to fuse the segment scores for RBDC / TBDC) and the whole config (for the report)."""
+    """``evaluate_params``: the dataset's name and layout, the seed of the bootstrap, the evaluation section, and
+    optionally the fusion section (to fuse the segment scores for RBDC / TBDC) and the whole config (for the report)."""
 
     SECTION: ClassVar[str] = "evaluate"
 

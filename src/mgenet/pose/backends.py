@@ -49,7 +49,7 @@ class PoseConfig(FromDict):
     weights: str = ""                   # the onnx backend's model file
     model_dir: str = ""                 # optional folder with the BlazePose .tflite files
     every_n: int = 1
-    detect_every: int = 1               # the person detector on every k-th processed frame; between, tracked people only
+    detect_every: int = 1               # the person detector on every k-th processed frame; tracked people between
     min_detection_score: float = 0.5
     nms_iou: float = 0.3
     tiles: tuple[int, int] = (1, 1)     # (columns, rows) of detector tiles, for people small in the frame
