@@ -52,7 +52,6 @@ def cmd_import_pose(args: argparse.Namespace) -> None:
 
 def cmd_ubnormal_boxes(args: argparse.Namespace) -> None:
     import logging
-
     from pathlib import Path
 
     from mgenet.io import read_manifest, write_anomaly_boxes
