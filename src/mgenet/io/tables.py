@@ -60,18 +60,30 @@ MANIFEST_NUMBERS = {"frames": int, "height": int, "width": int, "fps": float}
 
 def manifest_row(path: str | os.PathLike, video: str) -> dict:
     """``video``'s row of the manifest at ``path``: the columns of :func:`read_manifest` with frames, height and width
-    as int and fps as float (an empty cell stays ""). Read with the csv module, not pandas (see the note above).
+    as int and fps as float (an empty cell stays ""). Read with the csv module, not pandas (see the note above), with
+    :func:`read_manifest`'s checks: a file cut short, empty or of another kind is one error naming it.
 
     Raises:
-        MgenetError: the manifest is missing, or the video is not in it.
+        MgenetError: the manifest is missing or unreadable, or the video is not in it.
     """
     path = Path(path)
     if not path.exists():
         raise MissingFileError(path, "manifest")
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise UnreadableFileError(path, "manifest", "empty")
+    if not raw.endswith(b"\n"):  # write_manifest ends every row: a file cut short (a full disk, a copy)
+        raise UnreadableFileError(path, "manifest", "cut short: its last row is incomplete")
+    try:
+        rows = csv.DictReader(raw.decode("utf-8").splitlines())
+        if not {"video", "split"} <= set(rows.fieldnames or ()):
+            raise UnreadableFileError(path, "manifest", "no video and split columns: not a manifest")
+        for row in rows:
             if row.get("video") == video:
-                return {k: MANIFEST_NUMBERS[k](v) if k in MANIFEST_NUMBERS and v != "" else v for k, v in row.items()}
+                return {k: MANIFEST_NUMBERS[k](v) if k in MANIFEST_NUMBERS and v != "" else v
+                        for k, v in row.items()}
+    except (UnicodeDecodeError, csv.Error, TypeError, ValueError) as e:  # bytes of another kind, a row cut short
+        raise UnreadableFileError(path, "manifest", f"not a CSV table: {first_line(e)[:120]}") from e
     raise MgenetError(f"{path}: video {video!r} is not in the manifest; rerun index_dataset.")
 
 
