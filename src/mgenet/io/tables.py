@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,23 +35,39 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df[MANIFEST_COLUMNS].to_csv(tmp, index=False)
 
 
-def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    import pandas as pd
-
-    path = Path(path)
+def _manifest_text(path: Path) -> str:
+    """The manifest's text, with the checks both readers share: missing, empty, cut short, not text."""
     if not path.exists():
         raise MissingFileError(path, "manifest")
     raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):  # write_manifest ends every row: a file cut short (a full disk, a copy)
+    if not raw.strip():
+        raise UnreadableFileError(path, "manifest", "empty")
+    if not raw.endswith(b"\n"):  # write_manifest ends every row: a file cut short (a full disk, a copy)
         raise UnreadableFileError(path, "manifest", "cut short: its last row is incomplete")
     try:
-        df = pd.read_csv(path, dtype={"video": str, "split": str, "scene": str}, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise UnreadableFileError(path, "manifest", "empty" if not raw.strip() else f"not a CSV table: "
-                                  f"{first_line(e)[:120]}") from e
-    lacking = [c for c in ("video", "split") if c not in df.columns]
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UnreadableFileError(path, "manifest", f"not a CSV table: {first_line(e)[:120]}") from e
+
+
+def _check_manifest_columns(path: Path, columns: Iterable[str]) -> None:
+    lacking = [c for c in ("video", "split") if c not in set(columns)]
     if lacking:
         raise UnreadableFileError(path, "manifest", f"no {', '.join(lacking)} column: not a manifest")
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    import io
+
+    import pandas as pd
+
+    path = Path(path)
+    text = _manifest_text(path)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype={"video": str, "split": str, "scene": str}, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
+        raise UnreadableFileError(path, "manifest", f"not a CSV table: {first_line(e)[:120]}") from e
+    _check_manifest_columns(path, df.columns)
     return df
 
 
@@ -67,22 +83,14 @@ def manifest_row(path: str | os.PathLike, video: str) -> dict:
         MgenetError: the manifest is missing or unreadable, or the video is not in it.
     """
     path = Path(path)
-    if not path.exists():
-        raise MissingFileError(path, "manifest")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise UnreadableFileError(path, "manifest", "empty")
-    if not raw.endswith(b"\n"):  # write_manifest ends every row: a file cut short (a full disk, a copy)
-        raise UnreadableFileError(path, "manifest", "cut short: its last row is incomplete")
+    rows = csv.DictReader(_manifest_text(path).splitlines())
     try:
-        rows = csv.DictReader(raw.decode("utf-8").splitlines())
-        if not {"video", "split"} <= set(rows.fieldnames or ()):
-            raise UnreadableFileError(path, "manifest", "no video and split columns: not a manifest")
+        _check_manifest_columns(path, rows.fieldnames or ())
         for row in rows:
             if row.get("video") == video:
                 return {k: MANIFEST_NUMBERS[k](v) if k in MANIFEST_NUMBERS and v != "" else v
                         for k, v in row.items()}
-    except (UnicodeDecodeError, csv.Error, TypeError, ValueError) as e:  # bytes of another kind, a row cut short
+    except (csv.Error, TypeError, ValueError) as e:  # a row cut short, or text of another kind
         raise UnreadableFileError(path, "manifest", f"not a CSV table: {first_line(e)[:120]}") from e
     raise MgenetError(f"{path}: video {video!r} is not in the manifest; rerun index_dataset.")
 
