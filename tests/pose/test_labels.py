@@ -89,3 +89,17 @@ def test_stgnf_person_selection_indexes_the_global_table_with_clip_positions() -
     out = stgnf_person_selection(videos, pid, start, labels)
     assert out[0].tolist() == [1, -1, 1]
     assert out[1].tolist() == [-1, 1, 1]  # the first clip: the selection is right there
+
+
+def test_a_label_table_missing_empty_cut_short_or_foreign_is_one_error_naming_it(tmp_path: Path) -> None:
+    seg = write_video_segments(tmp_path / "s.h5", windows([18, 2], [3, 3]), [0, 1], [3, 3])
+    good = label_video(seg, folder(tmp_path), tmp_path / "l.csv")
+    path = tmp_path / "bad.csv"
+    with pytest.raises(MgenetError, match="bad.csv: window label table not found; rule label_windows"):
+        read_labels(path, len(good))
+    text = (tmp_path / "l.csv").read_bytes()
+    for content, why in ((b"", "empty"), (text[:-5], "cut short"), (b"\x89PNG\r\n\x1a\n\x00\x82\n", "not a CSV table"),
+                         (b'a,"b\n1\n', "not a CSV table")):
+        path.write_bytes(content)
+        with pytest.raises(MgenetError, match=f"bad.csv: window label table is unreadable \\({why}"):
+            read_labels(path, len(good))

@@ -290,15 +290,18 @@ def get_all_features(wildcards):
     return expand(f"{R}/features/{{video}}.h5", video=sorted(df.loc[df["video_path"] != "", "video"]))
 
 
-_ANNOTATION_DIRS = {}
+_ANNOTATION_DIRS = None
 
 
 def annotation_dirs():
-    """UBnormal's annotation folders under the dataset root, by video (walked once, on first use)."""
-    if not _ANNOTATION_DIRS and config["dataset"]["layout"] == "ubnormal" and Path(DATA_ROOT).is_dir():
-        from mgenet.io.annotations import find_annotation_dirs
+    """UBnormal's annotation folders under the dataset root, by video (walked once, on first use, found or not)."""
+    global _ANNOTATION_DIRS
+    if _ANNOTATION_DIRS is None:
+        _ANNOTATION_DIRS = {}
+        if config["dataset"]["layout"] == "ubnormal" and Path(DATA_ROOT).is_dir():
+            from mgenet.io.annotations import find_annotation_dirs
 
-        _ANNOTATION_DIRS.update({v: str(p) for v, p in find_annotation_dirs(DATA_ROOT).items()})
+            _ANNOTATION_DIRS = {v: str(p) for v, p in find_annotation_dirs(DATA_ROOT).items()}
     return _ANNOTATION_DIRS
 
 

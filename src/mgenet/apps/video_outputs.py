@@ -35,7 +35,7 @@ import pandas as pd
 
 from mgenet import MgenetError
 from mgenet.io import PoseDict, atomic_path
-from mgenet.pose.skeleton import boxes_from_keypoints
+from mgenet.pose.skeleton import COCO_EDGES, boxes_from_keypoints
 from mgenet.scoring.fusion import COMPONENTS, FUSED
 
 log = logging.getLogger("mgenet")
@@ -45,8 +45,6 @@ SELF_MADS = 3.0  # without a reference: median + 3 robust standard deviations (1
 PERSON_COLUMNS = ["track", "frame", "x1", "y1", "x2", "y2", "window_start", *COMPONENTS, FUSED]
 EVENT_COLUMNS = ["event", "start", "end", "start_s", "end_s", "peak_frame", "peak_score", "track", "track_score",
                  "x1", "y1", "x2", "y2"]
-COCO_EDGES = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12),
-              (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
 KEYPOINT_MIN = 0.3
 GREY = (150, 150, 150)
 

@@ -35,19 +35,21 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df[MANIFEST_COLUMNS].to_csv(tmp, index=False)
 
 
-def _manifest_text(path: Path) -> str:
-    """The manifest's text, with the checks both readers share: missing, empty, cut short, not text."""
+def csv_text(path: str | os.PathLike, what: str, otherwise: str = "") -> str:
+    """The text of a CSV table that mgenet wrote (every row ends with a newline), checked: missing (the message
+    names ``otherwise``, the fix), empty, cut short (a full disk, a copy) or not text is one error naming it."""
+    path = Path(path)
     if not path.exists():
-        raise MissingFileError(path, "manifest")
+        raise MissingFileError(path, what, otherwise)
     raw = path.read_bytes()
     if not raw.strip():
-        raise UnreadableFileError(path, "manifest", "empty")
-    if not raw.endswith(b"\n"):  # write_manifest ends every row: a file cut short (a full disk, a copy)
-        raise UnreadableFileError(path, "manifest", "cut short: its last row is incomplete")
+        raise UnreadableFileError(path, what, "empty")
+    if not raw.endswith(b"\n"):
+        raise UnreadableFileError(path, what, "cut short: its last row is incomplete")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UnreadableFileError(path, "manifest", f"not a CSV table: {first_line(e)[:120]}") from e
+        raise UnreadableFileError(path, what, f"not a CSV table: {first_line(e)[:120]}") from e
 
 
 def _check_manifest_columns(path: Path, columns: Iterable[str]) -> None:
@@ -62,7 +64,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     import pandas as pd
 
     path = Path(path)
-    text = _manifest_text(path)
+    text = csv_text(path, "manifest")
     try:
         df = pd.read_csv(io.StringIO(text), dtype={"video": str, "split": str, "scene": str}, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
@@ -83,7 +85,7 @@ def manifest_row(path: str | os.PathLike, video: str) -> dict:
         MgenetError: the manifest is missing or unreadable, or the video is not in it.
     """
     path = Path(path)
-    rows = csv.DictReader(_manifest_text(path).splitlines())
+    rows = csv.DictReader(csv_text(path, "manifest").splitlines())
     try:
         _check_manifest_columns(path, rows.fieldnames or ())
         for row in rows:

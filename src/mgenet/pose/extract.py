@@ -25,14 +25,12 @@ import numpy as np
 from mgenet import MgenetError
 from mgenet.io import PoseDict, write_alphapose
 from mgenet.pose.backends import PoseBackend, PoseConfig, make_backend
+from mgenet.pose.skeleton import COCO_EDGES
 from mgenet.pose.tracking import Tracker
 from mgenet.io.video import frame_files, probe
 
 log = logging.getLogger("mgenet")
 
-# COCO-17 limbs for the preview.
-COCO_EDGES = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12),
-              (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
 
 
 def iter_frames(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:

@@ -106,12 +106,17 @@ def stgnf_person_selection(videos: list[str], person_id: list[np.ndarray], start
 def read_labels(path: str | os.PathLike, n_rows: int) -> np.ndarray:
     """The labels (n_rows,) of a label table written by :func:`label_video`, checked against its segments file's
     row count."""
-    from mgenet.io.common import MgenetError, MissingFileError
+    import io
 
-    if not os.path.exists(path):
-        raise MissingFileError(path, "window label table", otherwise="rule label_windows (`mgenet label-windows`) "
-                                                                     "makes it.")
-    df = pd.read_csv(path)
+    from mgenet.io.common import MgenetError, UnreadableFileError, first_line
+    from mgenet.io.tables import csv_text
+
+    text = csv_text(path, "window label table", otherwise="rule label_windows (`mgenet label-windows`) makes it.")
+    try:
+        df = pd.read_csv(io.StringIO(text))
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
+        raise UnreadableFileError(path, "window label table", f"not a CSV table: {first_line(e)[:120]}",
+                                  "delete it and rerun (rule label_windows remakes it)") from e
     if list(df.columns) != LABEL_COLUMNS or len(df) != n_rows or not df["label"].isin([1, -1]).all():
         raise MgenetError(f"{path}: window label table does not match its segments file ({len(df)} rows, "
                           f"{n_rows} windows); delete it and rerun (rule label_windows remakes it).")

@@ -6,6 +6,9 @@ import numpy as np
 
 COCO17 = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist",
           "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle")
+# COCO-17's limbs, as pairs of joints (the drawings of pose extraction's preview and score-video's overlay)
+COCO_EDGES = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12),
+              (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
 # STG-NF appends the neck (index 17) to COCO-17 and reorders into OpenPose-18:
 # nose, neck, r-shoulder, r-elbow, r-wrist, l-shoulder, l-elbow, l-wrist, r-hip, r-knee, r-ankle, l-hip, l-knee,
 # l-ankle, r-eye, l-eye, r-ear, l-ear.
