@@ -177,3 +177,15 @@ def write_ubnormal_annotations(root: Path, video: str, masks: list[np.ndarray], 
         Image.fromarray(mask.astype(np.uint8), mode="L").save(folder / f"{video}_{frame:04d}_gt.png")
     (folder / f"{video}_{tracks_name}.txt").write_text(tracks)
     return folder
+
+
+def wait_gone(p, timeout: float) -> None:
+    """Wait up to ``timeout`` s for the psutil.Process ``p`` to end; if it is still there, kill it and fail: a job
+    that outlives the run that started it."""
+    import psutil
+
+    try:
+        p.wait(timeout)
+    except psutil.TimeoutExpired:
+        p.kill()
+        raise AssertionError(f"the job (pid {p.pid}) outlived the run that started it by {timeout} s") from None

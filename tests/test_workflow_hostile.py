@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from helpers import copy_workflow, make_stgnf_dataset, mount_tmpfs, run_snakemake, snakemake_env
+from helpers import copy_workflow, make_stgnf_dataset, mount_tmpfs, run_snakemake, snakemake_env, wait_gone
 
 POSE_ONLY = {
     "dataset": {"name": "hostile", "root": "data/set", "generate": False, "resolution": [320, 240]},
@@ -63,14 +63,6 @@ def start_long_training(wd: Path) -> tuple[subprocess.Popen, psutil.Process, psu
         time.sleep(0.2)
 
 
-def wait_gone(p: psutil.Process, timeout: float = 60) -> None:
-    try:
-        p.wait(timeout)
-    except psutil.TimeoutExpired:
-        p.kill()
-        raise AssertionError(f"the job (pid {p.pid}) outlived the run that started it by {timeout} s") from None
-
-
 def test_killing_snakemake_stops_its_job_and_a_rerun_keeps_its_own_output(wd):
     sm, _, job = start_long_training(wd)
     sm.send_signal(signal.SIGKILL)  # Snakemake only: its job and the job's shell are left behind
@@ -79,7 +71,7 @@ def test_killing_snakemake_stops_its_job_and_a_rerun_keeps_its_own_output(wd):
     run_snakemake(wd, "short.yaml", 1, "--unlock")
     run_snakemake(wd, "short.yaml", 1, str(FLOW))
     written = (wd / FLOW).stat().st_mtime_ns
-    wait_gone(job)
+    wait_gone(job, 60)
     time.sleep(2)
     assert (wd / FLOW).stat().st_mtime_ns == written, "the orphaned job replaced the rerun's flow.pt"
     import torch
@@ -93,7 +85,7 @@ def test_killing_snakemake_stops_its_job_and_a_rerun_keeps_its_own_output(wd):
 def test_killing_a_jobs_shell_stops_the_job_before_it_writes(wd):
     sm, shell, job = start_long_training(wd)
     shell.send_signal(signal.SIGKILL)
-    wait_gone(job)
+    wait_gone(job, 60)
     sm.wait(timeout=120)
     assert sm.returncode != 0  # Snakemake reports the job failed ...
     time.sleep(2)

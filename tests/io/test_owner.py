@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import wait_gone
 
 from mgenet.io.owner import _is_snakemake
 
@@ -79,20 +80,12 @@ def start_job(tmp_path: Path, mode: str) -> tuple[subprocess.Popen, psutil.Proce
     return sm, shell, job, target
 
 
-def wait_gone(p: psutil.Process, timeout: float = 30) -> None:
-    try:
-        p.wait(timeout)
-    except psutil.TimeoutExpired:
-        p.kill()
-        raise AssertionError(f"pid {p.pid} outlived its run by {timeout} s") from None
-
-
 @pytest.mark.parametrize("victim", ["snakemake", "shell"])
 def test_a_job_stops_when_snakemake_or_its_shell_is_killed(tmp_path, victim):
     sm, shell, job, target = start_job(tmp_path, "watch")
     try:
         (sm if victim == "snakemake" else shell).send_signal(signal.SIGKILL)
-        wait_gone(job)
+        wait_gone(job, 30)
     finally:
         sm.kill()
         sm.wait()
@@ -107,7 +100,7 @@ def test_a_job_whose_run_is_gone_does_not_rename_its_output(tmp_path):
     sm, _, job, target = start_job(tmp_path, "check")
     try:
         sm.kill()
-        wait_gone(job)
+        wait_gone(job, 30)
     finally:
         sm.wait()
     assert not target.exists() and not list(target.parent.glob(".*.tmp*"))
